@@ -1,0 +1,41 @@
+// swift-tools-version:6.0
+// SecureChat: a TLS-only, multi-room chat service with password accounts, speaking IRC.
+// See README.md for the two commands and ../shared/DESIGN.md for the architecture.
+import PackageDescription
+
+let package = Package(
+    name: "SecureChat",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "TLS", targets: ["TLS"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    ],
+    targets: [
+        // The system's OpenSSL (3.0 or newer), found with pkg-config; `apt-get install libssl-dev`.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]
+        ),
+        // TLS over COpenSSL: configuration, engine, SwiftNIO handler, development certificates.
+        .target(
+            name: "TLS",
+            dependencies: [
+                "COpenSSL",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "TLSTests",
+            dependencies: [
+                "TLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,397 @@
+import NIOCore
+
+/// Events a `TLSHandler` sends up the pipeline with `fireUserInboundEventTriggered`.
+public enum TLSEvent: Sendable, Equatable {
+    /// The handshake finished; plaintext may flow. Carries what was negotiated.
+    case handshakeCompleted(TLSSessionInfo)
+    /// The peer sent close_notify: a clean TLS shutdown. The handler answers and closes.
+    case shutdownCompleted
+}
+
+/// Puts a `TLSEngine` into a SwiftNIO pipeline, on the server or the client side.
+///
+/// Below it flows ciphertext, above it plaintext. It runs the handshake (client: on
+/// `channelActive`; server: when the first bytes arrive) under a timeout; holds writes made before
+/// the handshake completes and sends them after it; completes each write's promise when its
+/// ciphertext is written; decrypts per read burst and delivers on `channelReadComplete`, never
+/// reading from the socket unless asked (read backpressure); sends close_notify on close and
+/// waits briefly for the peer's; tells a clean shutdown (`TLSEvent.shutdownCompleted`) from an
+/// unclean EOF (`TLSError.uncleanShutdown`). A failed handshake sends OpenSSL's alert, fires a
+/// `TLSError` a person can read, and closes. A server closes a peer that speaks plaintext at its
+/// first byte, optionally answering it with one plaintext line first.
+public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = ByteBuffer
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    private enum State {
+        case idle, handshaking, active, closing, closed
+    }
+
+    /// Plaintext writes are coalesced into records of up to this size.
+    private static let recordCoalescingLimit = 16 * 1024
+    /// Ciphertext is handed to the channel whenever this much has accumulated during a flush.
+    private static let ciphertextChunk = 256 * 1024
+
+    private let engine: TLSEngine
+    private let handshakeTimeout: TimeAmount
+    private let closeTimeout: TimeAmount
+    private let plaintextReply: [UInt8]?
+    private var state: State = .idle
+    private var timer: Scheduled<Void>?
+    private var pendingWrites = CircularBuffer<(buffer: ByteBuffer, promise: EventLoopPromise<Void>?)>(initialCapacity: 4)
+    private var flushedWrites = 0
+    private var plaintext: ByteBuffer?
+    private var closePromise: EventLoopPromise<Void>?
+    private var readRequested = false
+    private var receivedAnything = false
+
+    /// What the handshake negotiated, once it has completed.
+    public private(set) var sessionInfo: TLSSessionInfo?
+
+    /// - Parameters:
+    ///   - engine: a fresh engine for this connection.
+    ///   - handshakeTimeout: how long the handshake may take from `channelActive`.
+    ///   - closeTimeout: how long to wait for the peer's close_notify after sending ours.
+    ///   - plaintextReply: server only: a line sent in plaintext to a peer that speaks plaintext
+    ///     before it is closed (an IRC server sends `ERROR :...` so the person sees why).
+    public init(
+        engine: TLSEngine,
+        handshakeTimeout: TimeAmount = .seconds(10),
+        closeTimeout: TimeAmount = .seconds(3),
+        plaintextReply: String? = nil
+    ) {
+        self.engine = engine
+        self.handshakeTimeout = handshakeTimeout
+        self.closeTimeout = closeTimeout
+        self.plaintextReply = plaintextReply.map { Array($0.utf8) }
+    }
+
+    /// A handler with a new engine for `context`.
+    public convenience init(
+        context: TLSContext,
+        serverName: String? = nil,
+        handshakeTimeout: TimeAmount = .seconds(10),
+        closeTimeout: TimeAmount = .seconds(3),
+        plaintextReply: String? = nil
+    ) throws(TLSError) {
+        self.init(
+            engine: try TLSEngine(context: context, serverName: serverName),
+            handshakeTimeout: handshakeTimeout, closeTimeout: closeTimeout, plaintextReply: plaintextReply)
+    }
+
+    private var isServer: Bool { engine.context.configuration.role == .server }
+
+    // MARK: Lifecycle
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { start(context: context) }
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        cancelTimer()
+        failPendingWrites(ChannelError.ioOnClosedChannel)
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        start(context: context)
+        context.fireChannelActive()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        let previous = state
+        state = .closed
+        cancelTimer()
+        failPendingWrites(ChannelError.ioOnClosedChannel)
+        if let promise = closePromise {
+            closePromise = nil
+            promise.succeed(())
+        }
+        switch previous {
+        case .handshaking where receivedAnything || !isServer:
+            context.fireErrorCaught(TLSError.closedDuringHandshake)
+        case .active:
+            context.fireErrorCaught(TLSError.uncleanShutdown)
+        default:
+            break
+        }
+        context.fireChannelInactive()
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        guard state == .idle else { return }
+        state = .handshaking
+        let timeout = handshakeTimeout
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+            guard let self, self.state == .handshaking else { return }
+            self.fail(context: context, error: .handshakeTimedOut(milliseconds: timeout.nanoseconds / 1_000_000))
+        }
+        if !isServer { advanceHandshake(context: context) }
+    }
+
+    // MARK: Inbound
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        switch state {
+        case .idle:
+            start(context: context)
+            receiveDuringHandshake(context: context, buffer)
+        case .handshaking:
+            receiveDuringHandshake(context: context, buffer)
+        case .active, .closing:
+            engine.receive(buffer)
+            decrypt(context: context)
+        case .closed:
+            break
+        }
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        if deliverPlaintext(context: context) {
+            readRequested = false
+        } else if readRequested && state != .closed {
+            // The bytes read were all TLS overhead: ask again, or a reader waiting for data stalls.
+            context.read()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    private func receiveDuringHandshake(context: ChannelHandlerContext, _ buffer: ByteBuffer) {
+        if isServer && !receivedAnything, let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self), first != 0x16 {
+            // Every TLS connection starts with a handshake record (content type 22).
+            receivedAnything = true
+            rejectPlaintext(context: context, buffer)
+            return
+        }
+        receivedAnything = true
+        engine.receive(buffer)
+        advanceHandshake(context: context)
+    }
+
+    private func rejectPlaintext(context: ChannelHandlerContext, _ buffer: ByteBuffer) {
+        let prefix = buffer.getBytes(at: buffer.readerIndex, length: min(buffer.readableBytes, 16)) ?? []
+        let shown = String(decoding: prefix.map { (0x20...0x7e).contains($0) ? $0 : UInt8(ascii: ".") }, as: UTF8.self)
+        if let plaintextReply {
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: plaintextReply)), promise: nil)
+        }
+        fail(context: context, error: .plaintextPeer(firstBytes: "\"\(shown)\""))
+    }
+
+    private func advanceHandshake(context: ChannelHandlerContext) {
+        switch engine.handshake() {
+        case .inProgress:
+            sendCiphertext(context: context)
+        case .complete:
+            state = .active
+            cancelTimer()
+            let info = engine.sessionInfo
+            sessionInfo = info
+            sendCiphertext(context: context)
+            context.fireUserInboundEventTriggered(TLSEvent.handshakeCompleted(info))
+            // Application data may have arrived together with the peer's Finished.
+            if state == .active && engine.pendingInputBytes > 0 { decrypt(context: context) }
+            if state == .active && flushedWrites > 0 { encryptFlushedWrites(context: context) }
+        case let .failed(error):
+            sendCiphertext(context: context)  // the alert tells the peer why
+            fail(context: context, error: error)
+        }
+    }
+
+    private func decrypt(context: ChannelHandlerContext) {
+        var buffer: ByteBuffer
+        if let existing = plaintext {
+            buffer = existing
+            plaintext = nil  // keep one reference, so appending does not copy
+        } else {
+            buffer = context.channel.allocator.buffer(capacity: 0)
+        }
+        let result = engine.readPlaintext(into: &buffer)
+        if buffer.readableBytes > 0 { plaintext = buffer }
+        sendCiphertext(context: context)  // key updates, alerts
+        switch result {
+        case .bytes:
+            break
+        case .closed:
+            _ = deliverPlaintext(context: context)
+            peerClosed(context: context)
+        case let .failed(error):
+            _ = deliverPlaintext(context: context)
+            fail(context: context, error: error)
+        }
+    }
+
+    private func deliverPlaintext(context: ChannelHandlerContext) -> Bool {
+        guard let buffer = plaintext else { return false }
+        plaintext = nil
+        context.fireChannelRead(wrapInboundOut(buffer))
+        return true
+    }
+
+    private func peerClosed(context: ChannelHandlerContext) {
+        guard state == .active || state == .closing else { return }
+        _ = engine.shutdown()
+        sendCiphertext(context: context)
+        context.fireUserInboundEventTriggered(TLSEvent.shutdownCompleted)
+        finishClose(context: context)
+    }
+
+    // MARK: Outbound
+
+    public func read(context: ChannelHandlerContext) {
+        readRequested = true
+        context.read()
+    }
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch state {
+        case .idle, .handshaking, .active:
+            pendingWrites.append((unwrapOutboundIn(data), promise))
+        case .closing:
+            promise?.fail(TLSError.writeAfterClose)
+        case .closed:
+            promise?.fail(ChannelError.ioOnClosedChannel)
+        }
+    }
+
+    public func flush(context: ChannelHandlerContext) {
+        flushedWrites = pendingWrites.count
+        if state == .active { encryptFlushedWrites(context: context) }
+    }
+
+    public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        if mode == .input {
+            context.close(mode: mode, promise: promise)
+            return
+        }
+        switch state {
+        case .idle, .handshaking:
+            state = .closed
+            cancelTimer()
+            failPendingWrites(ChannelError.ioOnClosedChannel)
+            context.close(mode: .all, promise: promise)
+        case .active:
+            state = .closing
+            closePromise = promise
+            let result = engine.shutdown()
+            sendCiphertext(context: context)
+            if result == .sent {
+                timer = context.eventLoop.assumeIsolated().scheduleTask(in: closeTimeout) { [weak self] in
+                    self?.finishClose(context: context)
+                }
+            } else {
+                finishClose(context: context)
+            }
+        case .closing:
+            if let promise {
+                if let existing = closePromise {
+                    existing.futureResult.cascade(to: promise)
+                } else {
+                    closePromise = promise
+                }
+            }
+        case .closed:
+            context.close(mode: mode, promise: promise)
+        }
+    }
+
+    /// Encrypts every flushed write, coalescing small ones into shared records, and writes the
+    /// ciphertext with one promise per chunk that completes the plaintext writes' promises.
+    private func encryptFlushedWrites(context: ChannelHandlerContext) {
+        var promises: [EventLoopPromise<Void>] = []
+        while flushedWrites > 0 {
+            var (buffer, promise) = pendingWrites.removeFirst()
+            flushedWrites -= 1
+            if let promise { promises.append(promise) }
+            // Gather following small writes into one plaintext buffer: one record, one AEAD pass.
+            if buffer.readableBytes < Self.recordCoalescingLimit, flushedWrites > 0,
+               pendingWrites.first!.buffer.readableBytes < Self.recordCoalescingLimit {
+                var combined = context.channel.allocator.buffer(capacity: Self.recordCoalescingLimit)
+                combined.writeBuffer(&buffer)
+                while flushedWrites > 0,
+                      combined.readableBytes + pendingWrites.first!.buffer.readableBytes <= Self.recordCoalescingLimit {
+                    var (next, nextPromise) = pendingWrites.removeFirst()
+                    flushedWrites -= 1
+                    combined.writeBuffer(&next)
+                    if let nextPromise { promises.append(nextPromise) }
+                }
+                buffer = combined
+            }
+            if let error = engine.writePlaintext(buffer) {
+                for promise in promises { promise.fail(error) }
+                fail(context: context, error: error)
+                return
+            }
+            if engine.pendingCiphertextBytes >= Self.ciphertextChunk {
+                writeCiphertext(context: context, completing: promises)
+                promises = []
+            }
+        }
+        writeCiphertext(context: context, completing: promises)
+        context.flush()
+    }
+
+    private func writeCiphertext(context: ChannelHandlerContext, completing promises: [EventLoopPromise<Void>]) {
+        guard let ciphertext = engine.takeCiphertext() else {
+            for promise in promises { promise.succeed(()) }
+            return
+        }
+        let promise: EventLoopPromise<Void>?
+        switch promises.count {
+        case 0: promise = nil
+        case 1: promise = promises[0]
+        default:
+            let combined = context.eventLoop.makePromise(of: Void.self)
+            combined.futureResult.whenComplete { result in
+                for promise in promises { promise.completeWith(result) }
+            }
+            promise = combined
+        }
+        context.write(wrapOutboundOut(ciphertext), promise: promise)
+    }
+
+    /// Sends whatever OpenSSL produced outside a flush (handshake flights, alerts, close_notify).
+    private func sendCiphertext(context: ChannelHandlerContext) {
+        guard let ciphertext = engine.takeCiphertext() else { return }
+        context.writeAndFlush(wrapOutboundOut(ciphertext), promise: nil)
+    }
+
+    // MARK: Failure and close
+
+    private func fail(context: ChannelHandlerContext, error: TLSError) {
+        guard state != .closed else { return }
+        state = .closed
+        cancelTimer()
+        failPendingWrites(error)
+        let promise = closePromise
+        closePromise = nil
+        context.fireErrorCaught(error)
+        context.close(mode: .all, promise: promise)
+    }
+
+    private func finishClose(context: ChannelHandlerContext) {
+        guard state != .closed else { return }
+        state = .closed
+        cancelTimer()
+        failPendingWrites(ChannelError.ioOnClosedChannel)
+        let promise = closePromise
+        closePromise = nil
+        context.close(mode: .all, promise: promise)
+    }
+
+    private func failPendingWrites(_ error: Error) {
+        flushedWrites = 0
+        while let write = pendingWrites.popFirst() {
+            write.promise?.fail(error)
+        }
+    }
+
+    private func cancelTimer() {
+        timer?.cancel()
+        timer = nil
+    }
+}
+
+@available(*, unavailable)
+extension TLSHandler: Sendable {}
