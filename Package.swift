@@ -8,9 +8,12 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "TLS", targets: ["TLS"]),
+        .library(name: "ChatAuth", targets: ["ChatAuth"]),
+        .executable(name: "chat-admin", targets: ["chat-admin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // The system's OpenSSL (3.0 or newer), found with pkg-config; `apt-get install libssl-dev`.
@@ -27,6 +30,17 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // Accounts: scrypt hashes, the users file, login checks and throttling.
+        .target(name: "ChatAuth", dependencies: ["COpenSSL"]),
+        // The operator's tool: accounts and development certificates.
+        .executableTarget(
+            name: "chat-admin",
+            dependencies: [
+                "ChatAuth", "TLS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "ChatAuthTests", dependencies: ["ChatAuth", "TLS"]),
         .testTarget(
             name: "TLSTests",
             dependencies: [

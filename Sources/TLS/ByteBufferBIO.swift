@@ -36,6 +36,15 @@ final class ByteBufferBIO {
         return outbound
     }
 
+    /// Ensures room for `count` more outbound bytes.
+    func reserveOutbound(_ count: Int) {
+        if outbound == nil {
+            outbound = allocator.buffer(capacity: count)
+        } else {
+            outbound!.reserveCapacity(minimumWritableBytes: count)
+        }
+    }
+
     var inboundBytes: Int { inbound?.readableBytes ?? 0 }
     var outboundBytes: Int { outbound?.readableBytes ?? 0 }
 

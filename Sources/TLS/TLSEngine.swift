@@ -143,9 +143,12 @@ public final class TLSEngine {
     }
 
     /// Decrypts every complete record received so far, appending the plaintext to `output`.
-    public func readPlaintext(into output: inout ByteBuffer) -> ReadResult {
+    ///
+    /// Stops early once `limit` bytes were appended; `pendingInputBytes` then tells whether more
+    /// ciphertext is waiting.
+    public func readPlaintext(into output: inout ByteBuffer, limit: Int = .max) -> ReadResult {
         var total = 0
-        while true {
+        while total < limit {
             ERR_clear_error()
             var rc: Int32 = 0
             let count = output.writeWithUnsafeMutableBytes(minimumWritableBytes: 16384) { destination in
@@ -167,6 +170,13 @@ public final class TLSEngine {
                 return .failed(.connectionFailed(reason: errors.reasons, openssl: errors))
             }
         }
+        return .bytes(total)
+    }
+
+    /// Makes room for the ciphertext of `count` plaintext bytes, so a large write does not grow
+    /// the output buffer record by record.
+    public func reserveCiphertext(forPlaintext count: Int) {
+        bio.reserveOutbound(count + (count / 16384 + 1) * 32)
     }
 
     /// Encrypts `buffer`'s readable bytes; the records go to `takeCiphertext()`.

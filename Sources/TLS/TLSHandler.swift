@@ -31,8 +31,10 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Plaintext writes are coalesced into records of up to this size.
     private static let recordCoalescingLimit = 16 * 1024
-    /// Ciphertext is handed to the channel whenever this much has accumulated during a flush.
-    private static let ciphertextChunk = 256 * 1024
+    /// Ciphertext is handed to the channel whenever this much has accumulated during a flush, and
+    /// plaintext is delivered whenever this much has been decrypted during a read burst. Both stay
+    /// below glibc's mmap threshold (128 KiB), so buffers come from the heap, not fresh pages.
+    private static let chunk = 64 * 1024
 
     private let engine: TLSEngine
     private let handshakeTimeout: TimeAmount
@@ -207,12 +209,16 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             buffer = context.channel.allocator.buffer(capacity: 0)
         }
-        let result = engine.readPlaintext(into: &buffer)
+        let result = engine.readPlaintext(into: &buffer, limit: Self.chunk)
         if buffer.readableBytes > 0 { plaintext = buffer }
         sendCiphertext(context: context)  // key updates, alerts
         switch result {
         case .bytes:
-            break
+            if engine.pendingInputBytes > 0 && state != .closed {
+                // A large burst: hand this part up now and decrypt the rest into a new buffer.
+                _ = deliverPlaintext(context: context)
+                if state == .active || state == .closing { decrypt(context: context) }
+            }
         case .closed:
             _ = deliverPlaintext(context: context)
             peerClosed(context: context)
@@ -318,12 +324,13 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
                 buffer = combined
             }
+            engine.reserveCiphertext(forPlaintext: buffer.readableBytes)
             if let error = engine.writePlaintext(buffer) {
                 for promise in promises { promise.fail(error) }
                 fail(context: context, error: error)
                 return
             }
-            if engine.pendingCiphertextBytes >= Self.ciphertextChunk {
+            if engine.pendingCiphertextBytes >= Self.chunk {
                 writeCiphertext(context: context, completing: promises)
                 promises = []
             }

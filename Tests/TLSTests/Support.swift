@@ -189,7 +189,8 @@ struct TestClient {
     let recorder: Recorder
 
     static func connect(
-        port: Int, context: TLSContext, serverName: String? = "localhost", host: String = "127.0.0.1"
+        port: Int, context: TLSContext, serverName: String? = "localhost", host: String = "127.0.0.1",
+        closeTimeout: TimeAmount = .seconds(3)
     ) async throws -> TestClient {
         let group = MultiThreadedEventLoopGroup.singleton
         let eventLoop = group.next()
@@ -198,7 +199,8 @@ struct TestClient {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        TLSHandler(context: context, serverName: serverName, handshakeTimeout: .seconds(10)), name: "tls")
+                        TLSHandler(context: context, serverName: serverName, handshakeTimeout: .seconds(10), closeTimeout: closeTimeout),
+                        name: "tls")
                     try channel.pipeline.syncOperations.addHandler(recorder)
                 }
             }

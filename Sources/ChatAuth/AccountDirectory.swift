@@ -1,0 +1,84 @@
+import Foundation
+
+/// The server's view of the users file: read once, refreshed when the file changes.
+///
+/// Before each login, `lookup` compares the file's identity and modification time (one `stat`)
+/// with the version it holds and re-reads it when they differ, so an account added, changed,
+/// locked or deleted with `chat-admin` takes effect at the next login without a restart or a
+/// signal; `reload()` forces a re-read (SIGHUP). A new file that cannot be read or parsed is
+/// reported once and the last good copy stays in use.
+public final class AccountDirectory: @unchecked Sendable {
+    public let store: UsersStore
+    private let lock = NSLock()
+    private var database = UsersDatabase()
+    private var identity: FileIdentity?
+    private var lastError: UsersFileError?
+    private let report: @Sendable (String) -> Void
+
+    /// Loads the file now; a missing file means no accounts yet.
+    ///
+    /// - Parameter report: receives one line for each load problem and each recovery (for the log).
+    public init(store: UsersStore, report: @escaping @Sendable (String) -> Void = { _ in }) throws(UsersFileError) {
+        self.store = store
+        self.report = report
+        identity = store.identity()
+        database = try store.load()
+    }
+
+    /// The account named `name` (ignoring case), after a cheap check for a changed file.
+    public func lookup(_ name: String) -> Account? {
+        refreshIfChanged()
+        lock.lock()
+        defer { lock.unlock() }
+        return database.account(named: name)
+    }
+
+    /// Number of accounts in the copy in use.
+    public var count: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return database.accounts.count
+    }
+
+    /// The problem with the file on disk, if the copy in use is an older good one.
+    public var currentProblem: UsersFileError? {
+        lock.lock()
+        defer { lock.unlock() }
+        return lastError
+    }
+
+    /// Re-reads the file if its identity or modification time changed.
+    public func refreshIfChanged() {
+        let now = store.identity()
+        lock.lock()
+        let changed = now != identity
+        lock.unlock()
+        if changed { reload() }
+    }
+
+    /// Re-reads the file; on failure keeps the last good copy and reports why.
+    @discardableResult
+    public func reload() -> Bool {
+        let now = store.identity()
+        do {
+            let fresh = try store.load()
+            lock.lock()
+            let recovered = lastError != nil
+            database = fresh
+            identity = now
+            lastError = nil
+            lock.unlock()
+            if recovered { report("users file \(store.path) is readable again: \(fresh.accounts.count) accounts") }
+            return true
+        } catch {
+            lock.lock()
+            let isNew = lastError != error
+            identity = now  // do not re-read the same broken version before every login
+            lastError = error
+            let kept = database.accounts.count
+            lock.unlock()
+            if isNew { report("\(error); keeping the last good copy (\(kept) accounts)") }
+            return false
+        }
+    }
+}

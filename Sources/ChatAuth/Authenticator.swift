@@ -1,0 +1,111 @@
+import Foundation
+
+/// The answer to a login attempt.
+///
+/// An unknown account and a wrong password give the same answer (`.invalidCredentials`) after the
+/// same work. `.locked` is told only to someone who gave the right password.
+public enum LoginOutcome: Sendable, Equatable {
+    /// The password is right; `account` is the name as registered (its case may differ from what
+    /// was typed).
+    case success(account: String)
+    /// Unknown account or wrong password.
+    case invalidCredentials
+    /// The password is right but an operator locked the account.
+    case locked(account: String)
+    /// Too many recent failures from this address or for this account; try again later.
+    case throttled(retryAfter: Double)
+    /// Every hashing thread is busy and the queue is full.
+    case busy
+}
+
+/// Checks passwords for the server: scrypt on a bounded worker pool, never on an event loop;
+/// throttling per address and per account; re-hashing of records below the current policy.
+public final class Authenticator: Sendable {
+    public let directory: AccountDirectory
+    public let policy: ScryptParameters
+    public let pool: WorkerPool
+    public let throttle: LoginThrottle
+    private let dummy: PasswordHash
+    private let now: @Sendable () -> Date
+    private let report: @Sendable (String) -> Void
+
+    /// - Parameters:
+    ///   - policy: parameters for new hashes; records below them are re-hashed at login.
+    ///   - report: receives log lines (malformed records, re-hash results); never passwords.
+    public init(directory: AccountDirectory, policy: ScryptParameters, pool: WorkerPool, throttle: LoginThrottle,
+                now: @escaping @Sendable () -> Date = Date.init,
+                report: @escaping @Sendable (String) -> Void = { _ in }) throws {
+        self.directory = directory
+        self.policy = policy
+        self.pool = pool
+        self.throttle = throttle
+        self.now = now
+        self.report = report
+        // Unknown accounts are checked against this, so they cost what a real account costs.
+        var random = [UInt8](repeating: 0, count: 24)
+        arc4random_buf(&random, random.count)
+        dummy = try PasswordHash.make(password: Password(bytes: random), parameters: policy)
+    }
+
+    /// Checks `password` for `account` from `address` (an IP address string).
+    public func login(account: String, password: Password, address: String) async -> LoginOutcome {
+        let wait = throttle.wait(address: address, account: account)
+        if wait > 0 { return .throttled(retryAfter: wait) }
+        let directory = self.directory
+        let dummy = self.dummy
+        let report = self.report
+        let result: (account: Account?, valid: Bool, weak: Bool)
+        do {
+            result = try await pool.run {
+                let record = directory.lookup(account)
+                var hash = dummy
+                if let record {
+                    do {
+                        hash = try PasswordHash(phc: record.hash)
+                    } catch {
+                        report("account '\(record.name)' has a \(error) — reset it with 'chat-admin passwd \(record.name)'")
+                    }
+                }
+                let valid = ((try? hash.verify(password)) ?? false) && record != nil && hash != dummy
+                return (record, valid, hash.parameters.isWeaker(than: self.policy))
+            }
+        } catch {
+            return .busy
+        }
+        guard let record = result.account, result.valid else {
+            throttle.recordFailure(address: address, account: account)
+            return .invalidCredentials
+        }
+        if record.locked { return .locked(account: record.name) }
+        throttle.recordSuccess(address: address, account: account)
+        if result.weak { upgrade(record, password: password) }
+        return .success(account: record.name)
+    }
+
+    /// Re-hashes a record below the policy, in the background, if the pool has room.
+    private func upgrade(_ record: Account, password: Password) {
+        let store = directory.store
+        let policy = self.policy
+        let now = self.now
+        let report = self.report
+        let directory = self.directory
+        _ = pool.enqueue {
+            do {
+                let fresh = try PasswordHash.make(password: password, parameters: policy)
+                try store.update { database in
+                    // Only if nobody changed the password meanwhile.
+                    try database.modify(record.name) { account in
+                        if account.hash == record.hash {
+                            account.hash = fresh.phc
+                            account.updated = Timestamp.string(now())
+                        }
+                    }
+                }
+                directory.refreshIfChanged()
+                report("re-hashed the password of '\(record.name)' with scrypt \(policy)")
+            } catch {
+                report("could not re-hash the password of '\(record.name)': \(error)")
+            }
+        }
+    }
+}

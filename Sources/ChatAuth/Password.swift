@@ -1,0 +1,74 @@
+import COpenSSL
+
+/// A password's bytes, zeroed when the last copy goes away.
+///
+/// Passwords are kept as bytes rather than `String` so that they can be wiped; they are never
+/// printed (`description` is redacted) and never logged.
+public final class Password: @unchecked Sendable, CustomStringConvertible {
+    /// The UTF-8 bytes. Immutable after `init`, so sharing across threads is safe.
+    public private(set) var bytes: [UInt8]
+
+    /// Takes `bytes`; the caller should wipe its own copy.
+    public init(bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    public convenience init(_ text: String) {
+        self.init(bytes: Array(text.utf8))
+    }
+
+    deinit {
+        bytes.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
+    }
+
+    public var description: String { "Password(redacted)" }
+
+    /// Rules for a new password: at least 8 characters and at most 1024 bytes of valid UTF-8,
+    /// spaces included.
+    public static let minimumCharacters = 8
+    public static let maximumBytes = 1024
+
+    /// Why a new password is refused, or nil if it is acceptable.
+    public var problem: String? {
+        if bytes.count > Self.maximumBytes {
+            return "the password is longer than \(Self.maximumBytes) bytes"
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            return "the password is not valid UTF-8"
+        }
+        if bytes.contains(0) { return "the password contains a NUL byte" }
+        if text.count < Self.minimumCharacters {
+            return "the password is shorter than \(Self.minimumCharacters) characters"
+        }
+        return nil
+    }
+
+    /// Overwrites an array's bytes with zeros.
+    public static func wipe(_ bytes: inout [UInt8]) {
+        bytes.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
+    }
+}
+
+extension Password {
+    /// Letters and digits without look-alikes (no 0/O, 1/l/I): easy to read out and type.
+    static let generatorAlphabet = Array("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789".utf8)
+
+    /// A random password of `length` characters from the system's CSPRNG (about 5.8 bits each;
+    /// 20 characters ≈ 117 bits).
+    public static func generate(length: Int = 20) throws(PasswordHashError) -> Password {
+        var out: [UInt8] = []
+        out.reserveCapacity(length)
+        let alphabet = generatorAlphabet
+        // Rejection sampling keeps every character equally likely.
+        let limit = UInt8(256 - 256 % alphabet.count)
+        var random = [UInt8](repeating: 0, count: 64)
+        while out.count < length {
+            guard RAND_bytes(&random, Int32(random.count)) == 1 else { throw .randomFailed }
+            for byte in random where byte < limit && out.count < length {
+                out.append(alphabet[Int(byte) % alphabet.count])
+            }
+        }
+        Password.wipe(&random)
+        return Password(bytes: out)
+    }
+}

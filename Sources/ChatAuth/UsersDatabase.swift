@@ -1,0 +1,162 @@
+import Foundation
+
+/// One account as stored in the users file.
+public struct Account: Sendable, Equatable, Codable {
+    /// The name as registered (its case is kept; lookups ignore ASCII case).
+    public var name: String
+    /// The PHC string of the password's scrypt hash.
+    public var hash: String
+    /// When the account was created, RFC 3339 UTC ("2026-11-30T01:02:03Z").
+    public var created: String
+    /// When the password or the locked flag last changed.
+    public var updated: String
+    /// A locked account cannot log in, even with the right password.
+    public var locked: Bool
+
+    public init(name: String, hash: String, created: String, updated: String, locked: Bool = false) {
+        self.name = name
+        self.hash = hash
+        self.created = created
+        self.updated = updated
+        self.locked = locked
+    }
+}
+
+/// The users file's contents: a schema version and the accounts, kept sorted by name.
+public struct UsersDatabase: Sendable, Equatable {
+    public static let schemaVersion = 1
+
+    public private(set) var accounts: [Account] = []
+    private var index: [String: Int] = [:]
+
+    /// Accounts with the same name ignoring case: the last one wins.
+    public init(accounts: [Account] = []) {
+        var byName: [String: Account] = [:]
+        for account in accounts { byName[AccountName.folded(account.name)] = account }
+        self.accounts = byName.sorted { $0.key < $1.key }.map(\.value)
+        reindex()
+    }
+
+    /// The account named `name`, ignoring ASCII case.
+    public func account(named name: String) -> Account? {
+        index[AccountName.folded(name)].map { accounts[$0] }
+    }
+
+    /// Adds a new account; refuses a duplicate name (ignoring case) or an invalid one.
+    public mutating func add(_ account: Account) throws(UsersFileError) {
+        if let problem = AccountName.problem(account.name) { throw .invalidName(problem) }
+        if let existing = self.account(named: account.name) { throw .accountExists(existing.name) }
+        insertOrReplace(account)
+    }
+
+    /// Changes an existing account.
+    public mutating func modify(_ name: String, _ change: (inout Account) -> Void) throws(UsersFileError) {
+        guard let i = index[AccountName.folded(name)] else { throw .noSuchAccount(name) }
+        change(&accounts[i])
+    }
+
+    /// Removes an account.
+    public mutating func remove(_ name: String) throws(UsersFileError) {
+        guard index[AccountName.folded(name)] != nil else { throw .noSuchAccount(name) }
+        accounts.removeAll { AccountName.folded($0.name) == AccountName.folded(name) }
+        reindex()
+    }
+
+    private mutating func insertOrReplace(_ account: Account) {
+        let key = AccountName.folded(account.name)
+        if let i = index[key] {
+            accounts[i] = account
+        } else {
+            // Binary search for the sorted position; then one pass to renumber.
+            var low = 0
+            var high = accounts.count
+            while low < high {
+                let mid = (low + high) / 2
+                if AccountName.folded(accounts[mid].name) < key { low = mid + 1 } else { high = mid }
+            }
+            accounts.insert(account, at: low)
+            if low == accounts.count - 1 { index[key] = low } else { reindex() }
+        }
+    }
+
+    private mutating func reindex() {
+        index = [:]
+        for (i, account) in accounts.enumerated() { index[AccountName.folded(account.name)] = i }
+    }
+
+    // MARK: Encoding
+
+    private struct VersionOnly: Decodable { var version: Int? }
+    private struct File: Codable {
+        var version: Int
+        var accounts: [Account]
+    }
+
+    /// Parses the file's bytes, reporting the path, line and column, or the account at fault.
+    public static func decode(_ bytes: [UInt8], path: String) throws(UsersFileError) -> UsersDatabase {
+        if let problem = JSONSyntax.firstProblem(in: bytes) {
+            throw .invalidJSON(path: path, line: problem.line, column: problem.column, reason: problem.reason)
+        }
+        let data = Data(bytes)
+        let decoder = JSONDecoder()
+        guard let version = (try? decoder.decode(VersionOnly.self, from: data))?.version else {
+            throw .invalidContent(path: path, reason: "the top level must be an object with a numeric \"version\"")
+        }
+        guard version == schemaVersion else { throw .unknownVersion(path: path, found: version) }
+        let file: File
+        do {
+            file = try decoder.decode(File.self, from: data)
+        } catch let error as DecodingError {
+            throw .invalidContent(path: path, reason: describe(error))
+        } catch {
+            throw .invalidContent(path: path, reason: "\(error)")
+        }
+        var seen: [String: String] = [:]
+        for (i, account) in file.accounts.enumerated() {
+            if let problem = AccountName.problem(account.name) {
+                throw .invalidContent(path: path, reason: "accounts[\(i)]: \(problem)")
+            }
+            if let existing = seen.updateValue(account.name, forKey: AccountName.folded(account.name)) {
+                throw .invalidContent(path: path, reason: "accounts[\(i)]: '\(account.name)' repeats '\(existing)' (names are unique ignoring case)")
+            }
+        }
+        return UsersDatabase(accounts: file.accounts)
+    }
+
+    /// The file's bytes: pretty-printed JSON with sorted keys, ending in a newline.
+    public func encoded() -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(File(version: Self.schemaVersion, accounts: accounts))) ?? Data()
+        return Array(data) + [0x0a]
+    }
+
+    private static func describe(_ error: DecodingError) -> String {
+        func path(_ codingPath: [CodingKey]) -> String {
+            codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().drop { $0 == "." }.description
+        }
+        switch error {
+        case let .keyNotFound(key, context):
+            let at = path(context.codingPath)
+            return "\(at.isEmpty ? "" : at + ": ")missing \"\(key.stringValue)\""
+        case let .typeMismatch(type, context):
+            return "\(path(context.codingPath)): expected \(type == Bool.self ? "true or false" : type == String.self ? "a string" : "\(type)")"
+        case let .valueNotFound(type, context):
+            return "\(path(context.codingPath)): expected \(type), found null"
+        case let .dataCorrupted(context):
+            return "\(path(context.codingPath)): \(context.debugDescription)"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+}
+
+/// RFC 3339 UTC timestamps for the users file.
+public enum Timestamp {
+    public static func string(_ date: Date) -> String {
+        var time = time_t(date.timeIntervalSince1970)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec)
+    }
+}

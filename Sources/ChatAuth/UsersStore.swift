@@ -1,0 +1,159 @@
+import Foundation
+
+/// The users file on disk: read it, and change it safely from several processes at once.
+///
+/// Every change takes an exclusive `flock` on `<file>.lock`, re-reads the file under the lock,
+/// applies the change and writes the result atomically (a temporary file in the same folder,
+/// fsync, rename, fsync of the folder), mode 0600. Two `chat-admin` runs, or `chat-admin` and the
+/// server, never lose each other's updates, and a crash at any point leaves the old or the new
+/// file, never a mix. A file that cannot be read or parsed is reported and never overwritten.
+public struct UsersStore: Sendable {
+    /// The users file.
+    public let path: String
+
+    /// Called to write the new file's bytes to an open descriptor; tests inject failures here
+    /// (a full disk) to check that the old file survives.
+    public var writeBytes: @Sendable (Int32, [UInt8]) -> Int32 = UsersStore.writeAll
+
+    public init(path: String) {
+        self.path = path
+    }
+
+    var lockPath: String { path + ".lock" }
+
+    /// Reads the file. A missing file is an empty database (no accounts yet).
+    public func load() throws(UsersFileError) -> UsersDatabase {
+        guard let bytes = try readIfPresent() else { return UsersDatabase() }
+        return try UsersDatabase.decode(bytes, path: path)
+    }
+
+    /// Whether the file exists.
+    public var exists: Bool { FileManager.default.fileExists(atPath: path) }
+
+    /// Applies `change` to the current contents under the lock and writes the result.
+    /// Nothing is written if `change` throws.
+    @discardableResult
+    public func update<T>(_ change: (inout UsersDatabase) throws -> T) throws -> T {
+        let lock = try acquireLock()
+        defer { close(lock) }
+        removeStaleTemporaryFiles()
+        var database = try load()
+        let result = try change(&database)
+        try write(database)
+        return result
+    }
+
+    /// Identity and modification time, to notice a changed file cheaply (one `stat`).
+    public func identity() -> FileIdentity? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
+                            modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
+    }
+
+    private func readIfPresent() throws(UsersFileError) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT { return nil }
+            throw .unreadable(path: path, reason: String(cString: strerror(errno)))
+        }
+        defer { close(fd) }
+        var info = stat()
+        if fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) != S_IFREG {
+            throw .unreadable(path: path, reason: "not a regular file")
+        }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .unreadable(path: path, reason: String(cString: strerror(errno)))
+            }
+            if n == 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+        }
+        return bytes
+    }
+
+    /// Deletes temporary files left by writers that died mid-write (their process is gone).
+    /// Runs under the lock, so no live writer's file is touched.
+    private func removeStaleTemporaryFiles() {
+        let directory = (path as NSString).deletingLastPathComponent
+        let prefix = (path as NSString).lastPathComponent + ".tmp-"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.isEmpty ? "." : directory) else { return }
+        for name in names where name.hasPrefix(prefix) {
+            let rest = name.dropFirst(prefix.count)
+            guard let pid = Int32(rest.prefix { $0 != "-" }) else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH {
+                unlink((directory.isEmpty ? "" : directory + "/") + name)
+            }
+        }
+    }
+
+    private func acquireLock() throws(UsersFileError) -> Int32 {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty && !FileManager.default.fileExists(atPath: directory) {
+            throw .lockFailed(path: lockPath, reason: "folder \(directory) does not exist")
+        }
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        if fd < 0 { throw .lockFailed(path: lockPath, reason: String(cString: strerror(errno))) }
+        while flock(fd, LOCK_EX) != 0 {
+            if errno == EINTR { continue }
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw .lockFailed(path: lockPath, reason: reason)
+        }
+        return fd
+    }
+
+    private func write(_ database: UsersDatabase) throws(UsersFileError) {
+        let bytes = database.encoded()
+        let directory = (path as NSString).deletingLastPathComponent
+        var random: UInt64 = 0
+        arc4random_buf(&random, 8)
+        let temporary = "\(path).tmp-\(getpid())-\(String(random, radix: 36))"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if fd < 0 { throw .writeFailed(path: path, reason: "cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        var failure: String?
+        if fchmod(fd, 0o600) != 0 { failure = String(cString: strerror(errno)) }
+        if failure == nil {
+            let code = writeBytes(fd, bytes)
+            if code != 0 { failure = String(cString: strerror(code)) }
+        }
+        if failure == nil && fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
+        close(fd)
+        if failure == nil && rename(temporary, path) != 0 { failure = String(cString: strerror(errno)) }
+        if let failure {
+            unlink(temporary)
+            throw .writeFailed(path: path, reason: failure)
+        }
+        let dirfd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dirfd >= 0 {
+            fsync(dirfd)
+            close(dirfd)
+        }
+    }
+
+    /// Writes every byte, returning 0 or the errno of the failure.
+    public static let writeAll: @Sendable (Int32, [UInt8]) -> Int32 = { fd, bytes in
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return errno
+            }
+            offset += n
+        }
+        return 0
+    }
+}
+
+/// What identifies a version of a file without reading it.
+public struct FileIdentity: Sendable, Equatable {
+    public var device: UInt64
+    public var inode: UInt64
+    public var size: Int64
+    public var modified: Int64
+}

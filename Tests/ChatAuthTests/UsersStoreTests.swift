@@ -1,0 +1,174 @@
+import Foundation
+import Testing
+@testable import ChatAuth
+
+/// A fresh folder per test.
+func temporaryFolder() -> String {
+    let path = NSTemporaryDirectory() + "securechat-auth-\(UUID().uuidString)"
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+func fileBytes(_ path: String) -> [UInt8]? { FileManager.default.contents(atPath: path).map(Array.init) }
+
+func mode(_ path: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? -1 }
+
+let fastHash = try! PasswordHash.make(password: Password("password1"), parameters: ScryptParameters(ln: 4, r: 8, p: 1)).phc
+
+func account(_ name: String, locked: Bool = false, hash: String = fastHash) -> Account {
+    Account(name: name, hash: hash, created: "2026-11-30T00:00:00Z", updated: "2026-11-30T00:00:00Z", locked: locked)
+}
+
+@Suite struct UsersStoreTests {
+    @Test func createsTheFile0600AndRoundTrips() throws {
+        let store = UsersStore(path: temporaryFolder() + "/users.json")
+        try store.update { try $0.add(account("alice")) }
+        try store.update { try $0.add(account("Bob", locked: true)) }
+        #expect(mode(store.path) == 0o600)
+        let loaded = try store.load()
+        #expect(loaded.accounts.map(\.name) == ["alice", "Bob"])
+        #expect(loaded.account(named: "BOB")?.locked == true)
+        #expect(throws: UsersFileError.accountExists("alice")) { try store.update { try $0.add(account("ALICE")) } }
+        #expect(throws: UsersFileError.noSuchAccount("carol")) { try store.update { try $0.remove("carol") } }
+    }
+
+    @Test func missingFileIsEmpty() throws {
+        #expect(try UsersStore(path: temporaryFolder() + "/none.json").load().accounts.isEmpty)
+    }
+
+    @Test func corruptedFileIsReportedWithLineAndColumnAndNeverOverwritten() throws {
+        let store = UsersStore(path: temporaryFolder() + "/users.json")
+        let garbage = "{\n  \"version\": 1,\n  \"accounts\": [ {\"name\": \"alice\",, } ]\n}\n"
+        try garbage.write(toFile: store.path, atomically: false, encoding: .utf8)
+        let error = #expect(throws: UsersFileError.self) { try store.load() }
+        #expect(error == .invalidJSON(path: store.path, line: 3, column: 34, reason: "expected a quoted key"))
+        #expect("\(error!)".contains("left untouched"))
+        #expect(throws: UsersFileError.self) { try store.update { try $0.add(account("bob")) } }
+        #expect(fileBytes(store.path) == Array(garbage.utf8))
+    }
+
+    @Test func truncatedFileIsNeverOverwritten() throws {
+        let store = UsersStore(path: temporaryFolder() + "/users.json")
+        for name in ["alice", "bob", "carol"] { try store.update { try $0.add(account(name)) } }
+        let whole = fileBytes(store.path)!
+        let half = Array(whole.prefix(whole.count / 2))
+        try Data(half).write(to: URL(fileURLWithPath: store.path))
+        let error = #expect(throws: UsersFileError.self) { try store.load() }
+        #expect("\(error!)".contains("truncated"))
+        #expect(throws: UsersFileError.self) { try store.update { try $0.remove("alice") } }
+        #expect(fileBytes(store.path) == half)
+    }
+
+    @Test(arguments: [
+        ("{\"version\": 2, \"accounts\": []}", "schema version 2"),
+        ("[1, 2]", "top level must be an object"),
+        ("{\"version\": 1, \"accounts\": [{\"name\": \"a\", \"hash\": 5, \"created\": \"\", \"updated\": \"\", \"locked\": false}]}", "accounts[0].hash: expected a string"),
+        ("{\"version\": 1, \"accounts\": [{\"name\": \"a\", \"created\": \"\", \"updated\": \"\", \"locked\": false}]}", "accounts[0]: missing \"hash\""),
+        ("{\"version\": 1, \"accounts\": [{\"name\": \"9a\", \"hash\": \"\", \"created\": \"\", \"updated\": \"\", \"locked\": false}]}", "accounts[0]: '9a' must start with a letter"),
+        ("{\"version\": 1, \"accounts\": [{\"name\": \"ab\", \"hash\": \"\", \"created\": \"\", \"updated\": \"\", \"locked\": false}, {\"name\": \"AB\", \"hash\": \"\", \"created\": \"\", \"updated\": \"\", \"locked\": false}]}", "accounts[1]: 'AB' repeats 'ab'"),
+    ])
+    func damagedContentIsExplained(content: String, expected: String) throws {
+        let store = UsersStore(path: temporaryFolder() + "/users.json")
+        try content.write(toFile: store.path, atomically: false, encoding: .utf8)
+        let error = #expect(throws: UsersFileError.self) { try store.load() }
+        #expect("\(error!)".contains(expected), "\(error!)")
+        #expect("\(error!)".contains(store.path))
+    }
+
+    @Test func diskFullLeavesTheOldFileIntact() throws {
+        var store = UsersStore(path: temporaryFolder() + "/users.json")
+        try store.update { try $0.add(account("alice")) }
+        let before = fileBytes(store.path)
+        store.writeBytes = { _, _ in ENOSPC }
+        let error = #expect(throws: UsersFileError.self) { try store.update { try $0.add(account("bob")) } }
+        #expect("\(error!)".contains("No space left on device"))
+        #expect("\(error!)".contains("the previous file is intact"))
+        #expect(fileBytes(store.path) == before)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: (store.path as NSString).deletingLastPathComponent)
+        #expect(leftovers.sorted() == ["users.json", "users.json.lock"])
+    }
+
+    @Test func jsonSyntaxLocator() {
+        #expect(JSONSyntax.firstProblem(in: Array("{\"a\": [1, 2.5e3, true, null, \"x\\u00e9\"]}".utf8)) == nil)
+        #expect(JSONSyntax.firstProblem(in: Array("{\"a\": 01x}".utf8))?.reason == "expected ',' or '}', found '1'")
+        #expect(JSONSyntax.firstProblem(in: Array("".utf8))?.reason.contains("truncated") == true)
+        #expect(JSONSyntax.firstProblem(in: Array("{\"a\": \"b".utf8))?.reason == "the file ends inside a string (truncated?)")
+        #expect(JSONSyntax.firstProblem(in: Array("{} x".utf8))?.column == 4)
+        #expect(JSONSyntax.firstProblem(in: Array(String(repeating: "[", count: 100).utf8))?.reason == "nested too deeply")
+    }
+}
+
+/// chat-admin as a separate process: the lock and the atomic write across processes.
+@Suite(.serialized) struct ChatAdminProcessTests {
+    static var chatAdmin: String {
+        let folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [folder, folder.deletingLastPathComponent()] {
+            let path = candidate.appendingPathComponent("chat-admin").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return ".build/debug/chat-admin"
+    }
+
+    /// Starts chat-admin with `arguments`, writing `input` to its standard input.
+    static func start(_ arguments: [String], input: String?) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: chatAdmin)
+        process.arguments = arguments
+        let stdin = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+        try? stdin.fileHandleForWriting.close()
+        return process
+    }
+
+    @Test func twentyConcurrentAddusersAllLand() throws {
+        let folder = temporaryFolder()
+        let users = folder + "/users.json"
+        try "{\"usersFile\": \"users.json\", \"passwordHashing\": {\"ln\": 6, \"r\": 8, \"p\": 1}}".write(toFile: folder + "/server.json", atomically: true, encoding: .utf8)
+        let processes = try (0..<20).map { i in
+            try Self.start(["adduser", "user\(i)", "--config", folder + "/server.json", "--password-stdin"], input: "password-\(i)\n")
+        }
+        for process in processes { process.waitUntilExit() }
+        #expect(processes.allSatisfy { $0.terminationStatus == 0 })
+        let names = Set(try UsersStore(path: users).load().accounts.map(\.name))
+        #expect(names == Set((0..<20).map { "user\($0)" }))
+        #expect(mode(users) == 0o600)
+    }
+
+    @Test func writerKilledMidWriteLeavesOldOrNewFile() throws {
+        let folder = temporaryFolder()
+        let config = folder + "/server.json"
+        try "{\"usersFile\": \"users.json\", \"passwordHashing\": {\"ln\": 4, \"r\": 8, \"p\": 1}}".write(toFile: config, atomically: true, encoding: .utf8)
+        let store = UsersStore(path: folder + "/users.json")
+        // A big file (about 2 MB) makes each write take long enough to be interrupted.
+        try store.update { db in db = UsersDatabase(accounts: (0..<10_000).map { account("seed\($0)") }) }
+        // How long one uninterrupted run takes, to spread the kills over all of it.
+        let started = Date()
+        let calibration = try Self.start(["adduser", "calibration", "--config", config, "--password-stdin"], input: "password-c\n")
+        calibration.waitUntilExit()
+        let duration = Date().timeIntervalSince(started)
+        var known = Set(try store.load().accounts.map(\.name))
+        var landed = 0
+        var lost = 0
+        for round in 0..<16 {
+            let process = try Self.start(["adduser", "killed\(round)", "--config", config, "--password-stdin"], input: "password-\(round)\n")
+            usleep(UInt32(Double.random(in: 0.3...1.1) * duration * 1_000_000))
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            let now = Set(try store.load().accounts.map(\.name))  // must parse every time
+            #expect(now.isSuperset(of: known))
+            #expect(now.subtracting(known).isSubset(of: ["killed\(round)"]))
+            if now.contains("killed\(round)") { landed += 1 } else { lost += 1 }
+            known = now
+        }
+        print("kill test: one run takes \(Int(duration * 1000)) ms; \(landed) writes landed whole, \(lost) were cut off before the rename")
+        #expect(landed + lost == 16)
+        // The next writer removes the dead writers' temporary files.
+        try store.update { try $0.add(account("after")) }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.contains(".tmp-") }
+        #expect(leftovers.isEmpty)
+    }
+}
