@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "TLS", targets: ["TLS"]),
         .library(name: "ChatAuth", targets: ["ChatAuth"]),
         .executable(name: "chat-admin", targets: ["chat-admin"]),
+        .executable(name: "chat-bench", targets: ["chat-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -37,6 +38,14 @@ let package = Package(
             name: "chat-admin",
             dependencies: [
                 "ChatAuth", "TLS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Benchmarks of the product itself (load, hashing); results go to BENCHMARKS.md.
+        .executableTarget(
+            name: "chat-bench",
+            dependencies: [
+                "ChatAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
