@@ -9,12 +9,15 @@ let package = Package(
     products: [
         .library(name: "TLS", targets: ["TLS"]),
         .library(name: "ChatAuth", targets: ["ChatAuth"]),
+        .library(name: "IRC", targets: ["IRC"]),
         .executable(name: "chat-admin", targets: ["chat-admin"]),
         .executable(name: "chat-bench", targets: ["chat-bench"]),
+        .executable(name: "chat-server", targets: ["chat-server"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // The system's OpenSSL (3.0 or newer), found with pkg-config; `apt-get install libssl-dev`.
@@ -31,8 +34,32 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // The IRC protocol as pure values: parsing, serialising, names, numerics. No I/O.
+        .target(name: "IRC"),
+        .testTarget(name: "IRCTests", dependencies: ["IRC"]),
         // Accounts: scrypt hashes, the users file, login checks and throttling.
         .target(name: "ChatAuth", dependencies: ["COpenSSL"]),
+        // The server: configuration, sessions, rooms, delivery, limits.
+        .target(
+            name: "ChatServer",
+            dependencies: [
+                "IRC", "ChatAuth", "TLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "chat-server",
+            dependencies: [
+                "ChatServer", "TLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         // The operator's tool: accounts and development certificates.
         .executableTarget(
             name: "chat-admin",

@@ -1,0 +1,174 @@
+import ChatAuth
+import Foundation
+import IRC
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import TLS
+
+/// The chat server: listeners, TLS, sessions, reload and graceful shutdown.
+///
+/// `start()` checks everything first (certificate and key, users file) and refuses to start with
+/// a message that says what to fix; then it binds every listener. `reload()` (SIGHUP) re-reads the
+/// users file and the certificate; `shutdown()` (SIGTERM, SIGINT) says goodbye to every client.
+public final class ChatServer: @unchecked Sendable {
+    public let configuration: ServerConfiguration
+    public let logger: Logger
+    public let group: EventLoopGroup
+    public let core: ServerCore
+    public let limiter: ConnectionLimiter
+    private let tlsBox: NIOLockedValueBox<TLSContext>
+    private var listeners: [Channel] = []
+    private let connections = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
+    public let pool: WorkerPool
+    public let directory: AccountDirectory
+
+    /// The plaintext line sent to a client that connects without TLS, before closing.
+    static let plaintextReply = "ERROR :This port speaks TLS only: turn TLS on in your IRC client (irssi: /connect -tls; WeeChat: /set irc.server.NAME.tls on)\r\n"
+
+    /// Builds the server: creates development certificates if asked and missing, checks the TLS
+    /// files, loads the users file, prepares the login pool. Blocking; call before serving.
+    public init(configuration: ServerConfiguration, logger: Logger, group: EventLoopGroup) throws {
+        self.configuration = configuration
+        self.logger = logger
+        self.group = group
+        let tls = configuration.tls
+        if tls.createDevelopmentCertificates && !(SecretFile.exists(tls.certificateChain) && SecretFile.exists(tls.privateKey)) {
+            let folder = (tls.certificateChain as NSString).deletingLastPathComponent
+            let certs = DevelopmentCertificates(directory: folder)
+            guard certs.certificatePath == tls.certificateChain, certs.keyPath == tls.privateKey else {
+                throw ConfigurationError(path: configuration.path, message: "\"tls.createDevelopmentCertificates\" needs \"tls.certificateChain\" to be FOLDER/server.crt and \"tls.privateKey\" FOLDER/server.key")
+            }
+            let info = try certs.create(extraNames: configuration.serverName == "localhost" ? [] : [configuration.serverName])
+            logger.notice("created a development CA and server certificate in \(folder) for \(info.names.joined(separator: ", ")); clients must trust \(certs.caCertificatePath) (chat-client --ca, or your IRC client's CA setting)")
+        }
+        let context = try Self.makeTLSContext(configuration)
+        tlsBox = NIOLockedValueBox(context)
+        let report: @Sendable (String) -> Void = { logger.warning("\($0)") }
+        directory = try AccountDirectory(store: UsersStore(path: configuration.usersFile), report: report)
+        if !configuration.passwordHashing.meetsOWASPFloor {
+            logger.warning("passwordHashing \(configuration.passwordHashing) is below OWASP's minimum (for example ln=15,r=8,p=3); use it only for tests")
+        }
+        pool = WorkerPool(threads: System.coreCount, queueLimit: configuration.limits.loginQueue)
+        let authenticator = try Authenticator(
+            directory: directory, policy: configuration.passwordHashing, pool: pool,
+            throttle: LoginThrottle(now: { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }), report: report)
+        core = ServerCore(configuration: configuration, registry: Registry(), authenticator: authenticator, logger: logger)
+        limiter = ConnectionLimiter(maximum: configuration.limits.maxClients, maximumPerAddress: configuration.limits.maxClientsPerAddress)
+    }
+
+    static func makeTLSContext(_ configuration: ServerConfiguration) throws -> TLSContext {
+        var tls = TLSConfiguration.server(certificateChainFile: configuration.tls.certificateChain, privateKeyFile: configuration.tls.privateKey)
+        tls.minimumVersion = configuration.tls.minimumVersion
+        tls.clientCAFile = configuration.tls.clientCA
+        return try TLSContext(configuration: tls)
+    }
+
+    /// The ports the listeners are bound to (useful with port 0).
+    public var boundPorts: [Int] { listeners.compactMap { $0.localAddress?.port } }
+
+    /// Binds every listener and logs where the server listens, with which certificate and users file.
+    public func start() async throws {
+        for listener in configuration.listeners {
+            let channel: Channel
+            do {
+                channel = try await bootstrap().bind(host: listener.host, port: listener.port).get()
+            } catch {
+                throw ConfigurationError(path: configuration.path, message: "cannot listen on \(listener.host):\(listener.port): \(error) — is another server using the port, or does binding below 1024 need privileges?")
+            }
+            listeners.append(channel)
+        }
+        let leaf = tlsBox.withLockedValue { $0.certificateChain.first?.info }
+        let where_ = listeners.compactMap { $0.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } }.joined(separator: ", ")
+        logger.notice("listening on \(where_) (TLS \(configuration.tls.minimumVersion.rawValue)+)")
+        if let leaf {
+            logger.notice("certificate \(configuration.tls.certificateChain): \(leaf.subject), for \(leaf.names.joined(separator: ", ")), expires \(CertificateInfo.formatDate(leaf.notAfter))")
+        }
+        logger.notice("users file \(configuration.usersFile): \(directory.count) accounts")
+    }
+
+    private func bootstrap() -> ServerBootstrap {
+        let core = self.core
+        let limiter = self.limiter
+        let tlsBox = self.tlsBox
+        let connections = self.connections
+        let limits = configuration.limits
+        let logger = self.logger
+        return ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: limits.sendQueueBytes / 2, high: limits.sendQueueBytes))
+            .childChannelInitializer { channel in
+                let address = channel.remoteAddress?.ipAddress ?? "unknown"
+                // Limits first: a refused connection costs no TLS handshake.
+                switch limiter.admit(address) {
+                case .admitted:
+                    break
+                case let verdict:
+                    logger.notice("connection refused: \(verdict == .serverFull ? "server full (limits.maxClients)" : "too many connections from this address (limits.maxClientsPerAddress)")", metadata: ["address": "\(address)"])
+                    return channel.close()
+                }
+                let id = ObjectIdentifier(channel)
+                connections.withLockedValue { $0[id] = channel }
+                channel.closeFuture.whenComplete { _ in
+                    limiter.release(address)
+                    connections.withLockedValue { $0[id] = nil }
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    let context = tlsBox.withLockedValue { $0 }
+                    let tls = try TLSHandler(
+                        context: context, handshakeTimeout: .nanoseconds(Int64(limits.handshakeTimeoutSeconds * 1e9)),
+                        closeTimeout: .seconds(2), plaintextReply: ChatServer.plaintextReply)
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(tls)
+                    try sync.addHandler(ByteToMessageHandler(LineDecoder(maximumLength: limits.lineLength + IRCMessage.Limits.clientTags + 2)))
+                    try sync.addHandler(ClientSession(core: core, eventLoop: channel.eventLoop, address: address))
+                }
+            }
+    }
+
+    /// Re-reads the users file and the certificate and key (SIGHUP). A bad new certificate is
+    /// refused with a log line and the old one kept; new connections use the new one.
+    public func reload() {
+        directory.reload()
+        logger.notice("reloaded users file \(configuration.usersFile): \(directory.count) accounts")
+        do {
+            let context = try Self.makeTLSContext(configuration)
+            tlsBox.withLockedValue { $0 = context }
+            if let leaf = context.certificateChain.first?.info {
+                logger.notice("reloaded certificate: \(leaf.subject), expires \(CertificateInfo.formatDate(leaf.notAfter))")
+            }
+        } catch {
+            logger.error("certificate reload refused, keeping the old one: \(error)")
+        }
+    }
+
+    /// The certificate new connections get.
+    public var currentCertificate: CertificateInfo? { tlsBox.withLockedValue { $0.certificateChain.first?.info } }
+
+    /// Stops listening, tells every client `ERROR :Server shutting down`, closes each TLS session
+    /// cleanly, and waits up to `timeout` for them to go.
+    public func shutdown(timeout: TimeAmount = .seconds(3)) async {
+        logger.notice("shutting down: \(limiter.current) connections")
+        for listener in listeners { try? await listener.close() }
+        listeners.removeAll()
+        let open = connections.withLockedValue { Array($0.values) }
+        for channel in open {
+            channel.eventLoop.execute {
+                if let session = try? channel.pipeline.syncOperations.handler(type: ClientSession.self) {
+                    session.close(reason: "Server shutting down")
+                } else {
+                    channel.close(promise: nil)
+                }
+            }
+        }
+        let deadline = NIODeadline.now() + timeout
+        while connections.withLockedValue({ !$0.isEmpty }) && NIODeadline.now() < deadline {
+            try? await Task.sleep(nanoseconds: 20_000_000)
+        }
+        for channel in connections.withLockedValue({ Array($0.values) }) { try? await channel.close() }
+        pool.shutdown()
+    }
+}

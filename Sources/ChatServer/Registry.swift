@@ -1,0 +1,64 @@
+import IRC
+import NIOConcurrencyHelpers
+
+/// Who is connected and which rooms exist. Touched at registration, join, part and private
+/// messages, never per recipient of a room message.
+public final class Registry: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var sessions: [String: ClientSession] = [:]
+    private var rooms: [String: Room] = [:]
+
+    public init() {}
+
+    /// Makes `session` the holder of its nick; returns the session it replaced, if any.
+    func claim(_ session: ClientSession) -> ClientSession? {
+        lock.withLock {
+            let key = IRCName.fold(session.nick)
+            let old = sessions[key]
+            sessions[key] = session
+            return old === session ? nil : old
+        }
+    }
+
+    /// Forgets `session` if it still holds its nick.
+    func release(_ session: ClientSession) {
+        lock.withLock {
+            let key = IRCName.fold(session.nick)
+            if sessions[key] === session { sessions[key] = nil }
+        }
+    }
+
+    func session(named nick: String) -> ClientSession? {
+        lock.withLock { sessions[IRCName.fold(nick)] }
+    }
+
+    /// Every registered session (for shutdown).
+    var allSessions: [ClientSession] { lock.withLock { Array(sessions.values) } }
+
+    public var userCount: Int { lock.withLock { sessions.count } }
+    public var roomCount: Int { lock.withLock { rooms.count } }
+
+    func room(named name: String) -> Room? {
+        lock.withLock { rooms[IRCName.fold(name)] }
+    }
+
+    /// The room called `name`, created if it does not exist.
+    func roomForJoin(_ name: String, now: Int) -> Room {
+        lock.withLock {
+            let key = IRCName.fold(name)
+            if let room = rooms[key] { return room }
+            let room = Room(name: name, now: now)
+            rooms[key] = room
+            return room
+        }
+    }
+
+    /// Forgets an empty room (only if it is still the one registered under its name).
+    func remove(_ room: Room) {
+        lock.withLock {
+            if rooms[room.folded] === room { rooms[room.folded] = nil }
+        }
+    }
+
+    var allRooms: [Room] { lock.withLock { Array(rooms.values) } }
+}

@@ -1,0 +1,149 @@
+import Foundation
+import NIOConcurrencyHelpers
+import IRC
+import NIOCore
+
+/// A room (IRC channel): members, operators, topic and modes, behind its own lock.
+///
+/// The lock is per room, never global, and is held only to read or change the room: delivery
+/// works on a snapshot of the members, grouped by event loop, that is rebuilt only when
+/// membership changes.
+public final class Room: @unchecked Sendable {
+    public let name: String
+    public let folded: String
+    public let createdAt: Int
+
+    public struct Modes: Sendable, Equatable {
+        public var inviteOnly = false
+        public var topicLocked = true
+        public var noExternal = true
+        public var key: String?
+
+        /// "+ntk" style, with the key as a parameter when `showKey`.
+        public func string(showKey: Bool) -> [String] {
+            var flags = "+"
+            if inviteOnly { flags += "i" }
+            if key != nil { flags += "k" }
+            if noExternal { flags += "n" }
+            if topicLocked { flags += "t" }
+            return key.map { [flags, showKey ? $0 : "*"] } ?? [flags]
+        }
+    }
+
+    public struct Topic: Sendable, Equatable {
+        public var text: String
+        public var setBy: String
+        public var setAt: Int
+    }
+
+    struct Member {
+        let session: ClientSession
+        var isOperator: Bool
+    }
+
+    private let lock = NIOLock()
+    private var members: [ObjectIdentifier: Member] = [:]
+    private var order: [ObjectIdentifier] = []
+    private var groups: [[ClientSession]] = []
+    private var _topic: Topic?
+    private var _modes = Modes()
+    private var invited: Set<String> = []
+    private var closed = false
+
+    init(name: String, now: Int) {
+        self.name = name
+        self.folded = IRCName.fold(name)
+        self.createdAt = now
+    }
+
+    /// Why a join was refused.
+    enum JoinRefusal { case inviteOnly, badKey, closed }
+
+    /// Adds `session`; the first member becomes operator. Returns whether it became operator.
+    func join(_ session: ClientSession, key: String?) -> Result<Bool, JoinRefusalError> {
+        lock.withLock {
+            if closed { return .failure(.init(reason: .closed)) }
+            let id = ObjectIdentifier(session)
+            if members[id] != nil { return .success(members[id]!.isOperator) }
+            let nick = IRCName.fold(session.nick)
+            if _modes.inviteOnly && !invited.contains(nick) { return .failure(.init(reason: .inviteOnly)) }
+            if let required = _modes.key, required != key, !invited.contains(nick) { return .failure(.init(reason: .badKey)) }
+            invited.remove(nick)
+            let isOperator = members.isEmpty
+            members[id] = Member(session: session, isOperator: isOperator)
+            order.append(id)
+            regroup()
+            return .success(isOperator)
+        }
+    }
+
+    /// Removes `session`; returns true when the room became empty (and is now closed).
+    func leave(_ session: ClientSession) -> Bool {
+        lock.withLock {
+            let id = ObjectIdentifier(session)
+            guard members.removeValue(forKey: id) != nil else { return members.isEmpty && closed }
+            order.removeAll { $0 == id }
+            regroup()
+            if members.isEmpty { closed = true }
+            return members.isEmpty
+        }
+    }
+
+    private func regroup() {
+        var byLoop: [ObjectIdentifier: Int] = [:]
+        var result: [[ClientSession]] = []
+        for id in order {
+            let session = members[id]!.session
+            let loop = ObjectIdentifier(session.eventLoop)
+            if let index = byLoop[loop] {
+                result[index].append(session)
+            } else {
+                byLoop[loop] = result.count
+                result.append([session])
+            }
+        }
+        groups = result
+    }
+
+    /// Members grouped by event loop, for delivery.
+    var deliveryGroups: [[ClientSession]] { lock.withLock { groups } }
+
+    func isMember(_ session: ClientSession) -> Bool { lock.withLock { members[ObjectIdentifier(session)] != nil } }
+    func isOperator(_ session: ClientSession) -> Bool { lock.withLock { members[ObjectIdentifier(session)]?.isOperator ?? false } }
+    var memberCount: Int { lock.withLock { members.count } }
+
+    /// Members in join order with their operator flag.
+    var roster: [(session: ClientSession, isOperator: Bool)] {
+        lock.withLock { order.map { (members[$0]!.session, members[$0]!.isOperator) } }
+    }
+
+    func member(named nick: String) -> ClientSession? {
+        let folded = IRCName.fold(nick)
+        return lock.withLock { members.values.first { IRCName.fold($0.session.nick) == folded }?.session }
+    }
+
+    @discardableResult
+    func setOperator(_ session: ClientSession, _ value: Bool) -> Bool {
+        lock.withLock {
+            guard members[ObjectIdentifier(session)] != nil else { return false }
+            members[ObjectIdentifier(session)]!.isOperator = value
+            return true
+        }
+    }
+
+    var topic: Topic? {
+        get { lock.withLock { _topic } }
+    }
+
+    func setTopic(_ topic: Topic?) { lock.withLock { _topic = topic } }
+
+    var modes: Modes { lock.withLock { _modes } }
+
+    func updateModes(_ change: (inout Modes) -> Void) { lock.withLock { change(&_modes) } }
+
+    func invite(_ nick: String) { lock.withLock { _ = invited.insert(IRCName.fold(nick)) } }
+}
+
+struct JoinRefusalError: Error {
+    let reason: Room.JoinRefusal
+}

@@ -1,0 +1,41 @@
+import ChatAuth
+import Foundation
+import IRC
+import Logging
+
+/// What every session shares: configuration, the registry of users and rooms, the authenticator,
+/// the logger and the texts sent at registration. Immutable after start, safe on every loop.
+public final class ServerCore: Sendable {
+    public let configuration: ServerConfiguration
+    public let registry: Registry
+    public let authenticator: Authenticator
+    public let logger: Logger
+    public let createdText: String
+    public let version = "SecureChat-0.1"
+
+    public init(configuration: ServerConfiguration, registry: Registry, authenticator: Authenticator, logger: Logger) {
+        self.configuration = configuration
+        self.registry = registry
+        self.authenticator = authenticator
+        self.logger = logger
+        self.createdText = "This server was created \(Relay.timestamp())"
+    }
+
+    var serverName: String { configuration.serverName }
+
+    /// ISUPPORT (005) tokens, at most 13 per line.
+    var isupportLines: [[String]] {
+        let l = configuration.limits
+        let tokens = [
+            "AWAYLEN=390", "CASEMAPPING=ascii", "CHANLIMIT=#:\(l.roomsPerUser)", "CHANMODES=,k,,int", "CHANNELLEN=\(IRCName.roomLength)",
+            "CHANTYPES=#", "KICKLEN=390", "LINELEN=\(l.lineLength)", "MODES=4", "NETWORK=\(configuration.networkName)",
+            "NICKLEN=\(IRCName.nickLength)", "PREFIX=(o)@", "STATUSMSG=@", "TARGMAX=JOIN:,KICK:1,NAMES:1,NOTICE:4,PART:,PRIVMSG:4,WHOIS:1",
+            "TOPICLEN=390", "UTF8ONLY",
+        ]
+        return stride(from: 0, to: tokens.count, by: 13).map { Array(tokens[$0..<min($0 + 13, tokens.count)]) }
+    }
+
+    var motdLines: [String]? {
+        configuration.motd.map { $0.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) }
+    }
+}

@@ -1,0 +1,34 @@
+/// The IRCv3 capabilities SecureChat offers.
+public struct Capabilities: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt16
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+
+    public static let sasl = Capabilities(rawValue: 1 << 0)
+    public static let serverTime = Capabilities(rawValue: 1 << 1)
+    public static let messageTags = Capabilities(rawValue: 1 << 2)
+    public static let echoMessage = Capabilities(rawValue: 1 << 3)
+    public static let accountTag = Capabilities(rawValue: 1 << 4)
+    public static let extendedJoin = Capabilities(rawValue: 1 << 5)
+    public static let awayNotify = Capabilities(rawValue: 1 << 6)
+    public static let capNotify = Capabilities(rawValue: 1 << 7)
+    public static let multiPrefix = Capabilities(rawValue: 1 << 8)
+
+    /// Names in the order `CAP LS` lists them.
+    public static let names: [(Capabilities, String)] = [
+        (.sasl, "sasl"), (.serverTime, "server-time"), (.messageTags, "message-tags"), (.echoMessage, "echo-message"),
+        (.accountTag, "account-tag"), (.extendedJoin, "extended-join"), (.awayNotify, "away-notify"),
+        (.capNotify, "cap-notify"), (.multiPrefix, "multi-prefix"),
+    ]
+
+    public static func named(_ name: String) -> Capabilities? {
+        names.first { $0.1 == name }?.0
+    }
+
+    /// `CAP LS` text; with version 302 `sasl` carries its mechanism list.
+    public static func listing(version: Int) -> String {
+        names.map { cap, name in cap == .sasl && version >= 302 ? "sasl=PLAIN" : name }.joined(separator: " ")
+    }
+
+    /// The names of the capabilities in this set.
+    public var names: [String] { Self.names.filter { contains($0.0) }.map(\.1) }
+}

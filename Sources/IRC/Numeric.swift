@@ -1,0 +1,21 @@
+/// The numeric replies SecureChat sends, with their standard codes.
+public enum Numeric: String, Sendable {
+    case welcome = "001", yourHost = "002", created = "003", myInfo = "004", isupport = "005"
+    case umodeIs = "221"
+    case away = "301", unaway = "305", nowAway = "306"
+    case whoisUser = "311", whoisServer = "312", endOfWho = "315", whoisIdle = "317", endOfWhois = "318", whoisChannels = "319"
+    case listStart = "321", list = "322", listEnd = "323", channelModeIs = "324", creationTime = "329", whoisAccount = "330"
+    case noTopic = "331", topic = "332", topicWhoTime = "333", inviting = "341"
+    case whoReply = "352", namReply = "353", endOfNames = "366"
+    case motd = "372", motdStart = "375", endOfMotd = "376"
+    case noSuchNick = "401", noSuchChannel = "403", cannotSendToChan = "404", tooManyChannels = "405"
+    case noOrigin = "409", noRecipient = "411", noTextToSend = "412", inputTooLong = "417", unknownCommand = "421", noMotd = "422"
+    case noNicknameGiven = "431", erroneousNickname = "432", nicknameInUse = "433"
+    case userNotInChannel = "441", notOnChannel = "442", userOnChannel = "443", notRegistered = "451"
+    case needMoreParams = "461", alreadyRegistered = "462", passwdMismatch = "464"
+    case unknownMode = "472", inviteOnlyChan = "473", badChannelKey = "475", badChanMask = "476"
+    case invalidCapCommand = "410"
+    case chanOPrivsNeeded = "482", umodeUnknownFlag = "501", usersDontMatch = "502"
+    case whoisSecure = "671"
+    case loggedIn = "900", saslSuccess = "903", saslFail = "904", saslTooLong = "905", saslAborted = "906", saslAlready = "907", saslMechs = "908"
+}

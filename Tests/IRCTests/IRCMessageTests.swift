@@ -1,0 +1,85 @@
+import Testing
+@testable import IRC
+
+@Suite struct IRCMessageTests {
+    func parse(_ s: String) throws -> IRCMessage { try IRCMessage.parse(Array(s.utf8)) }
+
+    @Test func commandAndParameters() throws {
+        let m = try parse("privmsg #lobby :hello there")
+        #expect(m.command == "PRIVMSG" && m.parameters == ["#lobby", "hello there"] && m.source == nil)
+        #expect(try parse("NICK alice").parameters == ["alice"])
+        #expect(try parse("USER alice 0 * :Alice Liddell").parameters == ["alice", "0", "*", "Alice Liddell"])
+        #expect(try parse("PRIVMSG #a ::-)").parameters == ["#a", ":-)"])
+        #expect(try parse("TOPIC #a :").parameters == ["#a", ""])
+        #expect(try parse("JOIN   #a    key  ").parameters == ["#a", "key"])
+        #expect(try parse("001 alice :Welcome").command == "001")
+    }
+
+    @Test func sourceAndTags() throws {
+        let m = try parse("@time=2026-11-30T01:02:03.000Z;+draft/react=\\:-)\\s;flag :nick!u@h PRIVMSG #r :hi")
+        #expect(m.source == "nick!u@h")
+        #expect(m.tag("time") == "2026-11-30T01:02:03.000Z")
+        #expect(m.tag("+draft/react") == ";-) ")
+        #expect(m.tag("flag") == "")
+        #expect(m.tag("missing") == nil)
+        #expect(m.tags.last!.isClientOnly == false && m.tags[1].isClientOnly)
+    }
+
+    @Test func tagEscapingRoundTrips() throws {
+        for value in ["plain", "a;b c\\d\r\ne", "", "\\", "ünï"] {
+            let m = IRCMessage(tags: [IRCTag("+x", value)], command: "TAGMSG", parameters: ["#r"])
+            let line = m.serialized()
+            let back = try IRCMessage.parse(line.dropLast(2))
+            #expect(back.tag("+x") == value)
+        }
+        #expect(IRCMessage.unescapeTagValue(Array("ab\\".utf8).withUnsafeBufferPointer { $0 }) == "ab")
+        #expect(IRCMessage.unescapeTagValue(Array("\\b".utf8).withUnsafeBufferPointer { $0 }) == "b")
+    }
+
+    @Test func serialisation() {
+        #expect(String(decoding: IRCMessage(source: "srv", command: "001", parameters: ["alice", "Welcome home"]).serialized(), as: UTF8.self) == ":srv 001 alice :Welcome home\r\n")
+        #expect(String(decoding: IRCMessage(command: "PING", parameters: ["token"]).serialized(), as: UTF8.self) == "PING token\r\n")
+        #expect(String(decoding: IRCMessage(command: "TOPIC", parameters: ["#a", ""]).serialized(), as: UTF8.self) == "TOPIC #a :\r\n")
+        #expect(String(decoding: IRCMessage(command: "PRIVMSG", parameters: ["#a", ":)"]).serialized(), as: UTF8.self) == "PRIVMSG #a ::)\r\n")
+    }
+
+    @Test func limits() throws {
+        let body = "PRIVMSG #a :" + String(repeating: "x", count: 498)  // 510 bytes
+        #expect(try parse(body).parameters[1].count == 498)
+        #expect(throws: IRCParseError.lineTooLong) { try parse(body + "x") }
+        let tags = "@+t=" + String(repeating: "v", count: 4090) + " "  // 4094 bytes of tags
+        #expect(try parse(tags + body).tag("+t")?.count == 4090)
+        #expect(throws: IRCParseError.tagsTooLong) { try parse("@+t=" + String(repeating: "v", count: 4091) + " " + body) }
+        #expect(throws: IRCParseError.tooManyParameters) { try parse("CMD " + (1...16).map(String.init).joined(separator: " ")) }
+    }
+
+    @Test func badInput() {
+        #expect(throws: IRCParseError.empty) { try parse("   ") }
+        #expect(throws: IRCParseError.invalidCommand) { try parse(":source") }
+        #expect(throws: IRCParseError.invalidCommand) { try parse("PRIV-MSG x") }
+        #expect(throws: IRCParseError.invalidCommand) { try parse("12 x") }
+        #expect(throws: IRCParseError.invalidUTF8) { try IRCMessage.parse([0x50, 0x49, 0x4e, 0x47, 0x20, 0xff]) }
+        #expect(throws: IRCParseError.invalidUTF8) { try IRCMessage.parse(Array("PING ".utf8) + [0xed, 0xa0, 0x80]) }  // surrogate
+        #expect(throws: IRCParseError.invalidUTF8) { try IRCMessage.parse(Array("PING ".utf8) + [0xc0, 0xaf]) }  // overlong
+        #expect(throws: IRCParseError.invalidUTF8) { try IRCMessage.parse(Array("PING ".utf8) + [0xe2, 0x82]) }  // truncated
+        #expect(throws: IRCParseError.containsNUL) { try IRCMessage.parse(Array("PING a".utf8) + [0]) }
+    }
+
+    @Test func randomBytesNeverCrash() {
+        var rng = SystemRandomNumberGenerator()
+        let alphabet: [UInt8] = Array("@:; =\\#PRIVMSG".utf8) + [0x00, 0xff, 0xc3, 0xa9, 0x20]
+        for _ in 0..<20_000 {
+            let line = (0..<Int.random(in: 0...40, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }
+            _ = try? IRCMessage.parse(line)
+        }
+    }
+
+    @Test func names() {
+        #expect(IRCName.isValidNick("alice") && IRCName.isValidNick("a[b]`^{}|\\-_9"))
+        #expect(!IRCName.isValidNick("9a") && !IRCName.isValidNick("") && !IRCName.isValidNick(String(repeating: "a", count: 33)) && !IRCName.isValidNick("a b"))
+        #expect(IRCName.isValidRoom("#lobby") && IRCName.isValidRoom("#ünï-côdé") && IRCName.isValidRoom("#a.b"))
+        #expect(!IRCName.isValidRoom("lobby") && !IRCName.isValidRoom("#") && !IRCName.isValidRoom("#a,b") && !IRCName.isValidRoom("#a b") && !IRCName.isValidRoom("#a\u{7}"))
+        #expect(!IRCName.isValidRoom("#" + String(repeating: "x", count: 50)))
+        #expect(IRCName.fold("Alice[]") == "alice[]")
+    }
+}
