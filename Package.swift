@@ -60,6 +60,26 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Test support shared by unit tests, end-to-end tests and benchmarks: an in-process server
+        // and a bare IRC-over-TLS client.
+        .target(
+            name: "ChatTesting",
+            dependencies: [
+                "ChatServer", "ChatAuth", "TLS", "IRC",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "ChatServerTests",
+            dependencies: [
+                "ChatServer", "ChatTesting", "ChatAuth", "IRC", "TLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         // The operator's tool: accounts and development certificates.
         .executableTarget(
             name: "chat-admin",

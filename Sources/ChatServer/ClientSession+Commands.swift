@@ -106,6 +106,7 @@ extension ClientSession {
             return
         }
         lastMessageTime = Int(Date().timeIntervalSince1970)
+        let requiring: Capabilities = isTagOnly ? .messageTags : []
         for target in targets.split(separator: ",").prefix(4).map(String.init) {
             let parameters = isTagOnly ? [target] : [target, text]
             let echo = capabilities.contains(.echoMessage)
@@ -123,9 +124,9 @@ extension ClientSession {
                 let relay = self.relay(message.command, isTagOnly ? [target] : [target, text], clientTags: clientTags)
                 if target.hasPrefix("@") {
                     let ops = room.roster.filter(\.isOperator).map(\.session)
-                    ClientSession.broadcast(relay, to: ClientSession.group(ops), except: echo ? nil : self)
+                    ClientSession.broadcast(relay, to: ClientSession.group(ops), except: echo ? nil : self, requiring: requiring)
                 } else {
-                    ClientSession.broadcast(relay, to: room.deliveryGroups, except: echo ? nil : self)
+                    ClientSession.broadcast(relay, to: room.deliveryGroups, except: echo ? nil : self, requiring: requiring)
                 }
             } else {
                 guard let recipient = core.registry.session(named: target) else {
@@ -133,8 +134,8 @@ extension ClientSession {
                     continue
                 }
                 let relay = self.relay(message.command, parameters, clientTags: clientTags)
-                ClientSession.broadcast(relay, to: [[recipient]])
-                if echo && recipient !== self {
+                ClientSession.broadcast(relay, to: [[recipient]], requiring: requiring)
+                if echo && recipient !== self && capabilities.isSuperset(of: requiring) {
                     var cache = Relay.Cache()
                     deliver(relay, cache: &cache)
                 }

@@ -356,14 +356,16 @@ public final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
     }
 
     /// Delivers `relay` to sessions grouped by event loop: one task per loop, one serialisation
-    /// per variant per loop. Skips `except`.
-    static func broadcast(_ relay: Relay, to groups: [[ClientSession]], except: ClientSession? = nil) {
+    /// per variant per loop. Skips `except`, and sessions without the capabilities `requiring`.
+    static func broadcast(_ relay: Relay, to groups: [[ClientSession]], except: ClientSession? = nil, requiring: Capabilities = []) {
         for group in groups {
             guard let first = group.first else { continue }
             let work = {
                 var cache = Relay.Cache()
-                for session in group where session !== except { session.deliver(relay, cache: &cache) }
-                for session in group where session !== except { session.flushOutput() }
+                for session in group where session !== except && session.capabilities.isSuperset(of: requiring) {
+                    session.deliver(relay, cache: &cache)
+                    session.flushOutput()
+                }
             }
             if first.eventLoop.inEventLoop { work() } else { first.eventLoop.execute(work) }
         }

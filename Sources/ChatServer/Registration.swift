@@ -57,7 +57,9 @@ public struct Registration {
         case "AUTHENTICATE":
             return authenticate(p)
         case "PASS":
-            guard let text = p.first, !text.isEmpty else { return [reply(.needMoreParams, "PASS", "Not enough parameters")] }
+            // Clients differ on quoting a password with spaces; take every parameter.
+            let text = p.joined(separator: " ")
+            guard !text.isEmpty else { return [reply(.needMoreParams, "PASS", "Not enough parameters")] }
             pass = Password(text)
             return []
         case "NICK":

@@ -21,6 +21,14 @@ public struct ServerConfiguration: Sendable, Equatable {
         public var minimumVersion: TLSVersion
         /// Create a development CA and certificate when the files are missing (development only).
         public var createDevelopmentCertificates: Bool
+
+        public init(certificateChain: String, privateKey: String, clientCA: String? = nil, minimumVersion: TLSVersion = .tls12, createDevelopmentCertificates: Bool = false) {
+            self.certificateChain = certificateChain
+            self.privateKey = privateKey
+            self.clientCA = clientCA
+            self.minimumVersion = minimumVersion
+            self.createDevelopmentCertificates = createDevelopmentCertificates
+        }
     }
 
     public struct Limits: Sendable, Equatable {

@@ -49,7 +49,7 @@ import Testing
         #expect(throws: IRCParseError.lineTooLong) { try parse(body + "x") }
         let tags = "@+t=" + String(repeating: "v", count: 4090) + " "  // 4094 bytes of tags
         #expect(try parse(tags + body).tag("+t")?.count == 4090)
-        #expect(throws: IRCParseError.tagsTooLong) { try parse("@+t=" + String(repeating: "v", count: 4091) + " " + body) }
+        #expect(throws: IRCParseError.tagsTooLong) { try parse("@+t=" + String(repeating: "v", count: 4092) + " " + body) }
         #expect(throws: IRCParseError.tooManyParameters) { try parse("CMD " + (1...16).map(String.init).joined(separator: " ")) }
     }
 

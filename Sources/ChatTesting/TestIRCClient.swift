@@ -1,0 +1,172 @@
+import ChatServer
+import Foundation
+import IRC
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import TLS
+
+/// A bare IRC-over-TLS client for tests and benchmarks: send raw lines, wait for replies.
+///
+/// Every wait is bounded in time and fails with what was received so far, so a broken server
+/// fails a test instead of hanging it.
+public final class TestIRCClient: @unchecked Sendable {
+    public let channel: Channel
+    private let state: NIOLockedValueBox<State>
+
+    struct State {
+        var messages: [IRCMessage] = []
+        var cursor = 0
+        var closed = false
+        var errors: [Error] = []
+    }
+
+    public struct Timeout: Error, CustomStringConvertible {
+        public let waitingFor: String
+        public let received: [String]
+        public var description: String { "timed out waiting for \(waitingFor); received:\n" + received.suffix(20).joined(separator: "\n") }
+    }
+
+    init(channel: Channel, state: NIOLockedValueBox<State>) {
+        self.channel = channel
+        self.state = state
+    }
+
+    /// Connects over TLS, trusting `caPath`, and waits for the handshake.
+    public static func connect(host: String = "127.0.0.1", port: Int, caPath: String, serverName: String = "localhost",
+                               receiveBuffer: Int? = nil, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> TestIRCClient {
+        let context = try TLSContext(configuration: .client(trust: .caFile(caPath)))
+        return try await connect(host: host, port: port, context: context, serverName: serverName, receiveBuffer: receiveBuffer, group: group)
+    }
+
+    /// - Parameter receiveBuffer: SO_RCVBUF for the socket (tests of slow readers).
+    public static func connect(host: String = "127.0.0.1", port: Int, context: TLSContext, serverName: String = "localhost",
+                               receiveBuffer: Int? = nil, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> TestIRCClient {
+        let state = NIOLockedValueBox(State())
+        let eventLoop = group.next()
+        let handshake = eventLoop.makePromise(of: Void.self)
+        var bootstrap = ClientBootstrap(group: eventLoop)
+        if let receiveBuffer { bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBuffer)) }
+        let channel = try await bootstrap
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(TLSHandler(context: context, serverName: serverName))
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineDecoder(maximumLength: 1 << 16)))
+                    try channel.pipeline.syncOperations.addHandler(Collector(state: state, handshake: handshake))
+                }
+            }
+            .connect(host: host, port: port).get()
+        try await handshake.futureResult.get()
+        return TestIRCClient(channel: channel, state: state)
+    }
+
+    /// Sends one line (CR LF added).
+    public func send(_ line: String) async throws {
+        try await channel.writeAndFlush(channel.allocator.buffer(string: line + "\r\n"))
+    }
+
+    /// Sends bytes as they are.
+    public func sendRaw(_ bytes: [UInt8]) async throws {
+        try await channel.writeAndFlush(channel.allocator.buffer(bytes: bytes))
+    }
+
+    /// Every message received so far.
+    public var received: [IRCMessage] { state.withLockedValue { $0.messages } }
+    public var isClosed: Bool { state.withLockedValue { $0.closed } }
+    public var errors: [Error] { state.withLockedValue { $0.errors } }
+
+    /// The next message after the cursor that matches, moving the cursor past it.
+    @discardableResult
+    public func next(_ description: String = "a matching message", timeout: Double = 10, where predicate: (IRCMessage) -> Bool) async throws -> IRCMessage {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let (found, closed) = state.withLockedValue { state -> (IRCMessage?, Bool) in
+                if let index = state.messages[state.cursor...].firstIndex(where: predicate) {
+                    state.cursor = index + 1
+                    return (state.messages[index], state.closed)
+                }
+                return (nil, state.closed)
+            }
+            if let found { return found }
+            if closed || Date() > deadline {
+                throw Timeout(waitingFor: description + (closed ? " (connection closed)" : ""), received: received.map { String(decoding: $0.serialized().dropLast(2), as: UTF8.self) })
+            }
+            try await Task.sleep(nanoseconds: 5_000_000)
+        }
+    }
+
+    /// The next message with this command (or numeric).
+    @discardableResult
+    public func next(_ command: String, timeout: Double = 10) async throws -> IRCMessage {
+        try await next(command, timeout: timeout) { $0.command == command }
+    }
+
+    /// Waits until the server closes the connection.
+    public func waitUntilClosed(timeout: Double = 10) async -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !isClosed && Date() < deadline { try? await Task.sleep(nanoseconds: 5_000_000) }
+        return isClosed
+    }
+
+    /// Registers with SASL PLAIN (or PASS) and waits for 001. Throws with the transcript if
+    /// registration fails.
+    @discardableResult
+    public func register(account: String, password: String, nick: String? = nil, capabilities: [String] = [], usePASS: Bool = false) async throws -> IRCMessage {
+        let nick = nick ?? account
+        if usePASS {
+            try await send("PASS \(account):\(password)")
+            try await send("NICK \(nick)")
+            try await send("USER \(nick) 0 * :Test \(nick)")
+        } else {
+            try await send("CAP LS 302")
+            try await send("NICK \(nick)")
+            try await send("USER \(nick) 0 * :Test \(nick)")
+            try await send("CAP REQ :" + (["sasl"] + capabilities).joined(separator: " "))
+            try await next("CAP ACK") { $0.command == "CAP" && $0.parameters.dropFirst().first == "ACK" }
+            try await send("AUTHENTICATE PLAIN")
+            try await next("AUTHENTICATE +") { $0.command == "AUTHENTICATE" }
+            try await send("AUTHENTICATE " + SASLPlain.encode(account: account, password: Array(password.utf8)))
+            try await next("903 or 904") { $0.command == "903" || $0.command == "904" }
+            try await send("CAP END")
+        }
+        return try await next("001 (welcome)") { $0.command == "001" || $0.command == "ERROR" }
+    }
+
+    public func close() async {
+        try? await channel.close()
+    }
+}
+
+/// Parses lines into the client's state.
+final class Collector: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = InboundLine
+    let state: NIOLockedValueBox<TestIRCClient.State>
+    let handshake: EventLoopPromise<Void>
+
+    init(state: NIOLockedValueBox<TestIRCClient.State>, handshake: EventLoopPromise<Void>) {
+        self.state = state
+        self.handshake = handshake
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case let .line(buffer) = unwrapInboundIn(data),
+              let message = try? IRCMessage.parse(buffer.readableBytesView, maximumTagBytes: 8191, maximumLineBytes: 1 << 16) else { return }
+        state.withLockedValue { $0.messages.append(message) }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted? = event as? TLSEvent { handshake.succeed(()) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        state.withLockedValue { $0.errors.append(error) }
+        handshake.fail(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        state.withLockedValue { $0.closed = true }
+        handshake.fail(ChannelError.ioOnClosedChannel)
+        context.fireChannelInactive()
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+import Testing
+@testable import ChatServer
+
+@Suite struct ConfigurationTests {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    func load(_ json: String, environment: [String: String] = [:]) throws -> ServerConfiguration {
+        let folder = NSTemporaryDirectory() + "securechat-config-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try json.write(toFile: folder + "/server.json", atomically: true, encoding: .utf8)
+        return try ServerConfiguration.load(path: folder + "/server.json", environment: environment)
+    }
+
+    func error(_ json: String) -> String {
+        do { _ = try load(json); return "no error" } catch { return "\(error)" }
+    }
+
+    let minimal = "\"tls\": {\"certificateChain\": \"c.pem\", \"privateKey\": \"k.pem\"}"
+
+    @Test func shippedConfigsLoad() throws {
+        let dev = try ServerConfiguration.load(path: Self.repository + "/Config/server.json", environment: [:])
+        #expect(dev.listeners == [.init(host: "127.0.0.1", port: 21567)])
+        #expect(dev.tls.createDevelopmentCertificates)
+        #expect(dev.tls.certificateChain == Self.repository + "/Certs/server.crt")
+        #expect(dev.usersFile == Self.repository + "/Config/users.json")
+        #expect(dev.passwordHashing == .default)
+        let production = try ServerConfiguration.load(path: Self.repository + "/Config/server.production.example.json", environment: [:])
+        #expect(!production.tls.createDevelopmentCertificates)
+        #expect(production.listeners.contains { $0.host == "0.0.0.0" })
+    }
+
+    @Test func defaultsAndRelativePaths() throws {
+        let c = try load("{\(minimal)}")
+        #expect(c.tls.certificateChain.hasSuffix("/c.pem") && c.tls.certificateChain.hasPrefix("/"))
+        #expect(c.usersFile.hasSuffix("/users.json"))
+        #expect(c.limits == ServerConfiguration.Limits())
+    }
+
+    @Test func environmentOverrides() throws {
+        let c = try load("{\(minimal)}", environment: ["SECURECHAT_PORT": "7000", "SECURECHAT_HOST": "::1", "SECURECHAT_USERS_FILE": "/srv/users.json"])
+        #expect(c.listeners[0] == .init(host: "::1", port: 7000))
+        #expect(c.usersFile == "/srv/users.json")
+        #expect(throws: ConfigurationError.self) { try load("{\(minimal)}", environment: ["SECURECHAT_PORT": "http"]) }
+    }
+
+    @Test func refusalsNameTheKey() {
+        #expect(error("{\(minimal), \"listener\": []}").contains("unknown key \"listener\""))
+        #expect(error("{\(minimal), \"limits\": {\"maxclients\": 5}}").contains("unknown key \"limits.maxclients\" — did you mean \"maxClients\"?"))
+        #expect(error("{\(minimal), \"limits\": {\"maxClients\": \"many\"}}").contains("\"limits.maxClients\": expected a whole number from 1 to 1000000, got \"many\""))
+        #expect(error("{\(minimal), \"limits\": {\"maxClients\": 0}}").contains("\"limits.maxClients\": expected a whole number from 1 to 1000000, got 0"))
+        #expect(error("{\(minimal), \"limits\": {\"sendQueueBytes\": true}}").contains("got true"))
+        #expect(error("{\(minimal), \"listeners\": [{\"host\": \"x\", \"port\": 70000}]}").contains("\"listeners[0].port\": expected a whole number from 0 to 65535, got 70000"))
+        #expect(error("{\(minimal), \"tls\": 5}").contains("unknown key") || error("{\"tls\": 5}").contains("\"tls\": expected an object"))
+        #expect(error("{}").contains("missing \"tls\""))
+        #expect(error("{\"tls\": {\"certificateChain\": \"c\", \"privateKey\": \"k\", \"minimumVersion\": \"1.1\"}}").contains("\"tls.minimumVersion\": expected \"1.2\" or \"1.3\""))
+        #expect(error("{\(minimal), \"passwordHashing\": {\"ln\": 99}}").contains("\"passwordHashing.ln\""))
+        #expect(error("{\(minimal), \"serverName\": \"a b\"}").contains("\"serverName\""))
+        #expect(error("{\(minimal),}").contains("not valid JSON at line 1"))
+        #expect(error("{\(minimal), \"limits\": {\"maxClients\": 5, \"maxClientsPerAddress\": 6}}").contains("cannot exceed"))
+        #expect("\(ConfigurationError(path: "x", message: "y"))" == "config file x: y")
+    }
+
+    @Test func missingFile() {
+        do {
+            _ = try ServerConfiguration.load(path: "/nonexistent/server.json", environment: [:])
+            Issue.record("loaded a missing file")
+        } catch {
+            #expect("\(error)".contains("does not exist — pass --config PATH"))
+        }
+    }
+}
