@@ -1,0 +1,88 @@
+import ChatTesting
+import Foundation
+import Testing
+
+/// Tools found on PATH, for the interop test.
+enum InteropTools {
+    static func find(_ name: String) -> String? {
+        for folder in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let path = "\(folder)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return nil
+    }
+
+    /// In CI (CI=true) the test always runs, so a missing irssi fails it instead of skipping it.
+    static var shouldRun: Bool {
+        (find("irssi") != nil && find("tmux") != nil) || ProcessInfo.processInfo.environment["CI"] != nil
+    }
+
+    @discardableResult
+    static func run(_ arguments: [String]) -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        do { try process.run() } catch { return (-1, "\(error)") }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// irssi, a client nobody here wrote, logs in over TLS with SASL PLAIN, joins a room and talks
+/// with our test client. irssi runs in tmux, driven with send-keys and read with capture-pane.
+@Suite(.serialized) struct IrssiInteropTests {
+    @Test(.enabled(if: InteropTools.shouldRun, "needs irssi and tmux (apt-get install irssi tmux)"))
+    func irssiLogsInWithSASLAndChats() async throws {
+        #expect(InteropTools.find("irssi") != nil, "irssi is not installed: apt-get install irssi")
+        #expect(InteropTools.find("tmux") != nil, "tmux is not installed: apt-get install tmux")
+        let server = try await TestServer.start(accounts: [("alice", "alice password"), ("bob", "irssi's password")])
+        let home = NSTemporaryDirectory() + "securechat-irssi-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        // irssi matches only DNS names in certificates, so it connects to "localhost". One window
+        // for everything, so the screen shows the room.
+        try """
+        servers = ( { address = "localhost"; chatnet = "securechat"; port = "\(server.port)"; use_tls = "yes";
+                      tls_verify = "yes"; tls_cafile = "\(server.caPath)"; autoconnect = "yes"; } );
+        chatnets = { securechat = { type = "IRC"; sasl_mechanism = "PLAIN"; sasl_username = "bob"; sasl_password = "irssi's password"; }; };
+        channels = ( { name = "#interop"; chatnet = "securechat"; autojoin = "yes"; } );
+        settings = { core = { real_name = "Bob on irssi"; user_name = "bob"; nick = "bob"; };
+                     "fe-common/core" = { autocreate_windows = "no"; }; };
+        """.write(toFile: home + "/config", atomically: true, encoding: .utf8)
+        let session = "securechat-irssi-\(getpid())"
+        let alice = try await server.loggedIn("alice", "alice password")
+        try await alice.send("JOIN #interop")
+        try await alice.next("366")
+
+        let started = InteropTools.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "40", "irssi --home=\(home)"])
+        #expect(started.status == 0, "tmux: \(started.output)")
+        defer {
+            InteropTools.run(["tmux", "kill-session", "-t", session])
+            try? FileManager.default.removeItem(atPath: home)
+        }
+        let join = try await alice.next("irssi's JOIN", timeout: 30) { $0.command == "JOIN" }
+        #expect(join.source?.hasPrefix("bob!") == true)
+        #expect(server.logs.contains("logged in account=bob"))
+
+        try await alice.send("PRIVMSG #interop :hello irssi, this is alice")
+        var screen = ""
+        for _ in 0..<100 {
+            screen = InteropTools.run(["tmux", "capture-pane", "-t", session, "-p"]).output
+            if screen.contains("hello irssi, this is alice") { break }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        #expect(screen.contains("alice> hello irssi, this is alice") || screen.contains("hello irssi, this is alice"), "irssi's screen:\n\(screen)")
+
+        InteropTools.run(["tmux", "send-keys", "-t", session, "hello alice, from irssi", "Enter"])
+        let reply = try await alice.next("irssi's message", timeout: 20) { $0.command == "PRIVMSG" }
+        #expect(reply.source?.hasPrefix("bob!") == true)
+        #expect(reply.parameters == ["#interop", "hello alice, from irssi"])
+
+        InteropTools.run(["tmux", "send-keys", "-t", session, "/quit leaving", "Enter"])
+        #expect(try await alice.next("irssi's QUIT", timeout: 20) { $0.command == "QUIT" }.parameters.first?.contains("leaving") == true)
+        await server.stop()
+    }
+}
