@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "chat-admin", targets: ["chat-admin"]),
         .executable(name: "chat-bench", targets: ["chat-bench"]),
         .executable(name: "chat-server", targets: ["chat-server"]),
+        .executable(name: "chat-client", targets: ["chat-client"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -37,13 +38,15 @@ let package = Package(
         // The IRC protocol as pure values: parsing, serialising, names, numerics. No I/O.
         .target(name: "IRC"),
         .testTarget(name: "IRCTests", dependencies: ["IRC"]),
+        // IRC line framing for SwiftNIO pipelines (server and client), with a length cap.
+        .target(name: "IRCFraming", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         // Accounts: scrypt hashes, the users file, login checks and throttling.
         .target(name: "ChatAuth", dependencies: ["COpenSSL"]),
         // The server: configuration, sessions, rooms, delivery, limits.
         .target(
             name: "ChatServer",
             dependencies: [
-                "IRC", "ChatAuth", "TLS",
+                "IRC", "IRCFraming", "ChatAuth", "TLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -60,12 +63,34 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The client library: connect, verify, log in, send, events. Shared by chat-client, the
+        // tests and the load generator.
+        .target(
+            name: "ChatClient",
+            dependencies: [
+                "IRC", "IRCFraming", "TLS", "ChatAuth",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "chat-client",
+            dependencies: [
+                "ChatClient", "ChatAuth", "TLS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "ChatClientTests",
+            dependencies: ["ChatClient", "ChatTesting", "ChatAuth", "IRC", "TLS"]
+        ),
         // Test support shared by unit tests, end-to-end tests and benchmarks: an in-process server
         // and a bare IRC-over-TLS client.
         .target(
             name: "ChatTesting",
             dependencies: [
-                "ChatServer", "ChatAuth", "TLS", "IRC",
+                "ChatServer", "ChatAuth", "TLS", "IRC", "IRCFraming",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -1,6 +1,7 @@
 import ChatAuth
 import Foundation
 import IRC
+import IRCFraming
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore

@@ -1,6 +1,7 @@
 import ChatServer
 import Foundation
 import IRC
+import IRCFraming
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix

@@ -315,7 +315,10 @@ let carol = ("carol", "carol password")
 
     @Test func fiveHundredClientsInOneRoomAllReceive() async throws {
         let count = 500
-        let server = try await TestServer.start(accounts: [alice]) { $0.limits.maxClients = 1000 }
+        let server = try await TestServer.start(accounts: [alice]) {
+            $0.limits.maxClients = 1000
+            $0.limits.loginQueue = 1000  // all 500 log in at once
+        }
         for i in 0..<count { try server.addAccount("user\(i)", password: "password\(i)") }
         let clients = try await withThrowingTaskGroup(of: TestIRCClient.self) { group in
             for i in 0..<count {

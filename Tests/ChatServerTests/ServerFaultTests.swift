@@ -204,7 +204,8 @@ func rawExchange(port: Int, send text: String) async throws -> String {
     let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .channelInitializer { $0.pipeline.addHandler(sink) }
         .connect(host: "127.0.0.1", port: port).get()
-    try await channel.writeAndFlush(channel.allocator.buffer(string: text))
+    // The server may close first (a short handshake timeout on a busy machine): that is fine.
+    try? await channel.writeAndFlush(channel.allocator.buffer(string: text))
     try await channel.closeFuture.get()
     return try await channel.eventLoop.submit { String(decoding: sink.bytes, as: UTF8.self) }.get()
 }

@@ -1,0 +1,250 @@
+import ChatAuth
+import Foundation
+import IRC
+import IRCFraming
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import TLS
+
+/// How to reach a server and whom to log in as.
+public struct ChatClientOptions: Sendable {
+    public var host: String
+    public var port: Int
+    public var account: String
+    public var password: Password
+    /// Whom to trust for the server's certificate.
+    public var trust: TLSConfiguration.Trust
+    /// No certificate verification at all (an explicit, loudly announced choice).
+    public var insecure: Bool
+    /// Seconds for TCP, TLS and login together.
+    public var loginTimeout: Double
+
+    public init(host: String, port: Int, account: String, password: Password, trust: TLSConfiguration.Trust = .system, insecure: Bool = false, loginTimeout: Double = 30) {
+        self.host = host
+        self.port = port
+        self.account = account
+        self.password = password
+        self.trust = trust
+        self.insecure = insecure
+        self.loginTimeout = loginTimeout
+    }
+}
+
+/// A logged-in connection to a SecureChat (or any IRC-over-TLS) server: connect, verify the
+/// server, log in with SASL PLAIN, then send commands and read `events`.
+///
+/// Used by `chat-client`, by the tests and by the load generator.
+public final class ChatConnection: Sendable {
+    /// The nick the server gave us (the account name as registered).
+    public let nick: String
+    /// What the server says, in order, until the connection closes.
+    public let events: AsyncStream<ChatEvent>
+    /// What TLS negotiated.
+    public let tls: TLSSessionInfo
+    private let channel: Channel
+
+    private init(nick: String, events: AsyncStream<ChatEvent>, tls: TLSSessionInfo, channel: Channel) {
+        self.nick = nick
+        self.events = events
+        self.tls = tls
+        self.channel = channel
+    }
+
+    /// Connects and logs in; throws a `ChatClientError` that says what failed.
+    public static func connect(_ options: ChatClientOptions, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> ChatConnection {
+        var configuration = TLSConfiguration.client(trust: options.trust)
+        if options.insecure { configuration.verification = .none }
+        let context: TLSContext
+        do { context = try TLSContext(configuration: configuration) } catch { throw ChatClientError.tls(error) }
+        let (stream, continuation) = AsyncStream<IRCMessage>.makeStream()
+        let eventLoop = group.next()
+        let handshake = eventLoop.makePromise(of: TLSSessionInfo.self)
+        let inbox = Inbox(continuation: continuation, handshake: handshake)
+        let channel: Channel
+        do {
+            channel = try await ClientBootstrap(group: eventLoop)
+                .connectTimeout(.seconds(Int64(max(1, options.loginTimeout))))
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(TLSHandler(context: context, serverName: options.host, handshakeTimeout: .seconds(15)))
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineDecoder(maximumLength: 1 << 16)))
+                        try channel.pipeline.syncOperations.addHandler(inbox)
+                    }
+                }
+                .connect(host: options.host, port: options.port).get()
+        } catch {
+            throw ChatClientError.connectionFailed(host: options.host, port: options.port, reason: Self.describe(error))
+        }
+        let info: TLSSessionInfo
+        do {
+            info = try await handshake.futureResult.get()
+        } catch let error as TLSError {
+            try? await channel.close()
+            throw ChatClientError.tls(error)
+        } catch {
+            try? await channel.close()
+            throw ChatClientError.disconnected("the connection closed during the TLS handshake")
+        }
+        let messages = IteratorBox(stream.makeAsyncIterator())
+        let nick: String
+        do {
+            nick = try await withThrowingTaskGroup(of: String.self) { group in
+                group.addTask { try await login(options, channel: channel, messages: messages) }
+                group.addTask {
+                    try await Task.sleep(nanoseconds: UInt64(options.loginTimeout * 1e9))
+                    throw ChatClientError.timedOut("waiting for the server to accept the login")
+                }
+                let nick = try await group.next()!
+                group.cancelAll()
+                return nick
+            }
+        } catch {
+            try? await channel.close()
+            throw error
+        }
+        let (events, sink) = AsyncStream<ChatEvent>.makeStream()
+        Task {
+            var translator = EventTranslator(nick: nick)
+            while let message = await messages.next() {
+                for event in translator.translate(message) { sink.yield(event) }
+            }
+            sink.finish()
+        }
+        return ChatConnection(nick: nick, events: events, tls: info, channel: channel)
+    }
+
+    private static func describe(_ error: Error) -> String {
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)).lowercased() }
+        if case ChannelError.connectTimeout = error { return "no answer (timed out)" }
+        return "\(error)"
+    }
+
+    private static func send(_ line: String, on channel: Channel) async throws {
+        try await channel.writeAndFlush(channel.allocator.buffer(string: line + "\r\n"))
+    }
+
+    /// CAP, NICK, USER, SASL PLAIN, CAP END; returns the nick from 001.
+    private static func login(_ options: ChatClientOptions, channel: Channel, messages: IteratorBox) async throws -> String {
+        let account = options.account
+        try await send("CAP LS 302", on: channel)
+        try await send("NICK \(account)", on: channel)
+        try await send("USER \(account) 0 * :\(account)", on: channel)
+        try await send("CAP REQ :sasl server-time echo-message away-notify", on: channel)
+        var failure: (code: String, text: String)?
+        while let m = await messages.next() {
+            switch m.command {
+            case "CAP" where m.parameters.count >= 2 && m.parameters[1] == "ACK":
+                try await send("AUTHENTICATE PLAIN", on: channel)
+            case "CAP" where m.parameters.count >= 2 && m.parameters[1] == "NAK":
+                throw ChatClientError.loginRefused("the server does not offer SASL PLAIN")
+            case "AUTHENTICATE" where m.parameters.first == "+":
+                let payload = SASLPlain.encode(account: account, password: options.password.bytes)
+                // AUTHENTICATE carries at most 400 characters per line.
+                var chunks = stride(from: 0, to: payload.utf8.count, by: 400).map { start -> String in
+                    let bytes = Array(payload.utf8)
+                    return String(decoding: bytes[start..<min(start + 400, bytes.count)], as: UTF8.self)
+                }
+                if payload.utf8.count % 400 == 0 { chunks.append("+") }
+                for chunk in chunks { try await send("AUTHENTICATE \(chunk)", on: channel) }
+            case "FAIL" where m.parameters.count >= 3:
+                failure = (m.parameters[1], m.parameters.last!)
+            case "903":
+                try await send("CAP END", on: channel)
+            case "904", "905", "906":
+                let text = failure?.text ?? m.parameters.last ?? "SASL authentication failed"
+                switch failure?.code {
+                case "ACCOUNT_LOCKED": throw ChatClientError.accountLocked(text)
+                case "SERVER_BUSY": throw ChatClientError.serverBusy(text)
+                case "RATE_LIMITED": throw ChatClientError.rateLimited(text)
+                case "INVALID_CREDENTIALS", nil: throw ChatClientError.wrongPassword
+                default: throw ChatClientError.loginRefused(text)
+                }
+            case "464", "465":
+                throw ChatClientError.loginRefused(m.parameters.last ?? "password refused")
+            case "ERROR":
+                throw ChatClientError.disconnected(m.parameters.first ?? "closing")
+            case "001":
+                return m.parameters.first ?? account
+            default:
+                break
+            }
+        }
+        throw ChatClientError.disconnected("the connection closed during login")
+    }
+
+    /// Sends one IRC line (CR LF added).
+    public func send(_ line: String) async throws {
+        try await Self.send(line, on: channel)
+    }
+
+    public func send(_ message: IRCMessage) async throws {
+        try await channel.writeAndFlush(channel.allocator.buffer(bytes: message.serialized()))
+    }
+
+    /// Sends QUIT and waits up to `timeout` seconds for the server to close (it answers with
+    /// ERROR and a TLS close_notify); then closes.
+    public func quit(reason: String = "Leaving", timeout: Double = 3) async {
+        try? await send(IRCMessage(command: "QUIT", parameters: [reason]))
+        let closed = channel.closeFuture
+        let deadline = Date().addingTimeInterval(timeout)
+        while channel.isActive && Date() < deadline { try? await Task.sleep(nanoseconds: 10_000_000) }
+        try? await channel.close()
+        try? await closed.get()
+    }
+
+    /// Closes without QUIT.
+    public func close() async {
+        try? await channel.close()
+    }
+
+    public var isConnected: Bool { channel.isActive }
+}
+
+/// One consumer at a time: login, then the event task.
+final class IteratorBox: @unchecked Sendable {
+    private var iterator: AsyncStream<IRCMessage>.AsyncIterator
+    init(_ iterator: AsyncStream<IRCMessage>.AsyncIterator) { self.iterator = iterator }
+    func next() async -> IRCMessage? { await iterator.next() }
+}
+
+/// Parses lines, answers PING at once, and hands messages to the stream.
+final class Inbox: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = InboundLine
+    typealias OutboundOut = ByteBuffer
+    let continuation: AsyncStream<IRCMessage>.Continuation
+    let handshake: EventLoopPromise<TLSSessionInfo>
+
+    init(continuation: AsyncStream<IRCMessage>.Continuation, handshake: EventLoopPromise<TLSSessionInfo>) {
+        self.continuation = continuation
+        self.handshake = handshake
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case let .line(buffer) = unwrapInboundIn(data),
+              let message = try? IRCMessage.parse(buffer.readableBytesView, maximumTagBytes: 8191, maximumLineBytes: 1 << 16) else { return }
+        if message.command == "PING" {
+            let reply = IRCMessage(command: "PONG", parameters: message.parameters)
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: reply.serialized())), promise: nil)
+            return
+        }
+        continuation.yield(message)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case let .handshakeCompleted(info)? = event as? TLSEvent { handshake.succeed(info) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        handshake.fail(error)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        handshake.fail(ChannelError.ioOnClosedChannel)
+        continuation.finish()
+        context.fireChannelInactive()
+    }
+}

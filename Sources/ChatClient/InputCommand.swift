@@ -1,0 +1,88 @@
+/// What a person typed at the prompt: text for the current room, or a slash command.
+public enum InputCommand: Sendable, Equatable {
+    case say(String)
+    case help
+    case join(String)
+    case part(String?)
+    case rooms
+    case who
+    case msg(String, String)
+    case me(String)
+    case topic(String?)
+    case switchTo(String)
+    case away(String?)
+    case quit(String?)
+    /// Something that cannot be done, with the hint to show.
+    case invalid(String)
+
+    /// Parses one line. Room names get a leading '#' if they lack one.
+    public static func parse(_ line: String) -> InputCommand? {
+        let trimmed = line.trimmingTrailingNewline
+        if trimmed.isEmpty { return nil }
+        guard trimmed.hasPrefix("/"), !trimmed.hasPrefix("//") else {
+            // "//text" sends "/text" literally.
+            return .say(trimmed.hasPrefix("//") ? String(trimmed.dropFirst()) : trimmed)
+        }
+        let parts = trimmed.dropFirst().split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        let name = parts.first.map { $0.lowercased() } ?? ""
+        let rest = parts.count > 1 ? String(parts[1]).trimmingSpaces : ""
+        let argument: String? = rest.isEmpty ? nil : rest
+        switch name {
+        case "help", "?": return .help
+        case "join", "j":
+            guard let wanted = argument?.split(separator: " ").first else { return .invalid("usage: /join ROOM") }
+            return .join(room(String(wanted)))
+        case "part", "leave": return .part(argument.map { room(String($0.split(separator: " ")[0])) })
+        case "rooms", "list": return .rooms
+        case "who", "names": return .who
+        case "msg", "query":
+            let words = rest.split(separator: " ", maxSplits: 1)
+            guard words.count == 2 else { return .invalid("usage: /msg NAME TEXT") }
+            return .msg(String(words[0]), String(words[1]))
+        case "me":
+            guard let argument else { return .invalid("usage: /me ACTION") }
+            return .me(argument)
+        case "topic": return .topic(argument)
+        case "switch", "go":
+            guard let argument else { return .invalid("usage: /switch ROOM") }
+            return .switchTo(room(argument))
+        case "away": return .away(argument)
+        case "quit", "exit", "bye": return .quit(argument)
+        default:
+            return .invalid("unknown command /\(name) — /help lists the commands; start a line with // to send it as text")
+        }
+    }
+
+    /// "#name" for "name" or "#name".
+    public static func room(_ name: String) -> String { name.hasPrefix("#") ? name : "#" + name }
+
+    public static let helpText = """
+    Commands:
+      /join ROOM          join a room (it becomes the current room)
+      /part [ROOM]        leave the current room (or ROOM)
+      /switch ROOM        talk in another room you have joined
+      /rooms              list rooms with member counts and topics
+      /who                members of the current room
+      /msg NAME TEXT      a private message
+      /me ACTION          an action ("* alice waves")
+      /topic [TEXT]       show or set the current room's topic
+      /away [TEXT]        mark yourself away (no text: back)
+      /quit [REASON]      leave (Ctrl-D and Ctrl-C too)
+    Anything else is said in the current room; start with // to say something that begins with /.
+    """
+}
+
+extension String {
+    var trimmingTrailingNewline: String {
+        var s = self
+        while s.hasSuffix("\n") || s.hasSuffix("\r") { s.removeLast() }
+        return s
+    }
+
+    var trimmingSpaces: String {
+        var s = Substring(self)
+        while s.first == " " { s = s.dropFirst() }
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
+    }
+}
