@@ -75,6 +75,7 @@ public final class ChatConnection: Sendable {
                 }
                 .connect(host: options.host, port: options.port).get()
         } catch {
+            handshake.fail(error)
             throw ChatClientError.connectionFailed(host: options.host, port: options.port, reason: Self.describe(error))
         }
         let info: TLSSessionInfo
@@ -117,6 +118,10 @@ public final class ChatConnection: Sendable {
 
     private static func describe(_ error: Error) -> String {
         if let io = error as? IOError { return String(cString: strerror(io.errnoCode)).lowercased() }
+        if let connection = error as? NIOConnectionError {
+            if let first = connection.connectionErrors.first { return describe(first.error) }
+            if connection.dnsAError != nil || connection.dnsAAAAError != nil { return "the host name could not be resolved" }
+        }
         if case ChannelError.connectTimeout = error { return "no answer (timed out)" }
         return "\(error)"
     }

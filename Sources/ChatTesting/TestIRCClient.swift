@@ -26,6 +26,10 @@ public final class TestIRCClient: @unchecked Sendable {
         public let waitingFor: String
         public let received: [String]
         public var description: String { "timed out waiting for \(waitingFor); received:\n" + received.suffix(20).joined(separator: "\n") }
+        public init(waitingFor: String, received: [String]) {
+            self.waitingFor = waitingFor
+            self.received = received
+        }
     }
 
     init(channel: Channel, state: NIOLockedValueBox<State>) {

@@ -1,0 +1,287 @@
+import ChatAuth
+import ChatTesting
+import Foundation
+import Testing
+import TLS
+@testable import ChatClient
+
+/// `chat-client` as a separate process in script mode, against a real server on loopback.
+final class ClientProcess: @unchecked Sendable {
+    let process = Process()
+    private let input = Pipe()
+    private let output = Pipe()
+    private let errors = Pipe()
+    private let lock = NSLock()
+    private var out = Data()
+    private var err = Data()
+
+    static var binary: String {
+        let folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [folder, folder.deletingLastPathComponent()] {
+            let path = candidate.appendingPathComponent("chat-client").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return ".build/debug/chat-client"
+    }
+
+    init(_ arguments: [String], password: String?) throws {
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["CHAT_PASSWORD"] = password
+        process.environment = environment
+        process.currentDirectoryURL = URL(fileURLWithPath: NSTemporaryDirectory())  // no Config/client.json here
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = errors
+        output.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            self?.lock.lock(); self?.out.append(data); self?.lock.unlock()
+        }
+        errors.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            self?.lock.lock(); self?.err.append(data); self?.lock.unlock()
+        }
+        try process.run()
+    }
+
+    var stdout: String { lock.lock(); defer { lock.unlock() }; return String(decoding: out, as: UTF8.self) }
+    var stderr: String { lock.lock(); defer { lock.unlock() }; return String(decoding: err, as: UTF8.self) }
+    var lines: [String] { stdout.split(separator: "\n").map(String.init) }
+
+    func type(_ line: String) { input.fileHandleForWriting.write(Data((line + "\n").utf8)) }
+    func endInput() { try? input.fileHandleForWriting.close() }
+
+    /// Waits for an output line containing `text`.
+    @discardableResult
+    func waitFor(_ text: String, timeout: Double = 15) async throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let line = lines.first(where: { $0.contains(text) }) { return line }
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        throw TestIRCClient.Timeout(waitingFor: "'\(text)' from chat-client", received: lines + ["stderr: " + stderr])
+    }
+
+    func exitStatus(timeout: Double = 15) async -> Int32 {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { try? await Task.sleep(nanoseconds: 20_000_000) }
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+}
+
+let alice = ("alice", "alice password")
+let bob = ("bob", "bob password!")
+
+@Suite struct ChatClientEndToEndTests {
+    func client(_ server: TestServer, _ account: (String, String), room: String? = nil, extra: [String] = []) throws -> ClientProcess {
+        var arguments = ["--host", "localhost", "--port", "\(server.port)", "--ca", server.caPath, "--user", account.0]
+        if let room { arguments += ["--room", room] }
+        return try ClientProcess(arguments + extra, password: account.1)
+    }
+
+    @Test func scriptModeChatsInARoomAndPrivately() async throws {
+        let server = try await TestServer.start(accounts: [alice, bob])
+        let a = try client(server, alice, room: "lobby")
+        try await a.waitFor("#lobby -!- alice joined")
+        let b = try await server.loggedIn(bob.0, bob.1)
+        try await b.send("JOIN #lobby")
+        try await a.waitFor("#lobby -!- bob joined")
+        try await b.send("PRIVMSG #lobby :hello alice")
+        let line = try await a.waitFor("<bob> hello alice")
+        #expect(line.hasSuffix(" #lobby <bob> hello alice"))
+        #expect(line.first?.isNumber == true)  // the server's time first
+        a.type("hello bob")
+        #expect(try await b.next("PRIVMSG").parameters == ["#lobby", "hello bob"])
+        try await a.waitFor("#lobby <alice> hello bob")  // echo-message: shown with the server's time
+        try await b.send("PRIVMSG alice :psst")
+        try await a.waitFor("@bob <bob> psst")
+        a.type("/msg bob private reply")
+        #expect(try await b.next("PRIVMSG").parameters == ["bob", "private reply"])
+        a.type("/me waves")
+        #expect(try await b.next("PRIVMSG").parameters.last == "\u{1}ACTION waves\u{1}")
+        a.type("/topic Our room")
+        try await a.waitFor("#lobby -!- alice set the topic: Our room")
+        a.type("/topic")
+        try await a.waitFor("#lobby -!- topic: Our room")
+        a.type("/who")
+        try await a.waitFor("#lobby -!- 2 here: @alice bob")
+        a.type("/join dev")
+        try await a.waitFor("#dev -!- alice joined")
+        a.type("in dev now")
+        a.type("/switch lobby")
+        a.type("back in the lobby")
+        #expect(try await b.next("lobby message") { $0.command == "PRIVMSG" && $0.parameters[0] == "#lobby" }.parameters.last == "back in the lobby")
+        a.type("/rooms")
+        try await a.waitFor("#dev -!- 1 member")
+        try await a.waitFor("#lobby -!- 2 members: Our room")
+        a.type("/away lunch")
+        try await a.waitFor("You have been marked as being away")
+        a.type("/part dev")
+        try await a.waitFor("#dev -!- alice left")
+        a.type("/nonsense")
+        try await a.waitFor("unknown command /nonsense")
+        a.type("/quit bye all")
+        #expect(try await b.next("QUIT").parameters == ["Quit: bye all"])
+        #expect(await a.exitStatus() == 0)
+        await server.stop()
+    }
+
+    @Test func endOfInputQuitsCleanly() async throws {
+        let server = try await TestServer.start(accounts: [alice])
+        let a = try client(server, alice, room: "#r")
+        try await a.waitFor("#r -!- alice joined")
+        a.endInput()
+        #expect(await a.exitStatus() == 0)
+        await server.stop()
+    }
+
+    @Test func wrongPasswordExits5() async throws {
+        let server = try await TestServer.start(accounts: [alice])
+        let a = try ClientProcess(["--host", "localhost", "--port", "\(server.port)", "--ca", server.caPath, "--user", "alice"], password: "nope nope")
+        #expect(await a.exitStatus() == 5)
+        #expect(a.stderr.contains("login failed: wrong account name or password"))
+        await server.stop()
+    }
+
+    @Test func lockedAccountExits6() async throws {
+        let server = try await TestServer.start()
+        try server.addAccount("locked", password: "right password", locked: true)
+        let a = try client(server, ("locked", "right password"))
+        #expect(await a.exitStatus() == 6)
+        #expect(a.stderr.contains("locked"))
+        await server.stop()
+    }
+
+    @Test func unknownCAExits4WithAHint() async throws {
+        let server = try await TestServer.start(accounts: [alice])
+        let a = try ClientProcess(["--host", "localhost", "--port", "\(server.port)", "--user", "alice"], password: alice.1)
+        #expect(await a.exitStatus() == 4)
+        #expect(a.stderr.contains("certificate verify failed: unable to get local issuer certificate — is the server's CA in --ca?"))
+        await server.stop()
+    }
+
+    @Test func wrongHostNameExits4AndSaysWhoTheCertificateIsFor() async throws {
+        let ca = try CertificateAuthority.load(certificatePath: TestServer.certificates.caCertificatePath, keyPath: TestServer.certificates.caKeyPath)
+        let folder = NSTemporaryDirectory() + "securechat-othername-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let leaf = try ca.issueServerCertificate(names: ["chat.example.org"])
+        try SecretFile.writeAtomically(Array(leaf.certificate.pem().utf8), to: folder + "/server.crt", mode: 0o644)
+        try SecretFile.writeAtomically(Array(leaf.key.pem().utf8), to: folder + "/server.key", mode: 0o600)
+        let server = try await TestServer.start(accounts: [alice]) {
+            $0.tls.certificateChain = folder + "/server.crt"
+            $0.tls.privateKey = folder + "/server.key"
+        }
+        let a = try client(server, alice)
+        #expect(await a.exitStatus() == 4)
+        #expect(a.stderr.contains("the server's certificate is for chat.example.org, not localhost"))
+        await server.stop()
+    }
+
+    @Test func serverGoneExits8AndNothingListeningExits3() async throws {
+        let server = try await TestServer.start(accounts: [alice])
+        let port = server.port
+        let a = try client(server, alice, room: "#r")
+        try await a.waitFor("#r -!- alice joined")
+        await server.stop()
+        try await a.waitFor("server: Server shutting down")
+        #expect(await a.exitStatus() == 8)
+        let b = try ClientProcess(["--host", "localhost", "--port", "\(port)", "--ca", TestServer.certificates.caCertificatePath, "--user", "alice"], password: alice.1)
+        #expect(await b.exitStatus() == 3)
+        #expect(b.stderr.contains("connection refused"))
+    }
+
+    @Test func passwordFileReadableByOthersIsRefused() async throws {
+        let path = NSTemporaryDirectory() + "securechat-pw-\(UUID().uuidString)"
+        try "secret password\n".write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o644)
+        let a = try ClientProcess(["--user", "alice", "--password-file", path, "--ca", TestServer.certificates.caCertificatePath], password: nil)
+        #expect(await a.exitStatus() == 2)
+        #expect(a.stderr.contains("chmod 600 \(path)"))
+    }
+
+    @Test func insecureWarnsOnEveryStart() async throws {
+        let server = try await TestServer.start(accounts: [alice])
+        let a = try ClientProcess(["--host", "localhost", "--port", "\(server.port)", "--user", "alice", "--insecure", "--room", "#x"], password: alice.1)
+        try await a.waitFor("#x -!- alice joined")
+        #expect(a.stderr.contains("WARNING: --insecure"))
+        a.endInput()
+        #expect(await a.exitStatus() == 0)
+        await server.stop()
+    }
+
+    @Test func libraryConnectionGivesEvents() async throws {
+        let server = try await TestServer.start(accounts: [alice, bob])
+        let connection = try await ChatConnection.connect(ChatClientOptions(
+            host: "localhost", port: server.port, account: "ALICE", password: Password(alice.1), trust: .caFile(server.caPath)))
+        #expect(connection.nick == "alice")
+        #expect(connection.tls.version == "TLSv1.3")
+        try await connection.send("JOIN #lib")
+        var iterator = connection.events.makeAsyncIterator()
+        while let event = await iterator.next() {
+            if case let .joined(_, room, nick) = event, room == "#lib", nick == "alice" { break }
+        }
+        await connection.quit(reason: "done")
+        #expect(!connection.isConnected)
+        await server.stop()
+    }
+}
+
+/// The terminal client in tmux, as a person uses it: a message arrives while a line is being
+/// typed, and the typed text stays intact on the screen.
+@Suite(.serialized) struct TerminalClientTests {
+    static func run(_ arguments: [String]) -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try? process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static var tmuxAvailable: Bool {
+        FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") || ProcessInfo.processInfo.environment["CI"] != nil
+    }
+
+    @Test(.enabled(if: tmuxAvailable, "needs tmux (apt-get install tmux)"))
+    func incomingMessageDoesNotGarbleTheTypedLine() async throws {
+        let server = try await TestServer.start(accounts: [alice, bob])
+        let session = "securechat-client-\(getpid())"
+        let command = "CHAT_PASSWORD='\(alice.1)' \(ClientProcess.binary) --host localhost --port \(server.port) --ca \(server.caPath) --user alice --room lobby"
+        _ = Self.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "20", command])
+        defer { _ = Self.run(["tmux", "kill-session", "-t", session]) }
+        func screen() -> String { Self.run(["tmux", "capture-pane", "-t", session, "-p"]) }
+        func waitForScreen(_ text: String) async throws -> String {
+            for _ in 0..<150 {
+                let s = screen()
+                if s.contains(text) { return s }
+                try await Task.sleep(nanoseconds: 100_000_000)
+            }
+            Issue.record("the screen never showed '\(text)':\n\(screen())")
+            return screen()
+        }
+        _ = try await waitForScreen("#lobby -!- alice joined")
+        _ = Self.run(["tmux", "send-keys", "-t", session, "-l", "I am in the middle of typ"])
+        _ = try await waitForScreen("[#lobby] I am in the middle of typ")
+        let b = try await server.loggedIn(bob.0, bob.1)
+        try await b.send("JOIN #lobby")
+        try await b.send("PRIVMSG #lobby :an interruption from bob")
+        let shown = try await waitForScreen("<bob> an interruption from bob")
+        let lines = shown.split(separator: "\n").map(String.init).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        // bob's message sits above, and the last line is the prompt with the typed text intact.
+        #expect(lines.last == "[#lobby] I am in the middle of typ")
+        #expect(lines.contains { $0.hasSuffix("#lobby <bob> an interruption from bob") })
+        _ = Self.run(["tmux", "send-keys", "-t", session, "-l", "ing a line"])
+        _ = Self.run(["tmux", "send-keys", "-t", session, "Enter"])
+        #expect(try await b.next("PRIVMSG").parameters == ["#lobby", "I am in the middle of typing a line"])
+        _ = Self.run(["tmux", "send-keys", "-t", session, "C-d"])
+        #expect(try await b.next("QUIT").source?.hasPrefix("alice!") == true)
+        await server.stop()
+    }
+}

@@ -1,0 +1,90 @@
+import IRC
+import Testing
+@testable import ChatClient
+
+@Suite struct InputCommandTests {
+    @Test func parsing() {
+        #expect(InputCommand.parse("hello there") == .say("hello there"))
+        #expect(InputCommand.parse("//slash at start") == .say("/slash at start"))
+        #expect(InputCommand.parse("") == nil)
+        #expect(InputCommand.parse("/join lobby") == .join("#lobby"))
+        #expect(InputCommand.parse("/JOIN #Lobby") == .join("#Lobby"))
+        #expect(InputCommand.parse("/part") == .part(nil))
+        #expect(InputCommand.parse("/part dev") == .part("#dev"))
+        #expect(InputCommand.parse("/rooms") == .rooms)
+        #expect(InputCommand.parse("/who") == .who)
+        #expect(InputCommand.parse("/msg bob hi there") == .msg("bob", "hi there"))
+        #expect(InputCommand.parse("/msg bob") == .invalid("usage: /msg NAME TEXT"))
+        #expect(InputCommand.parse("/me waves") == .me("waves"))
+        #expect(InputCommand.parse("/topic") == .topic(nil))
+        #expect(InputCommand.parse("/topic new topic") == .topic("new topic"))
+        #expect(InputCommand.parse("/switch dev") == .switchTo("#dev"))
+        #expect(InputCommand.parse("/away") == .away(nil))
+        #expect(InputCommand.parse("/away lunch") == .away("lunch"))
+        #expect(InputCommand.parse("/quit") == .quit(nil))
+        #expect(InputCommand.parse("/quit see you") == .quit("see you"))
+        #expect(InputCommand.parse("/help") == .help)
+        guard case let .invalid(hint)? = InputCommand.parse("/frobnicate") else { Issue.record("accepted"); return }
+        #expect(hint.contains("/help"))
+    }
+}
+
+@Suite struct LineEditorTests {
+    func type(_ editor: inout LineEditor, _ text: String) -> [LineEditor.Action] {
+        Array(text.utf8).map { editor.feed($0) }
+    }
+
+    @Test func editing() {
+        var e = LineEditor()
+        _ = type(&e, "héllo wörld")
+        #expect(e.line == "héllo wörld")
+        #expect(e.feed(0x7f) == .redraw)
+        #expect(e.line == "héllo wörl")
+        #expect(e.feed(0x17) == .redraw)  // Ctrl-W
+        #expect(e.line == "héllo ")
+        _ = type(&e, "\u{1b}[A\u{1b}[1;5D")  // arrows are ignored
+        #expect(e.line == "héllo ")
+        #expect(e.feed(0x0d) == .submit("héllo "))
+        #expect(e.line == "")
+        #expect(e.feed(0x04) == .quit)  // Ctrl-D on an empty line
+        _ = type(&e, "x")
+        #expect(e.feed(0x04) == .none)
+        #expect(e.feed(0x15) == .redraw)  // Ctrl-U
+        #expect(e.line == "")
+        #expect(e.feed(0x03) == .quit)  // Ctrl-C
+    }
+}
+
+@Suite struct TranslationAndFormatTests {
+    func events(_ lines: [String], nick: String = "alice") -> [ChatEvent] {
+        var translator = EventTranslator(nick: nick)
+        return lines.flatMap { translator.translate(try! IRCMessage.parse(Array($0.utf8))) }
+    }
+
+    @Test func translatesChatIntoEvents() {
+        let t = "@time=2026-11-30T12:00:00.000Z "
+        #expect(events([t + ":bob!~bob@user/bob PRIVMSG #lobby :hi"]) == [.message(time: "2026-11-30T12:00:00.000Z", target: "#lobby", sender: "bob", text: "hi", kind: .normal)])
+        #expect(events([":bob!~b@h PRIVMSG #lobby :\u{1}ACTION waves\u{1}"]) == [.message(time: "", target: "#lobby", sender: "bob", text: "waves", kind: .action)])
+        #expect(events([":srv 353 alice = #lobby :@alice bob", ":srv 353 alice = #lobby :carol", ":srv 366 alice #lobby :End"]) == [.members(room: "#lobby", nicks: ["@alice", "bob", "carol"])])
+        #expect(events([":srv 321 alice Channel :Users", ":srv 322 alice #a 3 :topic a", ":srv 322 alice #b 1 :", ":srv 323 alice :End"]) == [.rooms([RoomSummary(name: "#a", members: 3, topic: "topic a"), RoomSummary(name: "#b", members: 1, topic: "")])])
+        #expect(events([":bob!~b@h KICK #lobby carol :bye"]) == [.kicked(time: "", room: "#lobby", nick: "carol", by: "bob", reason: "bye")])
+        #expect(events(["ERROR :Server shutting down"]) == [.closing(reason: "Server shutting down")])
+        #expect(events([":srv 401 alice nobody :No such nick"]) == [.notice(text: "nobody: No such nick")])
+    }
+
+    @Test func scriptFormatIsStable() {
+        let f = EventFormatter(style: .script, nick: "alice")
+        let time = "2026-11-30T12:00:00.000Z"
+        #expect(f.format(.message(time: time, target: "#lobby", sender: "bob", text: "hi", kind: .normal)) == "\(time) #lobby <bob> hi")
+        #expect(f.format(.message(time: time, target: "alice", sender: "bob", text: "psst", kind: .normal)) == "\(time) @bob <bob> psst")
+        #expect(f.format(.message(time: time, target: "bob", sender: "alice", text: "yes?", kind: .normal)) == "\(time) @bob <alice> yes?")
+        #expect(f.format(.message(time: time, target: "#lobby", sender: "bob", text: "waves", kind: .action)) == "\(time) #lobby * bob waves")
+        #expect(f.format(.joined(time: time, room: "#lobby", nick: "bob")) == "\(time) #lobby -!- bob joined")
+        #expect(f.format(.quit(time: time, nick: "bob", reason: "Quit: bye")) == "\(time) * -!- bob quit (Quit: bye)")
+        #expect(f.format(.topic(time: time, room: "#lobby", text: "new", by: "bob")) == "\(time) #lobby -!- bob set the topic: new")
+        #expect(f.format(.kicked(time: time, room: "#lobby", nick: "carol", by: "bob", reason: nil)) == "\(time) #lobby -!- carol was removed by bob")
+        #expect(f.format(.notice(text: "No such nick")) == "- -!- No such nick")
+        // A peer cannot send escape sequences to the terminal.
+        #expect(EventFormatter.printable("evil\u{1b}[2Jtext\u{7}") == "evil^[[2Jtext^G")
+    }
+}
