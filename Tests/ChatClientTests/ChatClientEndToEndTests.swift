@@ -193,6 +193,31 @@ let bob = ("bob", "bob password!")
         #expect(b.stderr.contains("connection refused"))
     }
 
+    @Test func reconnectsWithBackoffAndRejoinsItsRooms() async throws {
+        let server = try await TestServer.start(accounts: [alice])
+        let port = server.port
+        let a = try client(server, alice, room: "#back", extra: ["--reconnect"])
+        try await a.waitFor("#back -!- alice joined")
+        await server.stop()
+        try await a.waitFor("disconnected: Server shutting down")
+        try await a.waitFor("reconnecting in 1 s")
+        let again = try await TestServer.start(accounts: [alice]) { $0.listeners[0].port = port }
+        try again.addAccount(bob.0, password: bob.1)
+        try await a.waitFor("reconnected as alice", timeout: 30)
+        for _ in 0..<250 where a.lines.filter({ $0.contains("#back -!- alice joined") }).count < 2 {
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        #expect(a.lines.filter { $0.contains("#back -!- alice joined") }.count == 2)  // rejoined
+        let b = try await again.loggedIn(bob.0, bob.1)
+        try await b.send("JOIN #back")
+        try await b.next("366")
+        try await b.send("PRIVMSG #back :welcome back")
+        try await a.waitFor("#back <bob> welcome back")
+        a.endInput()
+        #expect(await a.exitStatus() == 0)
+        await again.stop()
+    }
+
     @Test func passwordFileReadableByOthersIsRefused() async throws {
         let path = NSTemporaryDirectory() + "securechat-pw-\(UUID().uuidString)"
         try "secret password\n".write(toFile: path, atomically: true, encoding: .utf8)
