@@ -7,8 +7,13 @@ struct ChatBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chat-bench",
         abstract: "Measure SecureChat on this machine; results as a table and one JSON line per measurement.",
-        discussion: "Every run is bounded in count and time, and talks only to loopback.",
-        subcommands: [HashingBench.self]
+        discussion: """
+        Every run is bounded in clients and time, and talks only to loopback. The load scenarios \
+        expect a running server and, with login (the default), accounts PREFIX0…PREFIXn sharing one \
+        password (Benchmarks/run-chat-bench.sh prepares all of that for SecureChat, ngIRCd and \
+        InspIRCd). Each prints a small table and one JSON line.
+        """,
+        subcommands: [ConnectBench.self, IdleBench.self, FanoutBench.self, StormBench.self, HashingBench.self]
     )
 }
 

@@ -58,8 +58,8 @@ import TLS
 
     @Test func vanishedClientTimesOutAndTheRoomSeesItLeave() async throws {
         let server = try await TestServer.start(accounts: [alice, bob]) {
-            $0.limits.pingIntervalSeconds = 0.3
-            $0.limits.pingTimeoutSeconds = 0.3
+            $0.limits.pingIntervalSeconds = 0.5
+            $0.limits.pingTimeoutSeconds = 0.5
         }
         let a = try await server.loggedIn(alice.0, alice.1)
         let b = try await server.loggedIn(bob.0, bob.1)
@@ -69,11 +69,15 @@ import TLS
         }
         // bob stops reading and answering: his TLS stays open, he just goes silent.
         try await b.channel.setOption(ChannelOptions.autoRead, value: false).get()
-        // alice answers pings, so only bob times out.
-        let quit = try await a.next("bob's QUIT", timeout: 10) { message in
-            if message.command == "PING" { Task { try? await a.send("PONG \(message.parameters[0])") } }
-            return message.command == "QUIT"
+        // alice keeps talking, so only bob times out.
+        let keepAlive = Task {
+            while !Task.isCancelled {
+                try? await a.send("PING keep")
+                try? await Task.sleep(nanoseconds: 50_000_000)
+            }
         }
+        defer { keepAlive.cancel() }
+        let quit = try await a.next("bob's QUIT", timeout: 20) { $0.command == "QUIT" }
         #expect(quit.source?.hasPrefix("bob!") == true)
         #expect(quit.parameters == ["Ping timeout: 0 seconds"] || quit.parameters.first?.hasPrefix("Ping timeout") == true)
         await server.stop()

@@ -1,0 +1,212 @@
+import Dispatch
+import Foundation
+import Histogram
+import IRC
+import IRCFraming
+import NIOCore
+import NIOPosix
+import TLS
+
+/// Where a benchmark connects and how it logs in.
+struct BenchTarget: Sendable {
+    var host: String
+    var port: Int
+    var context: TLSContext
+    var serverName: String
+    /// SASL PLAIN with `password` (SecureChat); false for servers without accounts (the anchors).
+    var login: Bool
+    var password: String
+    var accountPrefix: String
+}
+
+/// Latency and counters for the connections of one event loop: touched only on that loop, so
+/// recording needs no lock; merged at the end.
+final class LoopStats: @unchecked Sendable {
+    var latency = Histogram<UInt64>(highestTrackableValue: 120_000_000)  // microseconds
+    var received = 0
+    var disconnects = 0
+}
+
+/// Monotonic nanoseconds, comparable across processes on one machine.
+@inline(__always) func nowNanos() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+/// One benchmark connection: registers (with SASL PLAIN or without), answers PING, and on each
+/// relayed PRIVMSG whose text starts with "B <nanos> " records the delivery latency.
+final class BenchConnection: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = InboundLine
+    typealias OutboundOut = ByteBuffer
+
+    let nick: String
+    let target: BenchTarget
+    let registered: EventLoopPromise<Void>
+    var joined: EventLoopPromise<Void>?
+    let stats: LoopStats
+    private var context: ChannelHandlerContext?
+    private var done = false
+
+    init(nick: String, target: BenchTarget, eventLoop: EventLoop, stats: LoopStats) {
+        self.nick = nick
+        self.target = target
+        self.registered = eventLoop.makePromise()
+        self.stats = stats
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted? = event as? TLSEvent {
+            if target.login {
+                send("CAP LS 302\r\nNICK \(nick)\r\nUSER \(nick) 0 * :\(nick)\r\nCAP REQ :sasl\r\nAUTHENTICATE PLAIN\r\n")
+            } else {
+                send("NICK \(nick)\r\nUSER \(nick) 0 * :\(nick)\r\n")
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func send(_ text: String) {
+        guard let context else { return }
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: text)), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case let .line(line) = unwrapInboundIn(data) else { return }
+        let view = line.readableBytesView
+        // Hot path: relayed messages, recognised without a full parse.
+        if let marker = view.firstRange(of: Self.marker) {
+            let start = marker.upperBound
+            var value: UInt64 = 0
+            var i = start
+            while i < view.endIndex, let digit = Optional(view[i]), digit >= 0x30 && digit <= 0x39 {
+                value = value &* 10 &+ UInt64(digit - 0x30)
+                i += 1
+            }
+            let now = nowNanos()
+            stats.received += 1
+            if now > value { _ = stats.latency.record((now - value) / 1000) }
+            return
+        }
+        guard let message = try? IRCMessage.parse(view, maximumTagBytes: 8191, maximumLineBytes: 1 << 16) else { return }
+        switch message.command {
+        case "PING":
+            send("PONG :\(message.parameters.first ?? "")\r\n")
+        case "AUTHENTICATE" where message.parameters.first == "+":
+            send("AUTHENTICATE \(SASLPlain.encode(account: nick, password: Array(target.password.utf8)))\r\n")
+        case "903":
+            send("CAP END\r\n")
+        case "001":
+            registered.succeed(())
+        case "366":
+            joined?.succeed(())
+            joined = nil
+        case "904", "464", "433", "432", "465":
+            registered.fail(BenchError("\(nick): \(message.command) \(message.parameters.last ?? "")"))
+        case "ERROR":
+            registered.fail(BenchError("\(nick): ERROR \(message.parameters.first ?? "")"))
+        default:
+            break
+        }
+    }
+
+    static let marker = Array(" :B ".utf8)
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        registered.fail(error)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        registered.fail(BenchError("\(nick): connection closed"))
+        joined?.fail(BenchError("\(nick): connection closed"))
+        stats.disconnects += 1
+        context.fireChannelInactive()
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Connects benchmark clients and keeps per-loop statistics.
+final class BenchPool: @unchecked Sendable {
+    let group: MultiThreadedEventLoopGroup
+    let target: BenchTarget
+    private var statsByLoop: [ObjectIdentifier: LoopStats] = [:]
+    let loops: [EventLoop]
+
+    init(target: BenchTarget, threads: Int) {
+        self.target = target
+        group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        loops = Array(group.makeIterator())
+        for loop in loops { statsByLoop[ObjectIdentifier(loop)] = LoopStats() }
+    }
+
+    /// Connects and registers `nick`; returns the channel and its handler.
+    func connect(_ nick: String) -> EventLoopFuture<(Channel, BenchConnection)> {
+        let loop = group.next()
+        let handler = BenchConnection(nick: nick, target: target, eventLoop: loop, stats: statsByLoop[ObjectIdentifier(loop)]!)
+        let target = self.target
+        return ClientBootstrap(group: loop)
+            .connectTimeout(.seconds(30))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(TLSHandler(context: target.context, serverName: target.serverName, handshakeTimeout: .seconds(60)))
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineDecoder(maximumLength: 1 << 16)))
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+            .connect(host: target.host, port: target.port)
+            .flatMap { channel in handler.registered.futureResult.map { (channel, handler) } }
+    }
+
+    /// Joins `room` and waits for the end of NAMES.
+    func join(_ connection: (Channel, BenchConnection), _ room: String) -> EventLoopFuture<Void> {
+        let (channel, handler) = connection
+        return channel.eventLoop.flatSubmit {
+            let promise = channel.eventLoop.makePromise(of: Void.self)
+            handler.joined = promise
+            handler.send("JOIN \(room)\r\n")
+            return promise.futureResult
+        }
+    }
+
+    /// Merged statistics (runs a task on every loop).
+    func collect() throws -> (latency: Histogram<UInt64>, received: Int, disconnects: Int) {
+        var latency = Histogram<UInt64>(highestTrackableValue: 120_000_000)
+        var received = 0
+        var disconnects = 0
+        for loop in loops {
+            let stats = statsByLoop[ObjectIdentifier(loop)]!
+            let (h, r, d) = try loop.submit { (stats.latency, stats.received, stats.disconnects) }.wait()
+            latency.add(h)
+            received += r
+            disconnects += d
+        }
+        return (latency, received, disconnects)
+    }
+
+    /// Clears latency and counters on every loop.
+    func reset() throws {
+        for loop in loops {
+            let stats = statsByLoop[ObjectIdentifier(loop)]!
+            try loop.submit {
+                stats.latency = Histogram<UInt64>(highestTrackableValue: 120_000_000)
+                stats.received = 0
+                stats.disconnects = 0
+            }.wait()
+        }
+    }
+
+    func shutdown() { try? group.syncShutdownGracefully() }
+}
+
+/// Resident memory of a process, from /proc, in KiB.
+func residentKiB(pid: Int32) -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])
+    }
+    return nil
+}
