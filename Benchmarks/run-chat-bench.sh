@@ -69,4 +69,105 @@ if [ "$MODE" = "--smoke" ]; then
     exit 0
 fi
 
-echo "full comparison: see BENCHMARKS.md for how to read it" >&2
+# ---- the full comparison ---------------------------------------------------------------
+if [ "$(id -u)" = 0 ] && { ! command -v ngircd >/dev/null || ! command -v inspircd >/dev/null; }; then
+    apt-get install -y -q --no-install-recommends ngircd inspircd >/dev/null
+fi
+CONNECT_N=${CONNECT_N:-2000}; IDLE_N=${IDLE_N:-5000}; HOLD_N=${HOLD_N:-10000}; ROUNDS=${ROUNDS:-2}
+MEMBERS=${MEMBERS:-200}; SENDERS=${SENDERS:-10}; PACED_RATE=${PACED_RATE:-200}; DURATION=${DURATION:-5}
+STORM_N=${STORM_N:-500}
+
+# SecureChat twice: default scrypt (the real login cost) and ln=4 (login step nearly free).
+write_config sc-default 26701 15 3
+write_config sc-cheap 26702 4 1
+make_users "$WORK/sc-default.json" $((CONNECT_N + STORM_N + 20))
+make_users "$WORK/sc-cheap.json" $((HOLD_N + 20))
+
+cat > "$WORK/ngircd.conf" <<CONF
+[Global]
+    Name = bench.ngircd
+    Info = ngIRCd benchmark anchor
+    Listen = 127.0.0.1
+    Ports = 26667
+    MotdPhrase = "benchmark"
+    PidFile = $WORK/ngircd.pid
+[Limits]
+    MaxConnections = 0
+    MaxConnectionsIP = 0
+    MaxJoins = 0
+    MaxNickLength = 32
+    MaxPenaltyTime = 0
+    MaxListSize = 100000
+    PingTimeout = 600
+    PongTimeout = 600
+[Options]
+    DNS = no
+    Ident = no
+    PAM = no
+    RequireAuthPing = no
+[SSL]
+    CertFile = $CERT
+    KeyFile = $KEY
+    Ports = 26703
+CONF
+echo benchmark > "$WORK/motd.txt"
+cat > "$WORK/inspircd.conf" <<CONF
+<config format="xml">
+<server name="bench.inspircd" description="InspIRCd benchmark anchor" network="Bench">
+<admin name="bench" nick="bench" email="bench@localhost">
+<module name="ssl_gnutls">
+<sslprofile name="Clients" provider="gnutls" certfile="$CERT" keyfile="$KEY" hash="sha256" requestclientcert="no" priority="NORMAL">
+<bind address="127.0.0.1" port="26704" type="clients" sslprofile="Clients">
+<connect name="main" allow="*" maxchans="1000" timeout="300" pingfreq="600" hardsendq="104857600" softsendq="16777216" recvq="65536" threshold="1000000" commandrate="100000000" fakelag="no" localmax="30000" globalmax="30000" useident="no" limit="30000" resolvehostnames="no" modes="">
+<performance netbuffersize="10240" somaxconn="4096" softlimit="30000" clonesonconnect="no" quietbursts="yes" nouserdns="yes">
+<options defaultmodes="nt" syntaxhints="no">
+<security maxtargets="20" runasuser="" runasgroup="">
+<channels users="1000" opers="1000">
+<dns server="127.0.0.1" timeout="1">
+<pid file="$WORK/inspircd.pid">
+<files motd="$WORK/motd.txt">
+<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" target="$WORK/inspircd.log">
+<whowas groupsize="0" maxgroups="0" maxkeep="0">
+CONF
+
+start_server() { # name -> sets SERVER_PID, PORT, FLAGS, LABEL
+    case "$1" in
+        sc-default) start_securechat sc-default 26701; PORT=26701; FLAGS=(); LABEL="securechat-scrypt15";;
+        sc-cheap)   start_securechat sc-cheap 26702; PORT=26702; FLAGS=(); LABEL="securechat-scrypt4";;
+        ngircd)     ngircd --nodaemon --config "$WORK/ngircd.conf" >"$WORK/ngircd.out" 2>&1 & SERVER_PID=$!; PIDS+=("$SERVER_PID")
+                    wait_port 26703; PORT=26703; FLAGS=(--no-login); LABEL="ngircd";;
+        inspircd)   inspircd --runasroot --nofork --config="$WORK/inspircd.conf" >"$WORK/inspircd.out" 2>&1 & SERVER_PID=$!; PIDS+=("$SERVER_PID")
+                    wait_port 26704; PORT=26704; FLAGS=(--no-login); LABEL="inspircd";;
+    esac
+    sleep 1
+}
+stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; sleep 1; }
+
+run_all() { # name
+    start_server "$1"
+    bench connect --port $PORT "${FLAGS[@]}" --label $LABEL --clients $CONNECT_N --inflight 200 || true
+    stop_server; start_server "$1"
+    bench idle --port $PORT "${FLAGS[@]}" --label $LABEL --clients $IDLE_N --room-size 50 --inflight 200 --server-pid $SERVER_PID || true
+    stop_server; start_server "$1"
+    bench fanout --port $PORT "${FLAGS[@]}" --label $LABEL --members $MEMBERS --senders $SENDERS --rate $PACED_RATE --duration $DURATION || true
+    stop_server; start_server "$1"
+    bench fanout --port $PORT "${FLAGS[@]}" --label $LABEL --members $MEMBERS --senders $SENDERS --saturate --duration $DURATION || true
+    stop_server; start_server "$1"
+    bench storm --port $PORT "${FLAGS[@]}" --label $LABEL --clients $STORM_N --chatters 10 --rate 50 --baseline 3 || true
+    stop_server
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+    if [ $((round % 2)) = 1 ]; then order="sc-cheap ngircd inspircd sc-default"; else order="sc-default inspircd ngircd sc-cheap"; fi
+    for server in $order; do echo "== round $round: $server" >&2; run_all "$server"; done
+done
+# 10,000 logged-in TLS clients held by SecureChat.
+start_server sc-cheap
+bench idle --port $PORT --label securechat-10k --clients $HOLD_N --room-size 50 --inflight 200 --server-pid $SERVER_PID || true
+stop_server
+
+mkdir -p "$ROOT/Benchmarks/results"
+STAMP=$(date -u +%Y-%m-%dT%H%MZ)
+grep '^{' "$WORK/results.txt" > "$ROOT/Benchmarks/results/$STAMP.jsonl"
+python3 "$ROOT/Benchmarks/summarize.py" "$ROOT/Benchmarks/results/$STAMP.jsonl" > "$ROOT/Benchmarks/results/latest.md"
+echo "wrote Benchmarks/results/$STAMP.jsonl and Benchmarks/results/latest.md" >&2
