@@ -15,6 +15,7 @@ CONFIGURATION=release
 [ "$MODE" = "--smoke" ] && CONFIGURATION=debug   # CI has just built debug; seconds, not minutes
 BIN="$ROOT/.build/$CONFIGURATION"
 WORK="$(mktemp -d /tmp/securechat-bench.XXXXXX)"
+echo "work folder: $WORK" >&2
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
@@ -76,12 +77,14 @@ fi
 CONNECT_N=${CONNECT_N:-2000}; IDLE_N=${IDLE_N:-5000}; HOLD_N=${HOLD_N:-10000}; ROUNDS=${ROUNDS:-2}
 MEMBERS=${MEMBERS:-200}; SENDERS=${SENDERS:-10}; PACED_RATE=${PACED_RATE:-200}; DURATION=${DURATION:-5}
 STORM_N=${STORM_N:-500}
+# With real scrypt every login costs ~0.2 s of CPU: fewer clients keep those runs short.
+LOGIN_CONNECT_N=${LOGIN_CONNECT_N:-200}; LOGIN_STORM_N=${LOGIN_STORM_N:-200}
 
 # SecureChat twice: default scrypt (the real login cost) and ln=4 (login step nearly free).
 write_config sc-default 26701 15 3
 write_config sc-cheap 26702 4 1
-make_users "$WORK/sc-default.json" $((CONNECT_N + STORM_N + 20))
-make_users "$WORK/sc-cheap.json" $((HOLD_N + 20))
+make_users "$WORK/sc-default.json" $((LOGIN_CONNECT_N + LOGIN_STORM_N + MEMBERS + 20))
+make_users "$WORK/sc-cheap.json" $((HOLD_N + STORM_N + 20))
 
 cat > "$WORK/ngircd.conf" <<CONF
 [Global]
@@ -144,8 +147,10 @@ start_server() { # name -> sets SERVER_PID, PORT, FLAGS, LABEL
 stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; sleep 1; }
 
 run_all() { # name
+    local n=$CONNECT_N storm=$STORM_N
+    if [ "$1" = sc-default ]; then n=$LOGIN_CONNECT_N; storm=$LOGIN_STORM_N; fi
     start_server "$1"
-    bench connect --port $PORT "${FLAGS[@]}" --label $LABEL --clients $CONNECT_N --inflight 200 || true
+    bench connect --port $PORT "${FLAGS[@]}" --label $LABEL --clients $n --inflight 200 || true
     stop_server; start_server "$1"
     bench idle --port $PORT "${FLAGS[@]}" --label $LABEL --clients $IDLE_N --room-size 50 --inflight 200 --server-pid $SERVER_PID || true
     stop_server; start_server "$1"
@@ -153,7 +158,7 @@ run_all() { # name
     stop_server; start_server "$1"
     bench fanout --port $PORT "${FLAGS[@]}" --label $LABEL --members $MEMBERS --senders $SENDERS --saturate --duration $DURATION || true
     stop_server; start_server "$1"
-    bench storm --port $PORT "${FLAGS[@]}" --label $LABEL --clients $STORM_N --chatters 10 --rate 50 --baseline 3 || true
+    bench storm --port $PORT "${FLAGS[@]}" --label $LABEL --clients $storm --chatters 10 --rate 50 --baseline 3 || true
     stop_server
 }
 
