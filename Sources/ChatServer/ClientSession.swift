@@ -50,7 +50,7 @@ public final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
     private let awayBox = NIOLockedValueBox<String?>(nil)
     var awayMessage: String? { awayBox.withLockedValue { $0 } }
 
-    init(core: ServerCore, eventLoop: EventLoop, address: String) {
+    public init(core: ServerCore, eventLoop: EventLoop, address: String) {
         self.core = core
         self.eventLoop = eventLoop
         self.address = address
@@ -248,6 +248,10 @@ public final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func verify(account: String, password: Password, method: Registration.Method) {
+        if let immediate = core.immediateLoginForTesting {
+            for action in registration.loginFinished(immediate(account, password), via: method) { perform(action) }
+            return
+        }
         let authenticator = core.authenticator
         let address = self.address
         let loop = eventLoop

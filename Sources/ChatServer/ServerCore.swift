@@ -12,13 +12,19 @@ public final class ServerCore: Sendable {
     public let logger: Logger
     public let createdText: String
     public let version = "SecureChat-0.1"
+    /// Answers logins at once on the event loop instead of through the authenticator. Only for
+    /// deterministic harnesses (the session fuzzer drives sessions in an EmbeddedChannel); a
+    /// server never sets it.
+    public let immediateLoginForTesting: (@Sendable (String, Password) -> LoginOutcome)?
 
-    public init(configuration: ServerConfiguration, registry: Registry, authenticator: Authenticator, logger: Logger) {
+    public init(configuration: ServerConfiguration, registry: Registry, authenticator: Authenticator, logger: Logger,
+                immediateLoginForTesting: (@Sendable (String, Password) -> LoginOutcome)? = nil) {
         self.configuration = configuration
         self.registry = registry
         self.authenticator = authenticator
         self.logger = logger
         self.createdText = "This server was created \(Relay.timestamp())"
+        self.immediateLoginForTesting = immediateLoginForTesting
     }
 
     var serverName: String { configuration.serverName }

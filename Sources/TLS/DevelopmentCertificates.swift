@@ -56,7 +56,7 @@ public struct CertificateAuthority: Sendable {
     public func issueServerCertificate(
         names: [String],
         validFrom: Int = -3600,
-        validFor: Int = 825 * 86400
+        validFor: Int = 365 * 86400
     ) throws(TLSError) -> (certificate: Certificate, key: PrivateKey) {
         guard let first = names.first else {
             throw .invalidConfiguration("a server certificate needs at least one name")

@@ -1,0 +1,138 @@
+import ChatAuth
+import ChatTesting
+import Foundation
+import IRC
+import NIOCore
+import NIOPosix
+import Testing
+import TLS
+@testable import ChatServer
+
+/// Broken peers and floods against a running server: every other client keeps chatting.
+@Suite struct ServerHardeningTests {
+    /// Two logged-in clients in #ok; returns them after checking that they can talk.
+    func bystanders(_ server: TestServer) async throws -> (TestIRCClient, TestIRCClient) {
+        let a = try await server.loggedIn(alice.0, alice.1)
+        let b = try await server.loggedIn(bob.0, bob.1)
+        for client in [a, b] {
+            try await client.send("JOIN #ok")
+            try await client.next("366")
+        }
+        return (a, b)
+    }
+
+    func stillChatting(_ a: TestIRCClient, _ b: TestIRCClient, _ text: String) async throws {
+        try await a.send("PRIVMSG #ok :\(text)")
+        #expect(try await b.next("message '\(text)'", timeout: 20) { $0.command == "PRIVMSG" && $0.parameters.last == text } != nil)
+    }
+
+    @Test func resetConnectionsLeaveCleanly() async throws {
+        let server = try await TestServer.start(accounts: [alice, bob, carol])
+        let (a, b) = try await bystanders(server)
+        let c = try await server.loggedIn(carol.0, carol.1)
+        try await c.send("JOIN #ok")
+        try await c.next("366")
+        // SO_LINGER 0: close() sends RST instead of FIN, no TLS close_notify.
+        try await c.channel.eventLoop.flatSubmit {
+            (c.channel as! SocketOptionProvider).setSoLinger(linger(l_onoff: 1, l_linger: 0))
+        }.get()
+        try await c.channel.pipeline.removeHandler(name: "tls").get()
+        try await c.channel.close()
+        #expect(try await a.next("carol's QUIT", timeout: 20) { $0.command == "QUIT" }.source?.hasPrefix("carol!") == true)
+        try await stillChatting(a, b, "after the reset")
+        await server.stop()
+    }
+
+    @Test func halfClosedClientIsCleanedUp() async throws {
+        let server = try await TestServer.start(accounts: [alice, bob, carol])
+        let (a, b) = try await bystanders(server)
+        let c = try await server.loggedIn(carol.0, carol.1)
+        try await c.send("JOIN #ok")
+        try await c.next("366")
+        try await c.channel.close(mode: .output)  // close_notify and FIN, still reading
+        #expect(try await a.next("carol's QUIT", timeout: 20) { $0.command == "QUIT" }.source?.hasPrefix("carol!") == true)
+        try await stillChatting(a, b, "after the half close")
+        await server.stop()
+    }
+
+    @Test func megabyteWithoutNewlineIsDiscardedAndTheConnectionLives() async throws {
+        let server = try await TestServer.start(accounts: [alice, bob])
+        let (a, b) = try await bystanders(server)
+        try await a.sendRaw(Array(repeating: UInt8(ascii: "x"), count: 1 << 20))
+        try await a.next("417")
+        try await a.sendRaw(Array("\r\nPING after\r\n".utf8))
+        #expect(try await a.next("PONG").parameters.last == "after")
+        try await stillChatting(b, a, "after the flood")
+        #expect(a.received.filter { $0.command == "417" }.count == 1)  // one reply per overlong line
+        await server.stop()
+    }
+
+    @Test func aThousandConnectionsThatNeverStartTLSAreClosedAndCostNobody() async throws {
+        let server = try await TestServer.start(accounts: [alice, bob]) { $0.limits.handshakeTimeoutSeconds = 2 }
+        final class Closed: ChannelInboundHandler, @unchecked Sendable {
+            typealias InboundIn = ByteBuffer
+            let counter: ManagedCounter
+            init(_ counter: ManagedCounter) { self.counter = counter }
+            func channelInactive(context: ChannelHandlerContext) { counter.add() }
+        }
+        let closed = ManagedCounter()
+        var idle: [Channel] = []
+        for _ in 0..<1000 {
+            idle.append(try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelInitializer { $0.pipeline.addHandler(Closed(closed)) }
+                .connect(host: "127.0.0.1", port: server.port).get())
+        }
+        let (a, b) = try await bystanders(server)  // logins and chat while 1,000 sockets sit idle
+        try await stillChatting(a, b, "with a thousand idle sockets")
+        let deadline = Date().addingTimeInterval(30)
+        while closed.value < 1000 && Date() < deadline { try await Task.sleep(nanoseconds: 50_000_000) }
+        #expect(closed.value == 1000)  // each closed by the handshake timeout
+        #expect(server.server.limiter.current == 2)
+        for channel in idle { channel.close(promise: nil) }
+        await server.stop()
+    }
+
+    @Test func loginFloodIsThrottledAndTheLoopsStayResponsive() async throws {
+        let server = try await TestServer.start(accounts: [alice, bob]) { $0.limits.loginQueue = 1000 }
+        let (a, b) = try await bystanders(server)
+        let results = try await withThrowingTaskGroup(of: [String].self) { group in
+            for i in 0..<40 {
+                group.addTask {
+                    let client = try await server.client()
+                    try await client.send("CAP LS 302")
+                    try await client.send("CAP REQ sasl")
+                    var codes: [String] = []
+                    for attempt in 0..<3 {
+                        try await client.send("AUTHENTICATE PLAIN")
+                        guard (try? await client.next("AUTHENTICATE", timeout: 20) { $0.command == "AUTHENTICATE" }) != nil else { break }
+                        try await client.send("AUTHENTICATE " + SASLPlain.encode(account: "alice", password: Array("guess \(i)-\(attempt)".utf8)))
+                        guard let fail = try? await client.next("FAIL", timeout: 20, where: { $0.command == "FAIL" }) else { break }
+                        codes.append(fail.parameters[1])
+                        if client.isClosed { break }
+                    }
+                    await client.close()
+                    return codes
+                }
+            }
+            // Meanwhile the bystanders still get answers quickly.
+            let started = Date()
+            try await stillChatting(a, b, "during the login flood")
+            #expect(Date().timeIntervalSince(started) < 10)
+            var all: [String] = []
+            for try await codes in group { all += codes }
+            return all
+        }
+        #expect(results.contains("RATE_LIMITED"))
+        #expect(!results.contains("SERVER_BUSY"))
+        // Throttled attempts run no scrypt: far fewer hashes than attempts.
+        #expect(server.server.pool.statistics.completed < results.count)
+        await server.stop()
+    }
+}
+
+final class ManagedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func add() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+}
