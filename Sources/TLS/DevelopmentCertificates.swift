@@ -164,9 +164,10 @@ public struct DevelopmentCertificates: Sendable, Equatable {
 
     /// Creates the CA (unless `ca.crt` and `ca.key` exist, which are then reused) and a new
     /// server certificate for localhost, 127.0.0.1, ::1 and `extraNames`. Keys are written 0600,
-    /// certificates 0644, each atomically.
+    /// certificates 0644, each atomically. The server certificate is valid for `validDays` (365 by
+    /// default, the longest Mozilla's "intermediate" profile accepts; "modern" wants 90 at most).
     @discardableResult
-    public func create(extraNames: [String] = []) throws(TLSError) -> CertificateInfo {
+    public func create(extraNames: [String] = [], validDays: Int = 365) throws(TLSError) -> CertificateInfo {
         try SecretFile.makeDirectory(directory)
         let ca: CertificateAuthority
         if SecretFile.exists(caCertificatePath) && SecretFile.exists(caKeyPath) {
@@ -178,7 +179,7 @@ public struct DevelopmentCertificates: Sendable, Equatable {
         }
         var names = Self.defaultNames
         for name in extraNames where !names.contains(name) { names.append(name) }
-        let leaf = try ca.issueServerCertificate(names: names)
+        let leaf = try ca.issueServerCertificate(names: names, validFor: validDays * 86400)
         try SecretFile.writeAtomically(Array(leaf.key.pem().utf8), to: keyPath, mode: 0o600)
         try SecretFile.writeAtomically(Array(leaf.certificate.pem().utf8), to: certificatePath, mode: 0o644)
         return leaf.certificate.info

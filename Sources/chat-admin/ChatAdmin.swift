@@ -225,11 +225,14 @@ struct CertsInit: ParsableCommand {
     var names: [String] = []
     @Option(help: "The folder for ca.crt, ca.key, server.crt and server.key.")
     var dir: String = "Certs"
+    @Option(help: "Days the server certificate is valid (1 to 825).")
+    var days: Int = 365
 
     func run() throws {
         try reporting {
+            guard (1...825).contains(days) else { throw AdminError("--days must be from 1 to 825") }
             let certs = DevelopmentCertificates(directory: dir)
-            let info = try certs.create(extraNames: names)
+            let info = try certs.create(extraNames: names, validDays: days)
             print("created \(certs.certificatePath) and \(certs.keyPath) (CA: \(certs.caCertificatePath))")
             CertsShow.describe(info)
         }
