@@ -55,7 +55,7 @@ public final class TestIRCClient: @unchecked Sendable {
         let channel = try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(TLSHandler(context: context, serverName: serverName), name: "tls")
+                    try channel.pipeline.syncOperations.addHandler(TLSHandler(context: context, serverName: serverName, handshakeTimeout: .seconds(120)), name: "tls")
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineDecoder(maximumLength: 1 << 16)))
                     try channel.pipeline.syncOperations.addHandler(Collector(state: state, handshake: handshake))
                 }
