@@ -23,11 +23,19 @@ public final class WorkerPool: @unchecked Sendable {
     /// - Parameters:
     ///   - threads: how many jobs run at once (near the number of cores).
     ///   - queueLimit: how many more may wait.
-    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, queueLimit: Int = 64) {
+    ///   - niceness: scheduling niceness of the pool's threads (Linux). Positive values let the
+    ///     event loops preempt hashing, so a login storm slows logins, not the chat.
+    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, queueLimit: Int = 64, niceness: Int32 = 0) {
         self.threadCount = max(1, threads)
         self.queueLimit = max(0, queueLimit)
         for i in 0..<threadCount {
-            let thread = Thread { [weak self] in self?.workLoop() }
+            let thread = Thread { [weak self] in
+                #if os(Linux)
+                // On Linux the nice value is per thread, and who = 0 means the calling thread.
+                if niceness != 0 { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, niceness) }
+                #endif
+                self?.workLoop()
+            }
             thread.name = "securechat-hash-\(i)"
             thread.stackSize = 1 << 20
             self.threads.append(thread)

@@ -51,7 +51,9 @@ public final class ChatServer: @unchecked Sendable {
         if !configuration.passwordHashing.meetsOWASPFloor {
             logger.warning("passwordHashing \(configuration.passwordHashing) is below OWASP's minimum (for example ln=15,r=8,p=3); use it only for tests")
         }
-        pool = WorkerPool(threads: System.coreCount, queueLimit: configuration.limits.loginQueue)
+        // Hashing threads run at a lower priority than the event loops: under a login storm the
+        // logins wait, the chat does not.
+        pool = WorkerPool(threads: System.coreCount, queueLimit: configuration.limits.loginQueue, niceness: 10)
         let authenticator = try Authenticator(
             directory: directory, policy: configuration.passwordHashing, pool: pool,
             throttle: LoginThrottle(now: { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }), report: report)

@@ -471,7 +471,7 @@ extension ClientSession {
             guard let first = group.first else { continue }
             let work = {
                 var cache = Relay.Cache()
-                for member in group where member.capabilities.contains(.awayNotify) { member.deliver(relay, cache: &cache); member.flushOutput() }
+                for member in group where member.capabilities.contains(.awayNotify) { member.deliver(relay, cache: &cache) }
             }
             if first.eventLoop.inEventLoop { work() } else { first.eventLoop.execute(work) }
         }

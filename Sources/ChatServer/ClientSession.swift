@@ -43,8 +43,11 @@ public final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
     private var drainTimer: Scheduled<Void>?
     private var registrationTimer: Scheduled<Void>?
     private var pingTimer: Scheduled<Void>?
+    private var sendQueueTimer: Scheduled<Void>?
     private var closing = false
     private var tlsSummary = ""
+    private let flusher: LoopFlusher
+    private var flushPending = false
 
     // Read by other sessions (WHOIS, WHO, PRIVMSG replies).
     private let awayBox = NIOLockedValueBox<String?>(nil)
@@ -56,6 +59,7 @@ public final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
         self.address = address
         self.registration = Registration(serverName: core.serverName)
         self.tokens = Double(core.configuration.limits.messageBurst)
+        self.flusher = core.flusher(for: eventLoop)
     }
 
     var limits: ServerConfiguration.Limits { core.configuration.limits }
@@ -80,6 +84,7 @@ public final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
         registrationTimer?.cancel()
         pingTimer?.cancel()
         drainTimer?.cancel()
+        sendQueueTimer?.cancel()
         if isRegistered {
             quitRooms(reason: closing ? "Quit" : "Connection closed")
             core.registry.release(self)
@@ -111,11 +116,21 @@ public final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
         context.close(promise: nil)
     }
 
+    /// How long a client may stay above its send queue limit before it counts as not reading.
+    /// A burst of messages flushed at once can pass the limit for a moment; a slow reader stays.
+    static let sendQueueGrace = TimeAmount.seconds(2)
+
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
-        // The send queue passed its limit: this client is not reading. Nobody else waits for it.
-        if !context.channel.isWritable && !closing {
-            logger.notice("send queue exceeded", metadata: ["account": "\(nick)", "address": "\(address)"])
-            close(reason: "SendQ exceeded")
+        if !context.channel.isWritable && !closing && sendQueueTimer == nil {
+            sendQueueTimer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.sendQueueGrace) { [weak self] in
+                guard let self, let context = self.context else { return }
+                self.sendQueueTimer = nil
+                // Still above the limit: this client is not reading. Nobody else waits for it.
+                if !context.channel.isWritable && !self.closing {
+                    self.logger.notice("send queue exceeded", metadata: ["account": "\(self.nick)", "address": "\(self.address)"])
+                    self.close(reason: "SendQ exceeded")
+                }
+            }
         }
         context.fireChannelWritabilityChanged()
     }
@@ -350,15 +365,23 @@ public final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
         send(IRCMessage(source: core.serverName, command: numeric.rawValue, parameters: [nick] + parameters))
     }
 
-    /// Writes a relayed message in the variant this client's capabilities call for.
+    /// Writes a relayed message in the variant this client's capabilities call for; the flush
+    /// comes at the end of this loop turn, shared with whatever else this client gets meanwhile.
     func deliver(_ relay: Relay, cache: inout Relay.Cache) {
         guard let context, !closing else { return }
         context.write(wrapOutboundOut(relay.buffer(for: capabilities, cache: &cache, allocator: context.channel.allocator)), promise: nil)
+        if !flushPending {
+            flushPending = true
+            flusher.mark(self)
+        }
     }
 
-    func flushOutput() {
+    /// Called by the loop's flusher.
+    func flushNow() {
+        flushPending = false
         context?.flush()
     }
+
 
     /// Delivers `relay` to sessions grouped by event loop: one task per loop, one serialisation
     /// per variant per loop. Skips `except`, and sessions without the capabilities `requiring`.
@@ -369,7 +392,6 @@ public final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
                 var cache = Relay.Cache()
                 for session in group where session !== except && session.capabilities.isSuperset(of: requiring) {
                     session.deliver(relay, cache: &cache)
-                    session.flushOutput()
                 }
             }
             if first.eventLoop.inEventLoop { work() } else { first.eventLoop.execute(work) }

@@ -2,6 +2,8 @@ import ChatAuth
 import Foundation
 import IRC
 import Logging
+import NIOConcurrencyHelpers
+import NIOCore
 
 /// What every session shares: configuration, the registry of users and rooms, the authenticator,
 /// the logger and the texts sent at registration. Immutable after start, safe on every loop.
@@ -28,6 +30,18 @@ public final class ServerCore: Sendable {
     }
 
     var serverName: String { configuration.serverName }
+
+    private let flushers = NIOLockedValueBox<[ObjectIdentifier: LoopFlusher]>([:])
+
+    /// The flusher of `eventLoop` (made on first use; looked up once per session).
+    func flusher(for eventLoop: EventLoop) -> LoopFlusher {
+        flushers.withLockedValue { table in
+            if let existing = table[ObjectIdentifier(eventLoop)] { return existing }
+            let flusher = LoopFlusher(eventLoop: eventLoop)
+            table[ObjectIdentifier(eventLoop)] = flusher
+            return flusher
+        }
+    }
 
     /// ISUPPORT (005) tokens, at most 13 per line.
     var isupportLines: [[String]] {

@@ -1,0 +1,115 @@
+import ChatAuth
+import ChatTesting
+import Foundation
+import Testing
+
+/// The chat-server executable itself: start-up checks, SIGHUP and SIGTERM.
+@Suite(.serialized) struct ChatServerProcessTests {
+    static var binary: String {
+        let folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [folder, folder.deletingLastPathComponent()] {
+            let path = candidate.appendingPathComponent("chat-server").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return ".build/debug/chat-server"
+    }
+
+    final class Server: @unchecked Sendable {
+        let process = Process()
+        let pipe = Pipe()
+        private let lock = NSLock()
+        private var data = Data()
+
+        init(config: String) throws {
+            process.executableURL = URL(fileURLWithPath: ChatServerProcessTests.binary)
+            process.arguments = ["--config", config]
+            process.standardError = pipe
+            process.standardOutput = pipe
+            pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
+                let chunk = handle.availableData
+                self?.lock.lock(); self?.data.append(chunk); self?.lock.unlock()
+            }
+            try process.run()
+        }
+
+        var log: String { lock.lock(); defer { lock.unlock() }; return String(decoding: data, as: UTF8.self) }
+
+        func waitForLog(_ text: String, timeout: Double = 20) async -> Bool {
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline {
+                if log.contains(text) { return true }
+                try? await Task.sleep(nanoseconds: 20_000_000)
+            }
+            return false
+        }
+
+        func exitStatus(timeout: Double = 15) async -> Int32? {
+            let deadline = Date().addingTimeInterval(timeout)
+            while process.isRunning && Date() < deadline { try? await Task.sleep(nanoseconds: 20_000_000) }
+            if process.isRunning { process.terminate(); return nil }
+            return process.terminationStatus
+        }
+    }
+
+    func writeConfig(port: Int) throws -> (config: String, folder: String) {
+        let folder = NSTemporaryDirectory() + "securechat-process-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let certs = TestServer.certificates
+        let config = folder + "/server.json"
+        try """
+        { "listeners": [ { "host": "127.0.0.1", "port": \(port) } ],
+          "tls": { "certificateChain": "\(certs.certificatePath)", "privateKey": "\(certs.keyPath)" },
+          "usersFile": "users.json", "passwordHashing": { "ln": 4, "r": 8, "p": 1 } }
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let store = UsersStore(path: folder + "/users.json")
+        let hash = try PasswordHash.make(password: Password("alice password"), parameters: TestServer.testHashing)
+        try store.update { try $0.add(Account(name: "alice", hash: hash.phc, created: "t", updated: "t")) }
+        return (config, folder)
+    }
+
+    static func freePort() -> Int {
+        // Bind to port 0 with a throwaway socket to find a free port.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    @Test func sighupReloadsAndSigtermStopsGracefully() async throws {
+        let port = Self.freePort()
+        let (config, folder) = try writeConfig(port: port)
+        let server = try Server(config: config)
+        #expect(await server.waitForLog("listening on 127.0.0.1:\(port)"))
+        #expect(server.log.contains("certificate \(TestServer.certificates.certificatePath): CN=localhost"))
+        #expect(server.log.contains("users file \(folder)/users.json: 1 accounts"))
+        let client = try await TestIRCClient.connect(port: port, caPath: TestServer.certificates.caCertificatePath)
+        #expect(try await client.register(account: "alice", password: "alice password").command == "001")
+
+        kill(server.process.processIdentifier, SIGHUP)
+        #expect(await server.waitForLog("SIGHUP: reloading the users file and the certificate"))
+        #expect(await server.waitForLog("reloaded certificate: CN=localhost"))
+
+        let started = Date()
+        kill(server.process.processIdentifier, SIGTERM)
+        #expect(try await client.next("ERROR").parameters == ["Server shutting down"])
+        #expect(await client.waitUntilClosed())
+        #expect(await server.exitStatus() == 0)
+        #expect(Date().timeIntervalSince(started) < 10)
+        #expect(server.log.contains("stopped"))
+    }
+
+    @Test func badConfigurationStopsAtStartWithOneClearLine() async throws {
+        let folder = NSTemporaryDirectory() + "securechat-badconfig-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try "{ \"tls\": { \"certificateChain\": \"missing.crt\", \"privateKey\": \"missing.key\" } }".write(toFile: folder + "/server.json", atomically: true, encoding: .utf8)
+        let server = try Server(config: folder + "/server.json")
+        #expect(await server.exitStatus() == 1)
+        #expect(server.log.contains("chat-server: error: certificate chain file \(folder)/missing.crt does not exist"))
+    }
+}
