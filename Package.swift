@@ -128,7 +128,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "ChatAuthTests", dependencies: ["ChatAuth", "TLS"]),
+        .testTarget(name: "ChatAuthTests", dependencies: ["ChatAuth", "TLS", "ChatTesting"]),
         .testTarget(
             name: "TLSTests",
             dependencies: [

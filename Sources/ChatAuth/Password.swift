@@ -72,3 +72,31 @@ extension Password {
         return Password(bytes: out)
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Password {
+    /// Asks on standard error and reads one line from the terminal with echo off; nil when
+    /// standard input is not a terminal (the caller then says what to use instead).
+    public static func readFromTerminal(prompt: String) -> Password? {
+        guard isatty(0) == 1 else { return nil }
+        let promptBytes = Array(prompt.utf8)
+        _ = promptBytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        var saved = termios()
+        tcgetattr(0, &saved)
+        var quiet = saved
+        quiet.c_lflag &= ~tcflag_t(ECHO)
+        tcsetattr(0, TCSAFLUSH, &quiet)
+        defer {
+            tcsetattr(0, TCSAFLUSH, &saved)
+            _ = write(2, "\n", 1)
+        }
+        var bytes: [UInt8] = []
+        var byte: UInt8 = 0
+        while read(0, &byte, 1) == 1 && byte != 0x0a { bytes.append(byte) }
+        if bytes.last == 0x0d { bytes.removeLast() }
+        return Password(bytes: bytes)
+    }
+}

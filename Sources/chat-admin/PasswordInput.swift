@@ -40,25 +40,9 @@ enum PasswordInput {
     }
 
     static func prompt(_ text: String) throws -> Password {
-        guard isatty(0) == 1 else {
+        guard let password = Password.readFromTerminal(prompt: text) else {
             throw AdminError("standard input is not a terminal, so there is no one to ask for a password — pipe it in with --password-stdin")
         }
-        FileHandle.standardError.write(Data(text.utf8))
-        var saved = termios()
-        tcgetattr(0, &saved)
-        var quiet = saved
-        quiet.c_lflag &= ~tcflag_t(ECHO)
-        tcsetattr(0, TCSAFLUSH, &quiet)
-        defer {
-            tcsetattr(0, TCSAFLUSH, &saved)
-            FileHandle.standardError.write(Data("\n".utf8))
-        }
-        var bytes: [UInt8] = []
-        var byte: UInt8 = 0
-        while read(0, &byte, 1) == 1 && byte != 0x0a {
-            bytes.append(byte)
-        }
-        if bytes.last == 0x0d { bytes.removeLast() }
-        return Password(bytes: bytes)
+        return password
     }
 }

@@ -97,23 +97,9 @@ struct ChatClientCommand: AsyncParsableCommand {
         if let fromEnvironment = ProcessInfo.processInfo.environment["CHAT_PASSWORD"], !fromEnvironment.isEmpty {
             return Password(fromEnvironment)
         }
-        guard isatty(0) == 1 else {
+        guard let password = Password.readFromTerminal(prompt: "Password for \(account): ") else {
             throw ClientFailure(status: 2, message: "no password: standard input is not a terminal; use --password-file FILE or the CHAT_PASSWORD environment variable")
         }
-        FileHandle.standardError.write(Data("Password for \(account): ".utf8))
-        var saved = termios()
-        tcgetattr(0, &saved)
-        var quiet = saved
-        quiet.c_lflag &= ~tcflag_t(ECHO)
-        tcsetattr(0, TCSAFLUSH, &quiet)
-        defer {
-            tcsetattr(0, TCSAFLUSH, &saved)
-            FileHandle.standardError.write(Data("\n".utf8))
-        }
-        var bytes: [UInt8] = []
-        var byte: UInt8 = 0
-        while read(0, &byte, 1) == 1 && byte != 0x0a { bytes.append(byte) }
-        if bytes.last == 0x0d { bytes.removeLast() }
-        return Password(bytes: bytes)
+        return password
     }
 }

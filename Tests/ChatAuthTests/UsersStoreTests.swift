@@ -1,3 +1,4 @@
+import ChatTesting
 import Foundation
 import Testing
 @testable import ChatAuth
@@ -100,14 +101,7 @@ func account(_ name: String, locked: Bool = false, hash: String = fastHash) -> A
 
 /// chat-admin as a separate process: the lock and the atomic write across processes.
 @Suite(.serialized) struct ChatAdminProcessTests {
-    static var chatAdmin: String {
-        let folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for candidate in [folder, folder.deletingLastPathComponent()] {
-            let path = candidate.appendingPathComponent("chat-admin").path
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        return ".build/debug/chat-admin"
-    }
+    static var chatAdmin: String { TestBinaries.path("chat-admin") }
 
     /// Starts chat-admin with `arguments`, writing `input` to its standard input.
     static func start(_ arguments: [String], input: String?) throws -> Process {

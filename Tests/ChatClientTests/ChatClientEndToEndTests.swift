@@ -15,14 +15,7 @@ final class ClientProcess: @unchecked Sendable {
     private var out = Data()
     private var err = Data()
 
-    static var binary: String {
-        let folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for candidate in [folder, folder.deletingLastPathComponent()] {
-            let path = candidate.appendingPathComponent("chat-client").path
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        return ".build/debug/chat-client"
-    }
+    static var binary: String { TestBinaries.path("chat-client") }
 
     init(_ arguments: [String], password: String?) throws {
         process.executableURL = URL(fileURLWithPath: Self.binary)

@@ -5,14 +5,7 @@ import Testing
 
 /// The chat-server executable itself: start-up checks, SIGHUP and SIGTERM.
 @Suite(.serialized) struct ChatServerProcessTests {
-    static var binary: String {
-        let folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for candidate in [folder, folder.deletingLastPathComponent()] {
-            let path = candidate.appendingPathComponent("chat-server").path
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        return ".build/debug/chat-server"
-    }
+    static var binary: String { TestBinaries.path("chat-server") }
 
     final class Server: @unchecked Sendable {
         let process = Process()
