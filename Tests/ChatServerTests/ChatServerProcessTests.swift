@@ -79,6 +79,7 @@ import Testing
         let (config, folder) = try writeConfig(port: port)
         let server = try Server(config: config)
         #expect(await server.waitForLog("listening on 127.0.0.1:\(port)"))
+        #expect(await server.waitForLog("users file"))  // the last of the start-up lines
         #expect(server.log.contains("certificate \(TestServer.certificates.certificatePath): CN=localhost"))
         #expect(server.log.contains("users file \(folder)/users.json: 1 accounts"))
         let client = try await TestIRCClient.connect(port: port, caPath: TestServer.certificates.caCertificatePath)
