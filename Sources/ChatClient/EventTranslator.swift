@@ -71,7 +71,7 @@ public struct EventTranslator {
         case "323":
             defer { pendingRooms = [] }
             return [.rooms(pendingRooms)]
-        case "PING", "PONG", "CAP", "333", "329", "366", "001", "002", "003", "004", "005", "375", "376", "315":
+        case "PING", "PONG", "CAP", "333", "329", "001", "002", "003", "004", "005", "375", "376", "315":
             return []
         case "372":
             return [.notice(text: p.last.map { $0.hasPrefix("- ") ? String($0.dropFirst(2)) : $0 } ?? "")]

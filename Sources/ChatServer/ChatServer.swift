@@ -26,7 +26,7 @@ public final class ChatServer: @unchecked Sendable {
     public let directory: AccountDirectory
 
     /// The plaintext line sent to a client that connects without TLS, before closing.
-    static let plaintextReply = "ERROR :This port speaks TLS only: turn TLS on in your IRC client (irssi: /connect -tls; WeeChat: /set irc.server.NAME.tls on)\r\n"
+    static let plaintextReply = "ERROR :This port speaks TLS only: turn TLS on in your IRC client (irssi: /connect -tls; WeeChat: /set irc.server.NAME.ssl on, or .tls on in WeeChat 4)\r\n"
 
     /// Builds the server: creates development certificates if asked and missing, checks the TLS
     /// files, loads the users file, prepares the login pool. Blocking; call before serving.

@@ -64,7 +64,7 @@ extension ClientSession {
         case "PONG":
             break
         case "QUIT":
-            quit(reason: p.first.map { "Quit: \($0)" } ?? "Quit")
+            close(reason: p.first.map { "Quit: \($0)" } ?? "Quit")
         case "CAP":
             capAfterRegistration(p)
         case "NICK":

@@ -337,7 +337,7 @@ public final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
             let now = context.eventLoop.now
             if let sent = self.pingSentAt {
                 if now - sent >= timeout {
-                    self.quit(reason: "Ping timeout: \(Int(self.limits.pingTimeoutSeconds)) seconds")
+                    self.close(reason: "Ping timeout: \(Int(self.limits.pingTimeoutSeconds)) seconds")
                     return
                 }
             } else if now - self.lastInput >= interval {
@@ -426,15 +426,11 @@ public final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
         closing = true
         held.removeAll()
         send(IRCMessage(command: "ERROR", parameters: [reason]))
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: nil)
+        context.flush()
         context.close(promise: nil)
     }
 
     /// Leaves every room, telling everyone who shared one (once each).
-    func quit(reason: String) {
-        close(reason: reason)
-    }
-
     func quitRooms(reason: String) {
         guard !joined.isEmpty else { return }
         var seen = Set<ObjectIdentifier>()

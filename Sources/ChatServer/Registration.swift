@@ -205,13 +205,14 @@ public struct Registration {
         case let .locked(name):
             return fail(method, "Account \(name) is locked: ask the server's operator", code: "ACCOUNT_LOCKED")
         case let .throttled(seconds):
-            return fail(method, "Too many failed logins: try again in \(Int(seconds.rounded(.up))) seconds", code: "RATE_LIMITED", counts: false)
+            // A throttled client would only be refused again: close, so it waits before retrying.
+            return fail(method, "Too many failed logins: try again in \(Int(seconds.rounded(.up))) seconds", code: "RATE_LIMITED", counts: false, closes: true)
         case .busy:
             return fail(method, "Server busy: try again in a few seconds", code: "SERVER_BUSY", counts: false)
         }
     }
 
-    private mutating func fail(_ method: Method, _ text: String, code: String, counts: Bool = true) -> [Action] {
+    private mutating func fail(_ method: Method, _ text: String, code: String, counts: Bool = true, closes: Bool = false) -> [Action] {
         if counts { failures += 1 }
         let command = method == .sasl ? "AUTHENTICATE" : "PASS"
         var actions: [Action] = [
@@ -219,7 +220,7 @@ public struct Registration {
             reply(method == .sasl ? .saslFail : .passwdMismatch, text),
         ]
         // PASS cannot be retried on the same connection; SASL may, up to the failure limit.
-        if method == .pass || failures >= maximumFailures || code == "RATE_LIMITED" {
+        if method == .pass || failures >= maximumFailures || closes {
             closed = true
             actions.append(.close(reason: failures >= maximumFailures ? "Too many failed login attempts" : text))
         }

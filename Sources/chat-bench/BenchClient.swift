@@ -77,8 +77,8 @@ final class BenchConnection: ChannelInboundHandler, @unchecked Sendable {
             let start = marker.upperBound
             var value: UInt64 = 0
             var i = start
-            while i < view.endIndex, let digit = Optional(view[i]), digit >= 0x30 && digit <= 0x39 {
-                value = value &* 10 &+ UInt64(digit - 0x30)
+            while i < view.endIndex, (0x30...0x39).contains(view[i]) {
+                value = value &* 10 &+ UInt64(view[i] - 0x30)
                 i += 1
             }
             let now = nowNanos()

@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import Histogram
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import TLS
@@ -162,7 +163,7 @@ struct FanoutBench: AsyncParsableCommand {
         try await Task.sleep(nanoseconds: 1_000_000_000)  // joins seen by everyone
         try pool.reset()
         let senders = Array(setup.connections.prefix(max(1, min(self.senders, members))))
-        let sent = SentCounter()
+        let sent = NIOLockedValueBox(0)
         let start = nowNanos()
         let end = start + UInt64(duration * 1e9)
         await withTaskGroup(of: Void.self) { group in
@@ -188,7 +189,7 @@ struct FanoutBench: AsyncParsableCommand {
                             next += UInt64(interval * 1e9)
                         }
                     }
-                    sent.add(seq)
+                    sent.withLockedValue { $0 += seq }
                 }
             }
         }
@@ -202,12 +203,12 @@ struct FanoutBench: AsyncParsableCommand {
             try await Task.sleep(nanoseconds: 500_000_000)
         }
         let stats = try pool.collect()
-        let expected = sent.value * (members - 1)
+        let expected = sent.withLockedValue { $0 } * (members - 1)
         let deliverSeconds = seconds(since: start)
         report("fanout", target.label + (target.login ? "+login" : ""), [
             ("mode", saturate ? "saturate" : "paced"), ("members", "\(members)"), ("senders", "\(senders.count)"),
-            ("rate", saturate ? "max" : String(format: "%.0f", rate)), ("sent", "\(sent.value)"),
-            ("sent_per_second", String(format: "%.1f", Double(sent.value) / sendSeconds)),
+            ("rate", saturate ? "max" : String(format: "%.0f", rate)), ("sent", "\(sent.withLockedValue { $0 })"),
+            ("sent_per_second", String(format: "%.1f", Double(sent.withLockedValue { $0 }) / sendSeconds)),
             ("delivered", "\(stats.received)"), ("delivered_per_second", String(format: "%.0f", Double(stats.received) / deliverSeconds)),
             ("lost", "\(max(0, expected - stats.received))"), ("disconnects", "\(stats.disconnects)"),
             ("p50_ms", ms(stats.latency.valueAtPercentile(50))), ("p99_ms", ms(stats.latency.valueAtPercentile(99))), ("max_ms", ms(stats.latency.max)),
@@ -216,12 +217,6 @@ struct FanoutBench: AsyncParsableCommand {
     }
 }
 
-final class SentCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var total = 0
-    func add(_ n: Int) { lock.lock(); total += n; lock.unlock() }
-    var value: Int { lock.lock(); defer { lock.unlock() }; return total }
-}
 
 struct StormBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -240,12 +235,12 @@ struct StormBench: AsyncParsableCommand {
         guard setup.failures.isEmpty else { throw BenchError("setup failed: \(setup.failures.first!)") }
         try await Task.sleep(nanoseconds: 500_000_000)
         try pool.reset()
-        let running = StopFlag()
+        let stopped = NIOLockedValueBox(false)
         let chat = Task {
             var seq = 0
             let interval = 1 / rate
             var next = nowNanos()
-            while !running.stopped {
+            while !stopped.withLockedValue({ $0 }) {
                 let channel = setup.connections[seq % setup.connections.count].0
                 channel.writeAndFlush(channel.allocator.buffer(string: "PRIVMSG #storm :B \(nowNanos()) \(seq)\r\n"), promise: nil)
                 seq += 1
@@ -263,7 +258,7 @@ struct StormBench: AsyncParsableCommand {
         // Measure the chat over at least one second, even if the storm was shorter.
         if stormSeconds < 1 { try await Task.sleep(nanoseconds: UInt64((1 - stormSeconds) * 1e9)) }
         let during = try pool.collect()
-        running.stop()
+        stopped.withLockedValue { $0 = true }
         await chat.value
         report("storm", target.label + (target.login ? "+login" : ""), [
             ("clients", "\(clients)"), ("logged_in", "\(storm.times.totalCount)"), ("failed", "\(storm.failures.count)"),
@@ -278,9 +273,3 @@ struct StormBench: AsyncParsableCommand {
     }
 }
 
-final class StopFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var flag = false
-    func stop() { lock.lock(); flag = true; lock.unlock() }
-    var stopped: Bool { lock.lock(); defer { lock.unlock() }; return flag }
-}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// Open file descriptors of a process, from /proc.
@@ -33,12 +34,12 @@ struct SoakBench: AsyncParsableCommand {
         guard setup.failures.isEmpty else { throw BenchError("stayers failed: \(setup.failures.first!)") }
         try await Task.sleep(nanoseconds: 500_000_000)
         try pool.reset()
-        let stop = StopFlag()
-        let sent = SentCounter()
+        let stopped = NIOLockedValueBox(false)
+        let sent = NIOLockedValueBox(0)
         let chatter = Task {
             var seq = 0
             var next = nowNanos()
-            while !stop.stopped {
+            while !stopped.withLockedValue({ $0 }) {
                 let channel = setup.connections[seq % setup.connections.count].0
                 channel.writeAndFlush(channel.allocator.buffer(string: "PRIVMSG #soak :B \(nowNanos()) \(seq)\r\n"), promise: nil)
                 seq += 1
@@ -46,14 +47,14 @@ struct SoakBench: AsyncParsableCommand {
                 let now = nowNanos()
                 if now < next { try? await Task.sleep(nanoseconds: next - now) }
             }
-            sent.add(seq)
+            sent.withLockedValue { $0 += seq }
         }
         let churned = await churn(pool, seconds: duration, first: stayers)
-        stop.stop()
+        stopped.withLockedValue { $0 = true }
         await chatter.value
         try await Task.sleep(nanoseconds: 2_000_000_000)
         let stats = try pool.collect()
-        let expected = sent.value * (stayers - 1)
+        let expected = sent.withLockedValue { $0 } * (stayers - 1)
         for (channel, _) in setup.connections { try? await channel.close() }
         try await Task.sleep(nanoseconds: 3_000_000_000)
         let endRSS = residentKiB(pid: serverPid) ?? 0
@@ -61,7 +62,7 @@ struct SoakBench: AsyncParsableCommand {
         let lost = max(0, expected - stats.received)
         let ok = lost == 0 && endRSS - baseRSS <= memoryMargin && endFDs - baseFDs <= fdMargin
         report("soak", target.label, [
-            ("seconds", String(format: "%.0f", duration)), ("sessions_churned", "\(churned)"), ("stayer_messages", "\(sent.value)"),
+            ("seconds", String(format: "%.0f", duration)), ("sessions_churned", "\(churned)"), ("stayer_messages", "\(sent.withLockedValue { $0 })"),
             ("delivered", "\(stats.received)"), ("lost", "\(lost)"),
             ("rss_baseline_kib", "\(baseRSS)"), ("rss_after_kib", "\(endRSS)"), ("rss_growth_kib", "\(endRSS - baseRSS)"),
             ("fds_baseline", "\(baseFDs)"), ("fds_after", "\(endFDs)"), ("result", ok ? "pass" : "FAIL"),
@@ -73,7 +74,7 @@ struct SoakBench: AsyncParsableCommand {
     @discardableResult
     func churn(_ pool: BenchPool, seconds: Double, first: Int) async -> Int {
         let end = nowNanos() + UInt64(seconds * 1e9)
-        let count = SentCounter()
+        let count = NIOLockedValueBox(0)
         await withTaskGroup(of: Void.self) { group in
             for worker in 0..<churners {
                 group.addTask {
@@ -89,11 +90,11 @@ struct SoakBench: AsyncParsableCommand {
                         let channel = connection.0
                         try? await channel.writeAndFlush(channel.allocator.buffer(string: "PRIVMSG \(room) :round \(round)\r\nPART \(room)\r\nQUIT :bye\r\n"))
                         try? await channel.closeFuture.get()
-                        count.add(1)
+                        count.withLockedValue { $0 += 1 }
                     }
                 }
             }
         }
-        return count.value
+        return count.withLockedValue { $0 }
     }
 }

@@ -184,12 +184,13 @@ import TLS
         let server = try await EchoServer(context: pki.serverContext(), handshakeTimeout: .milliseconds(300))
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let recorder = Recorder(eventLoop: eventLoop)
+        // The server's timeout starts when it accepts: measure from before connecting.
+        let started = Date()
         let channel = try await ClientBootstrap(group: eventLoop)
             .channelInitializer { $0.pipeline.addHandler(recorder) }
             .connect(host: "127.0.0.1", port: server.port).get()
         // Half a ClientHello, then silence. (On a slow machine the server may already have closed.)
         try? await channel.writeAndFlush(channel.allocator.buffer(bytes: [0x16, 0x03, 0x01, 0x02, 0x00, 0x01]))
-        let started = Date()
         try await recorder.closed.futureResult.get()
         let elapsed = Date().timeIntervalSince(started)
         #expect(elapsed > 0.2)  // closed by the timeout, not at once (the error below says which)
