@@ -89,12 +89,14 @@ let package = Package(
             name: "ChatClientTests",
             dependencies: ["ChatClient", "ChatTesting", "ChatAuth", "IRC", "TLS"]
         ),
+        // posix_spawn's GNU additions, for ChatTesting's ChildProcess.
+        .target(name: "CChildProcess"),
         // Test support shared by unit tests, end-to-end tests and benchmarks: an in-process server
         // and a bare IRC-over-TLS client.
         .target(
             name: "ChatTesting",
             dependencies: [
-                "ChatServer", "ChatAuth", "TLS", "IRC", "IRCFraming",
+                "CChildProcess", "ChatServer", "ChatAuth", "TLS", "IRC", "IRCFraming",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -133,7 +135,7 @@ let package = Package(
         .testTarget(
             name: "TLSTests",
             dependencies: [
-                "TLS",
+                "TLS", "ChatTesting",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

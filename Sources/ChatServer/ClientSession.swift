@@ -72,7 +72,8 @@ public final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
         let timeout = limits.registrationTimeoutSeconds
         registrationTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(timeout * 1000))) { [weak self] in
             guard let self, !self.isRegistered else { return }
-            self.close(reason: "Registration timed out: log in within \(Int(timeout)) seconds")
+            let seconds = timeout == timeout.rounded() ? "\(Int(timeout))" : "\(timeout)"
+            self.close(reason: "Registration timed out: log in within \(seconds) seconds")
         }
     }
 

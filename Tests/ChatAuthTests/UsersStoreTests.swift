@@ -104,18 +104,11 @@ func account(_ name: String, locked: Bool = false, hash: String = fastHash) -> A
     static var chatAdmin: String { TestBinaries.path("chat-admin") }
 
     /// Starts chat-admin with `arguments`, writing `input` to its standard input.
-    static func start(_ arguments: [String], input: String?) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: chatAdmin)
-        process.arguments = arguments
-        let stdin = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-        try? stdin.fileHandleForWriting.close()
-        return process
+    static func start(_ arguments: [String], input: String?) throws -> ChildProcess {
+        let child = try ChildProcess([chatAdmin] + arguments, input: true, output: .discard)
+        if let input { child.write(input) }
+        child.closeInput()
+        return child
     }
 
     @Test func twentyConcurrentAddusersAllLand() throws {
@@ -125,8 +118,8 @@ func account(_ name: String, locked: Bool = false, hash: String = fastHash) -> A
         let processes = try (0..<20).map { i in
             try Self.start(["adduser", "user\(i)", "--config", folder + "/server.json", "--password-stdin"], input: "password-\(i)\n")
         }
-        for process in processes { process.waitUntilExit() }
-        #expect(processes.allSatisfy { $0.terminationStatus == 0 })
+        let statuses = processes.map { $0.finish(timeout: 60) }
+        #expect(statuses.allSatisfy { $0 == 0 })
         let names = Set(try UsersStore(path: users).load().accounts.map(\.name))
         #expect(names == Set((0..<20).map { "user\($0)" }))
         #expect(mode(users) == 0o600)
@@ -142,7 +135,7 @@ func account(_ name: String, locked: Bool = false, hash: String = fastHash) -> A
         // How long one uninterrupted run takes, to spread the kills over all of it.
         let started = Date()
         let calibration = try Self.start(["adduser", "calibration", "--config", config, "--password-stdin"], input: "password-c\n")
-        calibration.waitUntilExit()
+        calibration.finish(timeout: 60)
         let duration = Date().timeIntervalSince(started)
         var known = Set(try store.load().accounts.map(\.name))
         var landed = 0
@@ -150,8 +143,8 @@ func account(_ name: String, locked: Bool = false, hash: String = fastHash) -> A
         for round in 0..<16 {
             let process = try Self.start(["adduser", "killed\(round)", "--config", config, "--password-stdin"], input: "password-\(round)\n")
             usleep(UInt32(Double.random(in: 0.3...1.1) * duration * 1_000_000))
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            process.signal(SIGKILL)
+            process.finish(timeout: 10)
             let now = Set(try store.load().accounts.map(\.name))  // must parse every time
             #expect(now.isSuperset(of: known))
             #expect(now.subtracting(known).isSubset(of: ["killed\(round)"]))

@@ -7,43 +7,23 @@ import TLS
 
 /// `chat-client` as a separate process in script mode, against a real server on loopback.
 final class ClientProcess: @unchecked Sendable {
-    let process = Process()
-    private let input = Pipe()
-    private let output = Pipe()
-    private let errors = Pipe()
-    private let lock = NSLock()
-    private var out = Data()
-    private var err = Data()
+    let child: ChildProcess
 
     static var binary: String { TestBinaries.path("chat-client") }
 
     init(_ arguments: [String], password: String?) throws {
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["CHAT_PASSWORD"] = password
-        process.environment = environment
-        process.currentDirectoryURL = URL(fileURLWithPath: NSTemporaryDirectory())  // no Config/client.json here
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = errors
-        output.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            self?.lock.lock(); self?.out.append(data); self?.lock.unlock()
-        }
-        errors.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            self?.lock.lock(); self?.err.append(data); self?.lock.unlock()
-        }
-        try process.run()
+        // No Config/client.json in the temporary folder.
+        child = try ChildProcess([Self.binary] + arguments, environment: environment, directory: NSTemporaryDirectory(), input: true, output: .separate)
     }
 
-    var stdout: String { lock.lock(); defer { lock.unlock() }; return String(decoding: out, as: UTF8.self) }
-    var stderr: String { lock.lock(); defer { lock.unlock() }; return String(decoding: err, as: UTF8.self) }
+    var stdout: String { child.output }
+    var stderr: String { child.errors }
     var lines: [String] { stdout.split(separator: "\n").map(String.init) }
 
-    func type(_ line: String) { input.fileHandleForWriting.write(Data((line + "\n").utf8)) }
-    func endInput() { try? input.fileHandleForWriting.close() }
+    func type(_ line: String) { child.write(line + "\n") }
+    func endInput() { child.closeInput() }
 
     /// Waits for an output line containing `text`.
     @discardableResult
@@ -56,12 +36,10 @@ final class ClientProcess: @unchecked Sendable {
         throw TestIRCClient.Timeout(waitingFor: "'\(text)' from chat-client", received: lines + ["stderr: " + stderr])
     }
 
+    /// The exit status; a client still running after `timeout` seconds is killed (and the status says so).
     func exitStatus(timeout: Double = 15) async -> Int32 {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { try? await Task.sleep(nanoseconds: 20_000_000) }
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-        return process.terminationStatus
+        if let status = await child.exitStatus(timeout: timeout) { return status }
+        return child.finish(timeout: 0)
     }
 }
 
@@ -250,18 +228,7 @@ let bob = ("bob", "bob password!")
 /// The terminal client in tmux, as a person uses it: a message arrives while a line is being
 /// typed, and the typed text stays intact on the screen.
 @Suite(.serialized) struct TerminalClientTests {
-    static func run(_ arguments: [String]) -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try? process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
-    }
+    static func run(_ arguments: [String]) -> String { ChildProcess.run(arguments).output }
 
     static var tmuxAvailable: Bool {
         FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") || ProcessInfo.processInfo.environment["CI"] != nil

@@ -8,24 +8,13 @@ import Testing
     static var binary: String { TestBinaries.path("chat-server") }
 
     final class Server: @unchecked Sendable {
-        let process = Process()
-        let pipe = Pipe()
-        private let lock = NSLock()
-        private var data = Data()
+        let child: ChildProcess
 
         init(config: String) throws {
-            process.executableURL = URL(fileURLWithPath: ChatServerProcessTests.binary)
-            process.arguments = ["--config", config]
-            process.standardError = pipe
-            process.standardOutput = pipe
-            pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-                let chunk = handle.availableData
-                self?.lock.lock(); self?.data.append(chunk); self?.lock.unlock()
-            }
-            try process.run()
+            child = try ChildProcess([ChatServerProcessTests.binary, "--config", config])
         }
 
-        var log: String { lock.lock(); defer { lock.unlock() }; return String(decoding: data, as: UTF8.self) }
+        var log: String { child.output }
 
         func waitForLog(_ text: String, timeout: Double = 20) async -> Bool {
             let deadline = Date().addingTimeInterval(timeout)
@@ -36,11 +25,9 @@ import Testing
             return false
         }
 
+        /// The exit status, or nil if the server was still running after `timeout` seconds.
         func exitStatus(timeout: Double = 15) async -> Int32? {
-            let deadline = Date().addingTimeInterval(timeout)
-            while process.isRunning && Date() < deadline { try? await Task.sleep(nanoseconds: 20_000_000) }
-            if process.isRunning { process.terminate(); return nil }
-            return process.terminationStatus
+            await child.exitStatus(timeout: timeout)
         }
     }
 
@@ -85,12 +72,12 @@ import Testing
         let client = try await TestIRCClient.connect(port: port, caPath: TestServer.certificates.caCertificatePath)
         #expect(try await client.register(account: "alice", password: "alice password").command == "001")
 
-        kill(server.process.processIdentifier, SIGHUP)
+        server.child.signal(SIGHUP)
         #expect(await server.waitForLog("SIGHUP: reloading the users file and the certificate"))
         #expect(await server.waitForLog("reloaded certificate: CN=localhost"))
 
         let started = Date()
-        kill(server.process.processIdentifier, SIGTERM)
+        server.child.signal(SIGTERM)
         #expect(try await client.next("ERROR").parameters == ["Server shutting down"])
         #expect(await client.waitUntilClosed())
         #expect(await server.exitStatus() == 0)

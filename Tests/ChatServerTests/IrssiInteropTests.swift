@@ -18,18 +18,7 @@ enum InteropTools {
     }
 
     @discardableResult
-    static func run(_ arguments: [String]) -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        do { try process.run() } catch { return (-1, "\(error)") }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
+    static func run(_ arguments: [String]) -> (status: Int32, output: String) { ChildProcess.run(arguments) }
 }
 
 /// irssi, a client nobody here wrote, logs in over TLS with SASL PLAIN, joins a room and talks

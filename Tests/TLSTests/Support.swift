@@ -1,3 +1,4 @@
+import ChatTesting
 import Foundation
 import NIOCore
 import NIOPosix
@@ -213,43 +214,17 @@ struct TestClient {
     }
 }
 
-/// Runs a command-line program and captures its output, bounded in time.
+/// Runs a command-line program (looked up on PATH) and captures its output, bounded in time.
 final class Subprocess: @unchecked Sendable {
-    let process = Process()
-    private let output = Pipe()
-    private let input = Pipe()
-    private let lock = NSLock()
-    private var collected = Data()
+    private let child: ChildProcess
 
     init(_ arguments: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = input
-        output.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            guard let self else { return }
-            self.lock.lock()
-            self.collected.append(data)
-            self.lock.unlock()
-        }
-        try process.run()
+        child = try ChildProcess(arguments, input: true)
     }
 
-    var text: String {
-        lock.lock()
-        defer { lock.unlock() }
-        return String(decoding: collected, as: UTF8.self)
-    }
-
-    func write(_ text: String) {
-        input.fileHandleForWriting.write(Data(text.utf8))
-    }
-
-    func closeInput() {
-        try? input.fileHandleForWriting.close()
-    }
+    var text: String { child.output }
+    func write(_ text: String) { child.write(text) }
+    func closeInput() { child.closeInput() }
 
     /// Waits up to `seconds` for the output to contain `needle`.
     @discardableResult
@@ -264,19 +239,13 @@ final class Subprocess: @unchecked Sendable {
 
     /// Waits up to `seconds` for the process to exit; kills it after that.
     func waitForExit(seconds: Double = 10) async -> Int32 {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning && Date() < deadline {
-            try? await Task.sleep(nanoseconds: 20_000_000)
-        }
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-        return process.terminationStatus
+        if let status = await child.exitStatus(timeout: seconds) { return status }
+        return child.finish(timeout: 0)
     }
 
     func stop() {
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-        output.fileHandleForReading.readabilityHandler = nil
+        child.signal(SIGTERM)
+        child.finish(timeout: 5)
     }
 }
 

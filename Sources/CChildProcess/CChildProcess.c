@@ -1,0 +1,15 @@
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <spawn.h>
+#include <unistd.h>
+#include "CChildProcess.h"
+
+int cchild_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int cchild_addclosefrom(posix_spawn_file_actions_t *actions, int low) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, low);
+}
+
+int cchild_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
+    return posix_spawn_file_actions_addchdir_np(actions, path);
+}
