@@ -174,13 +174,14 @@ public final class ChildProcess: @unchecked Sendable {
 
     public var isRunning: Bool { status == nil }
 
-    /// Waits up to `timeout` seconds for the child to end; nil if it is still running.
+    /// Waits up to `timeout` seconds for the child to end; nil if it is still running. Once it has
+    /// ended, waits for its output to be read too, up to a second more.
     public func exitStatus(timeout: Double = 15) async -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if let status { return status }
-            try? await Task.sleep(nanoseconds: 10_000_000)
-        }
+        while status == nil && Date() < deadline { try? await Task.sleep(nanoseconds: 10_000_000) }
+        guard let status else { return nil }
+        let drained = Date().addingTimeInterval(1)
+        while collected.reading && Date() < drained { try? await Task.sleep(nanoseconds: 5_000_000) }
         return status
     }
 
@@ -225,6 +226,9 @@ public final class ChildProcess: @unchecked Sendable {
         private var stopping = false
 
         func started() { condition.lock(); running += 1; condition.unlock() }
+
+        /// Whether a reader has yet to see end of file.
+        var reading: Bool { condition.lock(); defer { condition.unlock() }; return running > 0 }
 
         func read(_ fd: Int32, isError: Bool) {
             var buffer = [UInt8](repeating: 0, count: 65_536)

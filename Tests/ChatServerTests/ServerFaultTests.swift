@@ -84,7 +84,8 @@ import TLS
 
     @Test func slowReaderIsDisconnectedAndOthersKeepReceiving() async throws {
         let server = try await TestServer.start(accounts: [alice, bob, carol]) {
-            $0.limits.sendQueueBytes = 64 * 1024
+            // Room for a fast reader that a busy machine stalls for a moment; far less than the flood.
+            $0.limits.sendQueueBytes = 256 * 1024
             $0.limits.messagesPerSecond = 1_000_000
             $0.limits.messageBurst = 1_000_000
         }
@@ -99,7 +100,7 @@ import TLS
         }
         try await slow.channel.setOption(ChannelOptions.autoRead, value: false).get()
         let line = String(repeating: "m", count: 400)
-        let total = 20_000  // about 8 MB: more than the kernel buffers and the 64 KiB queue
+        let total = 20_000  // about 8 MB: more than the kernel buffers and the 256 KiB queue
         Task {
             for batch in stride(from: 0, to: total, by: 100) {
                 let lines = (batch..<min(batch + 100, total)).map { "PRIVMSG #flood :\($0) \(line)\r\n" }.joined()
