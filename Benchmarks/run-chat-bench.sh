@@ -63,7 +63,7 @@ if [ "$MODE" = "--smoke" ]; then
     bench connect --port 26697 --clients 40 --inflight 10
     bench idle --port 26697 --clients 40 --room-size 10 --server-pid "$SERVER_PID" --settle 0.5
     bench fanout --port 26697 --members 20 --senders 4 --rate 100 --duration 1
-    bench fanout --port 26697 --members 20 --senders 4 --saturate --duration 1
+    bench fanout --port 26697 --members 20 --senders 4 --saturate --duration 1 --server-pid "$SERVER_PID"
     bench storm --port 26697 --clients 30 --chatters 5 --rate 50 --baseline 1
     grep -c '^{' "$WORK/results.txt" | xargs -I{} echo "chat-bench smoke: {} scenarios reported"
     if grep -q '"failed":[1-9]\|"lost":[1-9]\|"disconnects":[1-9]' "$WORK/results.txt"; then echo "chat-bench smoke: failures" >&2; exit 1; fi
@@ -161,9 +161,9 @@ run_all() { # name
     stop_server; start_server "$1"
     bench idle --port $PORT "${FLAGS[@]}" --label $LABEL --clients $IDLE_N --room-size 50 --inflight 200 --server-pid $SERVER_PID || true
     stop_server; start_server "$1"
-    bench fanout --port $PORT "${FLAGS[@]}" --label $LABEL --members $MEMBERS --senders $SENDERS --rate $PACED_RATE --duration $DURATION || true
+    bench fanout --port $PORT "${FLAGS[@]}" --label $LABEL --members $MEMBERS --senders $SENDERS --rate $PACED_RATE --duration $DURATION --server-pid $SERVER_PID || true
     stop_server; start_server "$1"
-    bench fanout --port $PORT "${FLAGS[@]}" --label $LABEL --members $MEMBERS --senders $SENDERS --saturate --duration $DURATION || true
+    bench fanout --port $PORT "${FLAGS[@]}" --label $LABEL --members $MEMBERS --senders $SENDERS --saturate --duration $DURATION --server-pid $SERVER_PID || true
     stop_server; start_server "$1"
     bench storm --port $PORT "${FLAGS[@]}" --label $LABEL --clients $storm --chatters 10 --rate 50 --baseline 3 || true
     stop_server

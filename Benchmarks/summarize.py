@@ -17,7 +17,7 @@ metrics = {
     "connect": [("per_second", "connects/s", max), ("p50_ms", "p50 ms to 001", min), ("p99_ms", "p99 ms to 001", min)],
     "idle": [("kib_per_connection", "KiB per connection", min), ("held", "held", max)],
     "fanout-paced": [("delivered_per_second", "deliveries/s", max), ("p50_ms", "p50 ms", min), ("p99_ms", "p99 ms", min), ("max_ms", "max ms", min), ("lost", "lost", min), ("disconnects", "disconnects", min)],
-    "fanout-saturate": [("delivered_per_second", "deliveries/s", max), ("p50_ms", "p50 ms", min), ("p99_ms", "p99 ms", min), ("lost", "lost", min), ("disconnects", "disconnects", min)],
+    "fanout-saturate": [("delivered_per_second", "deliveries/s", max), ("p50_ms", "p50 ms", min), ("p99_ms", "p99 ms", min), ("lost", "lost", min), ("disconnects", "disconnects", min), ("server_us_per_delivery", "server CPU µs per delivery", min), ("server_cpu_s", "server CPU s", min), ("bench_cpu_s", "chat-bench CPU s", min)],
     "storm": [("logins_per_second", "logins/s", max), ("chat_p99_ms_before", "chat p99 ms before", min), ("chat_p99_ms_during", "chat p99 ms during", min), ("p99_ratio", "during/before", min)],
 }
 anchors = ["ngircd", "inspircd"]

@@ -20,23 +20,32 @@ public final class WorkerPool: @unchecked Sendable {
     /// Number of threads.
     public let threadCount: Int
 
+    /// How the pool's threads are scheduled against the rest of the process (Linux; elsewhere
+    /// always `.normal`).
+    public enum Scheduling: Sendable, Equatable {
+        /// Like every other thread.
+        case normal
+        /// SCHED_IDLE: any other runnable thread preempts the pool's at once, so hashing uses the
+        /// cores the event loops leave idle and a login storm slows logins, not the chat. (A
+        /// positive nice value is not enough: the scheduler then lets a hashing thread finish its
+        /// slice before a waking event loop runs, about a millisecond.) Falls back to nice 19.
+        case background
+    }
+
     /// - Parameters:
     ///   - threads: how many jobs run at once (near the number of cores).
     ///   - queueLimit: how many more may wait.
-    ///   - niceness: scheduling niceness of the pool's threads (Linux). Positive values let the
-    ///     event loops preempt hashing, so a login storm slows logins, not the chat.
-    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, queueLimit: Int = 64, niceness: Int32 = 0) {
+    ///   - scheduling: `.background` for work that must never delay the event loops.
+    ///   - name: the threads' name (with a number), as `top -H` and debuggers show it.
+    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, queueLimit: Int = 64, scheduling: Scheduling = .normal, name: String = "securechat-hash") {
         self.threadCount = max(1, threads)
         self.queueLimit = max(0, queueLimit)
         for i in 0..<threadCount {
             let thread = Thread { [weak self] in
-                #if os(Linux)
-                // On Linux the nice value is per thread, and who = 0 means the calling thread.
-                if niceness != 0 { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, niceness) }
-                #endif
+                if scheduling == .background { WorkerPool.moveToBackground() }
                 self?.workLoop()
             }
-            thread.name = "securechat-hash-\(i)"
+            thread.name = "\(name)-\(i)"
             thread.stackSize = 1 << 20
             self.threads.append(thread)
             thread.start()
@@ -44,6 +53,19 @@ public final class WorkerPool: @unchecked Sendable {
     }
 
     deinit { shutdown() }
+
+    /// Puts the calling thread in SCHED_IDLE, or at nice 19 if that is refused.
+    private static func moveToBackground() {
+        #if os(Linux)
+        // On Linux both apply to the calling thread alone (pid and who 0). SCHED_IDLE is 5 in
+        // <sched.h>, which Swift's Glibc module does not show (it needs _GNU_SOURCE).
+        let schedIdle: Int32 = 5
+        var parameter = sched_param(sched_priority: 0)
+        if sched_setscheduler(0, schedIdle, &parameter) != 0 {
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+        }
+        #endif
+    }
 
     /// Runs `work` on a pool thread and returns its result; throws `busy` if the queue is full.
     public func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async throws -> T {

@@ -23,6 +23,9 @@ public final class ChatServer: @unchecked Sendable {
     private var listeners: [Channel] = []
     private let connections = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
     public let pool: WorkerPool
+    /// Server handshake steps, in the background like hashing: a reconnect storm of hundreds of
+    /// clients slows their handshakes, not the chat of those already connected.
+    let handshakes: WorkerPool
     public let directory: AccountDirectory
 
     /// The plaintext line sent to a client that connects without TLS, before closing.
@@ -53,7 +56,9 @@ public final class ChatServer: @unchecked Sendable {
         }
         // Hashing threads run at a lower priority than the event loops: under a login storm the
         // logins wait, the chat does not.
-        pool = WorkerPool(threads: System.coreCount, queueLimit: configuration.limits.loginQueue, niceness: 10)
+        pool = WorkerPool(threads: System.coreCount, queueLimit: configuration.limits.loginQueue, scheduling: .background)
+        // Past its queue, steps run on the event loops: a handshake always makes progress.
+        handshakes = WorkerPool(threads: System.coreCount, queueLimit: 4096, scheduling: .background, name: "securechat-tls")
         let authenticator = try Authenticator(
             directory: directory, policy: configuration.passwordHashing, pool: pool,
             throttle: LoginThrottle(now: { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }), report: report)
@@ -98,6 +103,7 @@ public final class ChatServer: @unchecked Sendable {
         let connections = self.connections
         let limits = configuration.limits
         let logger = self.logger
+        let handshakeExecutor = HandshakePool(pool: handshakes)
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -123,7 +129,8 @@ public final class ChatServer: @unchecked Sendable {
                     let context = tlsBox.withLockedValue { $0 }
                     let tls = try TLSHandler(
                         context: context, handshakeTimeout: .nanoseconds(Int64(limits.handshakeTimeoutSeconds * 1e9)),
-                        closeTimeout: .seconds(2), plaintextReply: ChatServer.plaintextReply)
+                        closeTimeout: .seconds(2), plaintextReply: ChatServer.plaintextReply,
+                        handshakeExecutor: handshakeExecutor)
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(tls)
                     try sync.addHandler(ByteToMessageHandler(LineDecoder(maximumLength: limits.lineLength + IRCMessage.Limits.clientTags + 2)))
@@ -173,5 +180,12 @@ public final class ChatServer: @unchecked Sendable {
         }
         for channel in connections.withLockedValue({ Array($0.values) }) { try? await channel.close() }
         pool.shutdown()
+        handshakes.shutdown()
     }
+}
+
+/// Runs TLS handshake steps on a worker pool.
+struct HandshakePool: TLSHandshakeExecutor {
+    let pool: WorkerPool
+    func execute(_ job: @escaping @Sendable () -> Void) -> Bool { pool.enqueue(job) }
 }

@@ -8,6 +8,18 @@ public enum TLSEvent: Sendable, Equatable {
     case shutdownCompleted
 }
 
+/// Runs the CPU-heavy steps of server handshakes away from the event loops.
+///
+/// A handshake step costs about a millisecond of CPU (key exchange, signature, OpenSSL's own
+/// bookkeeping); on an event loop it delays every connection of that loop, and a few hundred
+/// clients reconnecting at once would hold the chat up for a large fraction of a second. Given an
+/// executor, a server-side `TLSHandler` runs each step there and only moves bytes on the loop.
+public protocol TLSHandshakeExecutor: Sendable {
+    /// Runs `job` on another thread; false if it cannot take more now (the step then runs on the
+    /// event loop, so a handshake always makes progress).
+    func execute(_ job: @escaping @Sendable () -> Void) -> Bool
+}
+
 /// Puts a `TLSEngine` into a SwiftNIO pipeline, on the server or the client side.
 ///
 /// Below it flows ciphertext, above it plaintext. It runs the handshake (client: on
@@ -18,7 +30,8 @@ public enum TLSEvent: Sendable, Equatable {
 /// waits briefly for the peer's; tells a clean shutdown (`TLSEvent.shutdownCompleted`) from an
 /// unclean EOF (`TLSError.uncleanShutdown`). A failed handshake sends OpenSSL's alert, fires a
 /// `TLSError` a person can read, and closes. A server closes a peer that speaks plaintext at its
-/// first byte, optionally answering it with one plaintext line first.
+/// first byte, optionally answering it with one plaintext line first. With a
+/// `TLSHandshakeExecutor`, a server runs its handshake steps there, off the event loop.
 public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     public typealias InboundIn = ByteBuffer
     public typealias InboundOut = ByteBuffer
@@ -48,6 +61,11 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var closePromise: EventLoopPromise<Void>?
     private var readRequested = false
     private var receivedAnything = false
+    private let handshakeExecutor: TLSHandshakeExecutor?
+    /// Bytes from the peer waiting for the next handshake step while one runs elsewhere: the
+    /// engine belongs to the executor's thread until the step is back.
+    private var handshakeInput: ByteBuffer?
+    private var handshakeStepRunning = false
 
     /// What the handshake negotiated, once it has completed.
     public private(set) var sessionInfo: TLSSessionInfo?
@@ -58,16 +76,19 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     ///   - closeTimeout: how long to wait for the peer's close_notify after sending ours.
     ///   - plaintextReply: server only: a line sent in plaintext to a peer that speaks plaintext
     ///     before it is closed (an IRC server sends `ERROR :...` so the person sees why).
+    ///   - handshakeExecutor: server only: where handshake steps run; nil runs them on the loop.
     public init(
         engine: TLSEngine,
         handshakeTimeout: TimeAmount = .seconds(10),
         closeTimeout: TimeAmount = .seconds(3),
-        plaintextReply: String? = nil
+        plaintextReply: String? = nil,
+        handshakeExecutor: TLSHandshakeExecutor? = nil
     ) {
         self.engine = engine
         self.handshakeTimeout = handshakeTimeout
         self.closeTimeout = closeTimeout
         self.plaintextReply = plaintextReply.map { Array($0.utf8) }
+        self.handshakeExecutor = engine.context.configuration.role == .server ? handshakeExecutor : nil
     }
 
     /// A handler with a new engine for `context`.
@@ -76,11 +97,13 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         serverName: String? = nil,
         handshakeTimeout: TimeAmount = .seconds(10),
         closeTimeout: TimeAmount = .seconds(3),
-        plaintextReply: String? = nil
+        plaintextReply: String? = nil,
+        handshakeExecutor: TLSHandshakeExecutor? = nil
     ) throws(TLSError) {
         self.init(
             engine: try TLSEngine(context: context, serverName: serverName),
-            handshakeTimeout: handshakeTimeout, closeTimeout: closeTimeout, plaintextReply: plaintextReply)
+            handshakeTimeout: handshakeTimeout, closeTimeout: closeTimeout, plaintextReply: plaintextReply,
+            handshakeExecutor: handshakeExecutor)
     }
 
     private var isServer: Bool { engine.context.configuration.role == .server }
@@ -168,7 +191,11 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         receivedAnything = true
-        engine.receive(buffer)
+        if handshakeExecutor != nil {
+            if handshakeInput == nil { handshakeInput = buffer } else { var buffer = buffer; handshakeInput!.writeBuffer(&buffer) }
+        } else {
+            engine.receive(buffer)
+        }
         advanceHandshake(context: context)
     }
 
@@ -182,7 +209,47 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func advanceHandshake(context: ChannelHandlerContext) {
-        switch engine.handshake() {
+        guard let executor = handshakeExecutor else {
+            handshakeStepped(context: context, engine.handshake())
+            return
+        }
+        guard !handshakeStepRunning else { return }  // the step that is out will look at the new bytes
+        let input = handshakeInput
+        handshakeInput = nil
+        handshakeStepRunning = true
+        let engine = Unchecked(self.engine)
+        let back = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        let accepted = executor.execute {
+            if let input { engine.value.receive(input) }
+            let result = engine.value.handshake()
+            back.eventLoop.execute { back.value.handler.offloadedStepDone(context: back.value.context, result) }
+        }
+        if !accepted {  // the executor is full: this step runs here
+            handshakeStepRunning = false
+            if let input { self.engine.receive(input) }
+            handshakeStepped(context: context, self.engine.handshake())
+        }
+    }
+
+    private func offloadedStepDone(context: ChannelHandlerContext, _ result: TLSEngine.HandshakeResult) {
+        handshakeStepRunning = false
+        guard state == .handshaking else { return }  // closed or timed out meanwhile
+        if result == .inProgress, handshakeInput != nil {
+            sendCiphertext(context: context)
+            advanceHandshake(context: context)
+            return
+        }
+        if let input = handshakeInput {  // application data right behind the peer's Finished
+            handshakeInput = nil
+            engine.receive(input)
+        }
+        handshakeStepped(context: context, result)
+        // This is not a read burst, so no channelReadComplete follows to deliver what was decrypted.
+        if deliverPlaintext(context: context) { context.fireChannelReadComplete() }
+    }
+
+    private func handshakeStepped(context: ChannelHandlerContext, _ result: TLSEngine.HandshakeResult) {
+        switch result {
         case .inProgress:
             sendCiphertext(context: context)
         case .complete:
@@ -402,3 +469,10 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
 @available(*, unavailable)
 extension TLSHandler: Sendable {}
+
+/// Hands a value that is used by one thread at a time (the engine during an offloaded handshake
+/// step: the loop does not touch it until the step is back) to another thread.
+private struct Unchecked<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

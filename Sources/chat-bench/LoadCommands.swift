@@ -154,8 +154,10 @@ struct FanoutBench: AsyncParsableCommand {
     @Flag(help: "Send as fast as the server takes them (a window of --window unacknowledged writes per sender).") var saturate = false
     @Option(help: "Writes in flight per sender when saturating.") var window = 8
     @Option(help: "Seconds of sending.") var duration = 5.0
+    @Option(help: "The server's process id: adds the CPU time it used per delivery (from /proc/PID/stat) and this tool's own.") var serverPid: Int32?
 
     func run() async throws {
+        if let serverPid, cpuSeconds(pid: serverPid) == nil { throw ValidationError("no process \(serverPid): pass the server's PID with --server-pid") }
         let pool = BenchPool(target: try target.makeTarget(), threads: target.threads)
         defer { pool.shutdown() }
         let setup = await connectMany(pool, count: members, inflight: 50, keep: true) { _ in "#fanout" }
@@ -164,6 +166,8 @@ struct FanoutBench: AsyncParsableCommand {
         try pool.reset()
         let senders = Array(setup.connections.prefix(max(1, min(self.senders, members))))
         let sent = NIOLockedValueBox(0)
+        let serverCPUBefore = serverPid.flatMap(cpuSeconds(pid:))
+        let benchCPUBefore = ownCPUSeconds()
         let start = nowNanos()
         let end = start + UInt64(duration * 1e9)
         await withTaskGroup(of: Void.self) { group in
@@ -205,6 +209,13 @@ struct FanoutBench: AsyncParsableCommand {
         let stats = try pool.collect()
         let expected = sent.withLockedValue { $0 } * (members - 1)
         let deliverSeconds = seconds(since: start)
+        var cpu: [(String, String)] = []
+        if let before = serverCPUBefore, let serverPid, let after = cpuSeconds(pid: serverPid) {
+            // The drain's idle second is in the window: compare CPU per delivery, not cores used.
+            cpu = [("server_cpu_s", String(format: "%.2f", after - before)),
+                   ("server_us_per_delivery", String(format: "%.2f", (after - before) * 1e6 / Double(max(1, stats.received)))),
+                   ("bench_cpu_s", String(format: "%.2f", ownCPUSeconds() - benchCPUBefore))]
+        }
         report("fanout", target.label + (target.login ? "+login" : ""), [
             ("mode", saturate ? "saturate" : "paced"), ("members", "\(members)"), ("senders", "\(senders.count)"),
             ("rate", saturate ? "max" : String(format: "%.0f", rate)), ("sent", "\(sent.withLockedValue { $0 })"),
@@ -212,7 +223,7 @@ struct FanoutBench: AsyncParsableCommand {
             ("delivered", "\(stats.received)"), ("delivered_per_second", String(format: "%.0f", Double(stats.received) / deliverSeconds)),
             ("lost", "\(max(0, expected - stats.received))"), ("disconnects", "\(stats.disconnects)"),
             ("p50_ms", ms(stats.latency.valueAtPercentile(50))), ("p99_ms", ms(stats.latency.valueAtPercentile(99))), ("max_ms", ms(stats.latency.max)),
-        ])
+        ] + cpu)
         for (channel, _) in setup.connections { channel.close(promise: nil) }
     }
 }

@@ -156,6 +156,18 @@ struct Fixture {
         #expect(pool.statistics.rejected == 2)
         #expect(try await pool.run { 42 } == 42)
     }
+
+    @Test func backgroundPoolThreadsAreScheduledIdle() async throws {
+        let background = WorkerPool(threads: 2, queueLimit: 4, scheduling: .background)
+        let normal = WorkerPool(threads: 1, queueLimit: 4)
+        // SCHED_IDLE is 5; SCHED_OTHER is 0. Each thread of the background pool says so.
+        let policies = try await withThrowingTaskGroup(of: Int32.self) { group in
+            for _ in 0..<6 { group.addTask { try await background.run { sched_getscheduler(0) } } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(policies == Array(repeating: 5, count: 6))
+        #expect(try await normal.run { sched_getscheduler(0) } == 0)
+    }
 }
 
 @Suite struct AccountDirectoryTests {

@@ -134,7 +134,7 @@ final class EchoServer: @unchecked Sendable {
     let errors = NIOLockedErrors()
     var port: Int { channel.localAddress!.port! }
 
-    init(context: TLSContext, handshakeTimeout: TimeAmount = .seconds(10), plaintextReply: String? = nil) async throws {
+    init(context: TLSContext, handshakeTimeout: TimeAmount = .seconds(10), plaintextReply: String? = nil, handshakeExecutor: TLSHandshakeExecutor? = nil) async throws {
         self.context = context
         let errors = self.errors
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -142,7 +142,7 @@ final class EchoServer: @unchecked Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let tls = try TLSHandler(context: context, handshakeTimeout: handshakeTimeout, plaintextReply: plaintextReply)
+                    let tls = try TLSHandler(context: context, handshakeTimeout: handshakeTimeout, plaintextReply: plaintextReply, handshakeExecutor: handshakeExecutor)
                     try channel.pipeline.syncOperations.addHandler(tls)
                     try channel.pipeline.syncOperations.addHandler(Recorder(eventLoop: channel.eventLoop, echo: true))
                     try channel.pipeline.syncOperations.addHandler(ErrorSink(errors))

@@ -1,0 +1,110 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+import TLS
+
+/// Runs handshake steps on its own thread after a delay and counts them, or refuses them all.
+final class TestHandshakeExecutor: TLSHandshakeExecutor, @unchecked Sendable {
+    private let queue = DispatchQueue(label: "test-handshake-steps")
+    private let delay: Double
+    private let refuse: Bool
+    private let lock = NSLock()
+    private var taken = 0
+    private var turnedAway = 0
+
+    init(delay: Double = 0, refuse: Bool = false) {
+        self.delay = delay
+        self.refuse = refuse
+    }
+
+    var steps: Int { lock.withLock { taken } }
+    var refused: Int { lock.withLock { turnedAway } }
+
+    func execute(_ job: @escaping @Sendable () -> Void) -> Bool {
+        lock.withLock { if refuse { turnedAway += 1 } else { taken += 1 } }
+        if refuse { return false }
+        queue.asyncAfter(deadline: .now() + delay) { job() }
+        return true
+    }
+}
+
+/// A server whose handshake steps run away from the event loop (`TLSHandshakeExecutor`).
+@Suite struct HandshakeOffloadTests {
+    let pki = TestPKI.shared
+
+    /// Connects, writing a line before the handshake can complete, and waits for its echo.
+    func earlyLineIsEchoed(port: Int) async throws -> TLSSessionInfo {
+        let context = try pki.clientContext()
+        let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
+        let recorder = Recorder(eventLoop: eventLoop)
+        let channel = try await ClientBootstrap(group: eventLoop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(TLSHandler(context: context, serverName: "127.0.0.1"))
+                    try channel.pipeline.syncOperations.addHandler(recorder)
+                    channel.writeAndFlush(channel.allocator.buffer(string: "early\r\n"), promise: nil)
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        let info = try await recorder.handshake.futureResult.get()
+        let echoed = try await recorder.bytes(7, on: eventLoop).get()
+        #expect(String(buffer: echoed) == "early\r\n")
+        try await channel.close()
+        return info
+    }
+
+    @Test func stepsRunOnTheExecutorAndDataRightBehindFinishedIsDelivered() async throws {
+        let executor = TestHandshakeExecutor(delay: 0.05)
+        let server = try await EchoServer(context: pki.serverContext(), handshakeExecutor: executor)
+        for _ in 0..<3 { #expect(try await earlyLineIsEchoed(port: server.port).version == "TLSv1.3") }
+        // TLS 1.3: one step for the ClientHello, one for the client's Finished, per connection.
+        #expect(executor.steps >= 6)
+        try await server.stop()
+    }
+
+    @Test func tls12NeedsMoreRoundTripsAndStillWorks() async throws {
+        let executor = TestHandshakeExecutor(delay: 0.02)
+        let server = try await EchoServer(context: pki.serverContext(), handshakeExecutor: executor)
+        let context = try pki.clientContext()
+        let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
+        let recorder = Recorder(eventLoop: eventLoop)
+        let channel = try await ClientBootstrap(group: eventLoop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let engine = try TLSEngine(context: context, serverName: "127.0.0.1")
+                    _ = SSL_set_max_proto_version_for_tests(engine)
+                    try channel.pipeline.syncOperations.addHandler(TLSHandler(engine: engine))
+                    try channel.pipeline.syncOperations.addHandler(recorder)
+                }
+            }
+            .connect(host: "127.0.0.1", port: server.port).get()
+        #expect(try await recorder.handshake.futureResult.get().version == "TLSv1.2")
+        try await channel.writeAndFlush(channel.allocator.buffer(string: "twelve\r\n"))
+        #expect(String(buffer: try await recorder.bytes(8, on: eventLoop).get()) == "twelve\r\n")
+        #expect(executor.steps >= 2)
+        try await channel.close()
+        try await server.stop()
+    }
+
+    @Test func aFullExecutorLeavesTheStepToTheEventLoop() async throws {
+        let executor = TestHandshakeExecutor(refuse: true)
+        let server = try await EchoServer(context: pki.serverContext(), handshakeExecutor: executor)
+        #expect(try await earlyLineIsEchoed(port: server.port).version == "TLSv1.3")
+        #expect(executor.refused >= 2)
+        #expect(executor.steps == 0)
+        try await server.stop()
+    }
+
+    @Test func aStepStillOutWhenTheHandshakeTimesOutIsDropped() async throws {
+        let executor = TestHandshakeExecutor(delay: 1.0)
+        let server = try await EchoServer(context: pki.serverContext(), handshakeTimeout: .milliseconds(200), handshakeExecutor: executor)
+        let client = try? await TestClient.connect(port: server.port, context: pki.clientContext())
+        let error = await server.errors.wait { ($0 as? TLSError).map { if case .handshakeTimedOut = $0 { return true } else { return false } } ?? false }
+        #expect(error != nil)
+        try await Task.sleep(nanoseconds: 1_200_000_000)  // the late step comes back to a closed handler
+        #expect(executor.steps == 1)
+        if let client { _ = try? await client.recorder.handshake.futureResult.get() }
+        try await server.stop()
+    }
+}
