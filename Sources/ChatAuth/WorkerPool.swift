@@ -11,7 +11,7 @@ public final class WorkerPool: @unchecked Sendable {
     private var queueHead = 0
     private var running = true
     private var threads: [Thread] = []
-    private var _completed = 0
+    private var _started = 0
     private var _rejected = 0
     private var _active = 0
 
@@ -90,11 +90,11 @@ public final class WorkerPool: @unchecked Sendable {
         return true
     }
 
-    /// Jobs finished, refused, and waiting now.
-    public var statistics: (completed: Int, rejected: Int, waiting: Int) {
+    /// Jobs started (counted before they hand back a result), refused, and waiting now.
+    public var statistics: (started: Int, rejected: Int, waiting: Int) {
         condition.lock()
         defer { condition.unlock() }
-        return (_completed, _rejected, queue.count - queueHead)
+        return (_started, _rejected, queue.count - queueHead)
     }
 
     /// Stops the threads after the jobs already queued.
@@ -120,11 +120,11 @@ public final class WorkerPool: @unchecked Sendable {
                 queueHead = 0
             }
             _active += 1
+            _started += 1  // counted before the job hands its result back, so callers see it
             condition.unlock()
             job()
             condition.lock()
             _active -= 1
-            _completed += 1
             condition.unlock()
         }
     }
