@@ -11,6 +11,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OLD="$(realpath "$1")"; NEW="$(realpath "$2")"; ROUNDS="${3:-2}"
+SCENARIOS="${SCENARIOS:-storm4 storm15 fanout}"   # for example SCENARIOS=storm15 for one of them
 cd "$ROOT"
 swift build -c release --product chat-bench >/dev/null; swift build -c release --product chat-admin >/dev/null
 BIN="$ROOT/.build/release"
@@ -44,9 +45,15 @@ for round in $(seq 1 "$ROUNDS"); do
     order="old new"; [ $((round % 2)) = 0 ] && order="new old"
     for which in $order; do
         binary=$OLD; [ "$which" = new ] && binary=$NEW
-        run "$which-ln4" "$binary" ln4 storm --clients 500 --chatters 10 --rate 50 --baseline 3
-        run "$which-ln15" "$binary" ln15 storm --clients 200 --chatters 10 --rate 50 --baseline 3
-        run "$which" "$binary" ln4 fanout --members 200 --senders 10 --saturate --duration 5
+        if [[ " $SCENARIOS " == *" storm4 "* ]]; then
+            run "$which-ln4" "$binary" ln4 storm --clients 500 --chatters 10 --rate 50 --baseline 3
+        fi
+        if [[ " $SCENARIOS " == *" storm15 "* ]]; then
+            run "$which-ln15" "$binary" ln15 storm --clients 200 --chatters 10 --rate 50 --baseline 3
+        fi
+        if [[ " $SCENARIOS " == *" fanout "* ]]; then
+            run "$which" "$binary" ln4 fanout --members 200 --senders 10 --saturate --duration 5
+        fi
     done
 done
 grep '^{' "$WORK/results.txt" > "$WORK/results.jsonl"
