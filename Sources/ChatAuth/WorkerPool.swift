@@ -54,6 +54,8 @@ public final class WorkerPool: @unchecked Sendable {
 
     deinit { shutdown() }
 
+    private static let finished: @Sendable () -> Void = {}
+
     /// Puts the calling thread in SCHED_IDLE, or at nice 19 if that is refused.
     private static func moveToBackground() {
         #if os(Linux)
@@ -114,6 +116,9 @@ public final class WorkerPool: @unchecked Sendable {
                 return
             }
             let job = queue[queueHead]
+            // Drop the queue's reference at once: a finished job must not keep what it captured
+            // (a password being checked, a connection's buffers) until the queue is compacted.
+            queue[queueHead] = WorkerPool.finished
             queueHead += 1
             if queueHead > 1024 && queueHead * 2 > queue.count {
                 queue.removeFirst(queueHead)

@@ -192,7 +192,10 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         receivedAnything = true
         if handshakeExecutor != nil {
-            if handshakeInput == nil { handshakeInput = buffer } else { var buffer = buffer; handshakeInput!.writeBuffer(&buffer) }
+            // A copy of the few hundred bytes, so the channel's read buffer is free again at once
+            // instead of waiting for the step (and the channel allocating new ones meanwhile).
+            if handshakeInput == nil { handshakeInput = context.channel.allocator.buffer(capacity: buffer.readableBytes) }
+            handshakeInput!.writeImmutableBuffer(buffer)
         } else {
             engine.receive(buffer)
         }

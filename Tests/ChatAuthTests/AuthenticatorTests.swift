@@ -157,6 +157,20 @@ struct Fixture {
         #expect(try await pool.run { 42 } == 42)
     }
 
+    @Test func aFinishedJobKeepsNothingItCaptured() async throws {
+        final class Secret: @unchecked Sendable { let bytes = [UInt8](repeating: 7, count: 32) }
+        let pool = WorkerPool(threads: 1, queueLimit: 4)
+        weak var watched: Secret?
+        do {
+            let secret = Secret()
+            watched = secret
+            #expect(try await pool.run { secret.bytes.count } == 32)
+        }
+        // The queue slot no longer holds the job: what it captured (a password) is gone.
+        for _ in 0..<100 where watched != nil { try await Task.sleep(nanoseconds: 5_000_000) }
+        #expect(watched == nil)
+    }
+
     @Test func backgroundPoolThreadsAreScheduledIdle() async throws {
         let background = WorkerPool(threads: 2, queueLimit: 4, scheduling: .background)
         let normal = WorkerPool(threads: 1, queueLimit: 4)
