@@ -33,23 +33,26 @@ final class TestHandshakeExecutor: TLSHandshakeExecutor, @unchecked Sendable {
 @Suite struct HandshakeOffloadTests {
     let pki = TestPKI.shared
 
-    /// Connects, writing a line before the handshake can complete, and waits for its echo.
-    func earlyLineIsEchoed(port: Int) async throws -> TLSSessionInfo {
+    /// Sends `line` (written before the handshake can complete) and waits for its echo; with
+    /// `tls12`, the client offers nothing newer. Returns what the handshake negotiated.
+    func lineIsEchoed(port: Int, _ line: String = "early\r\n", tls12: Bool = false) async throws -> TLSSessionInfo {
         let context = try pki.clientContext()
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let recorder = Recorder(eventLoop: eventLoop)
         let channel = try await ClientBootstrap(group: eventLoop)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(TLSHandler(context: context, serverName: "127.0.0.1"))
+                    let engine = try TLSEngine(context: context, serverName: "127.0.0.1")
+                    if tls12 { _ = SSL_set_max_proto_version_for_tests(engine) }
+                    try channel.pipeline.syncOperations.addHandler(TLSHandler(engine: engine))
                     try channel.pipeline.syncOperations.addHandler(recorder)
-                    channel.writeAndFlush(channel.allocator.buffer(string: "early\r\n"), promise: nil)
+                    channel.writeAndFlush(channel.allocator.buffer(string: line), promise: nil)
                 }
             }
             .connect(host: "127.0.0.1", port: port).get()
         let info = try await recorder.handshake.futureResult.get()
-        let echoed = try await recorder.bytes(7, on: eventLoop).get()
-        #expect(String(buffer: echoed) == "early\r\n")
+        let echoed = try await recorder.bytes(line.utf8.count, on: eventLoop).get()
+        #expect(String(buffer: echoed) == line)
         try await channel.close()
         return info
     }
@@ -57,7 +60,7 @@ final class TestHandshakeExecutor: TLSHandshakeExecutor, @unchecked Sendable {
     @Test func stepsRunOnTheExecutorAndDataRightBehindFinishedIsDelivered() async throws {
         let executor = TestHandshakeExecutor(delay: 0.05)
         let server = try await EchoServer(context: pki.serverContext(), handshakeExecutor: executor)
-        for _ in 0..<3 { #expect(try await earlyLineIsEchoed(port: server.port).version == "TLSv1.3") }
+        for _ in 0..<3 { #expect(try await lineIsEchoed(port: server.port).version == "TLSv1.3") }
         // TLS 1.3: one step for the ClientHello, one for the client's Finished, per connection.
         #expect(executor.steps >= 6)
         try await server.stop()
@@ -66,31 +69,15 @@ final class TestHandshakeExecutor: TLSHandshakeExecutor, @unchecked Sendable {
     @Test func tls12NeedsMoreRoundTripsAndStillWorks() async throws {
         let executor = TestHandshakeExecutor(delay: 0.02)
         let server = try await EchoServer(context: pki.serverContext(), handshakeExecutor: executor)
-        let context = try pki.clientContext()
-        let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
-        let recorder = Recorder(eventLoop: eventLoop)
-        let channel = try await ClientBootstrap(group: eventLoop)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let engine = try TLSEngine(context: context, serverName: "127.0.0.1")
-                    _ = SSL_set_max_proto_version_for_tests(engine)
-                    try channel.pipeline.syncOperations.addHandler(TLSHandler(engine: engine))
-                    try channel.pipeline.syncOperations.addHandler(recorder)
-                }
-            }
-            .connect(host: "127.0.0.1", port: server.port).get()
-        #expect(try await recorder.handshake.futureResult.get().version == "TLSv1.2")
-        try await channel.writeAndFlush(channel.allocator.buffer(string: "twelve\r\n"))
-        #expect(String(buffer: try await recorder.bytes(8, on: eventLoop).get()) == "twelve\r\n")
+        #expect(try await lineIsEchoed(port: server.port, "twelve\r\n", tls12: true).version == "TLSv1.2")
         #expect(executor.steps >= 2)
-        try await channel.close()
         try await server.stop()
     }
 
     @Test func aFullExecutorLeavesTheStepToTheEventLoop() async throws {
         let executor = TestHandshakeExecutor(refuse: true)
         let server = try await EchoServer(context: pki.serverContext(), handshakeExecutor: executor)
-        #expect(try await earlyLineIsEchoed(port: server.port).version == "TLSv1.3")
+        #expect(try await lineIsEchoed(port: server.port).version == "TLSv1.3")
         #expect(executor.refused >= 2)
         #expect(executor.steps == 0)
         try await server.stop()
