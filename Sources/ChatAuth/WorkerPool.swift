@@ -42,7 +42,7 @@ public final class WorkerPool: @unchecked Sendable {
         self.queueLimit = max(0, queueLimit)
         for i in 0..<threadCount {
             let thread = Thread { [weak self] in
-                if scheduling == .background { WorkerPool.moveToBackground() }
+                if scheduling == .background { WorkerPool.moveCurrentThreadToBackground() }
                 self?.workLoop()
             }
             thread.name = "\(name)-\(i)"
@@ -56,8 +56,9 @@ public final class WorkerPool: @unchecked Sendable {
 
     private static let finished: @Sendable () -> Void = {}
 
-    /// Puts the calling thread in SCHED_IDLE, or at nice 19 if that is refused.
-    private static func moveToBackground() {
+    /// Puts the calling thread in SCHED_IDLE, or at nice 19 if that is refused (Linux; elsewhere
+    /// nothing). For threads whose work must never delay the event loops.
+    public static func moveCurrentThreadToBackground() {
         #if os(Linux)
         // On Linux both apply to the calling thread alone (pid and who 0). SCHED_IDLE is 5 in
         // <sched.h>, which Swift's Glibc module does not show (it needs _GNU_SOURCE).

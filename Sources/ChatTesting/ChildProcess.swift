@@ -172,8 +172,6 @@ public final class ChildProcess: @unchecked Sendable {
         return exit
     }
 
-    public var isRunning: Bool { status == nil }
-
     /// Waits up to `timeout` seconds for the child to end; nil if it is still running. Once it has
     /// ended, waits for its output to be read too, up to a second more.
     public func exitStatus(timeout: Double = 15) async -> Int32? {
@@ -183,6 +181,13 @@ public final class ChildProcess: @unchecked Sendable {
         let drained = Date().addingTimeInterval(1)
         while collected.reading && Date() < drained { try? await Task.sleep(nanoseconds: 5_000_000) }
         return status
+    }
+
+    /// Waits up to `timeout` seconds for the child to end, then kills it; returns its status
+    /// (128 + 9 if it had to be killed). For async callers: the wait sleeps, it does not block.
+    public func waitForExit(timeout: Double = 15) async -> Int32 {
+        if let status = await exitStatus(timeout: timeout) { return status }
+        return finish(timeout: 0)
     }
 
     /// Waits up to `timeout` seconds for the child to end, then kills it; returns its status.

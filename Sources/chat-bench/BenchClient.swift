@@ -1,3 +1,4 @@
+import ChatAuth
 import Dispatch
 import Foundation
 import Histogram
@@ -158,11 +159,7 @@ final class BenchPool: @unchecked Sendable {
         loops = Array(group.makeIterator())
         for loop in loops { statsByLoop[ObjectIdentifier(loop)] = LoopStats() }
         if background {
-            for loop in loops {
-                // SCHED_IDLE is 5 in <sched.h> (hidden from Swift without _GNU_SOURCE); pid 0 is
-                // the calling thread, the loop's own.
-                try? loop.submit { var parameter = sched_param(sched_priority: 0); _ = sched_setscheduler(0, 5, &parameter) }.wait()
-            }
+            for loop in loops { try? loop.submit { WorkerPool.moveCurrentThreadToBackground() }.wait() }
         }
     }
 

@@ -207,7 +207,8 @@ struct FanoutBench: AsyncParsableCommand {
             try await Task.sleep(nanoseconds: 500_000_000)
         }
         let stats = try pool.collect()
-        let expected = sent.withLockedValue { $0 } * (members - 1)
+        let sentTotal = sent.withLockedValue { $0 }
+        let expected = sentTotal * (members - 1)
         let deliverSeconds = seconds(since: start)
         var cpu: [(String, String)] = []
         if let before = serverCPUBefore, let serverPid, let after = cpuSeconds(pid: serverPid) {
@@ -218,8 +219,8 @@ struct FanoutBench: AsyncParsableCommand {
         }
         report("fanout", target.label + (target.login ? "+login" : ""), [
             ("mode", saturate ? "saturate" : "paced"), ("members", "\(members)"), ("senders", "\(senders.count)"),
-            ("rate", saturate ? "max" : String(format: "%.0f", rate)), ("sent", "\(sent.withLockedValue { $0 })"),
-            ("sent_per_second", String(format: "%.1f", Double(sent.withLockedValue { $0 }) / sendSeconds)),
+            ("rate", saturate ? "max" : String(format: "%.0f", rate)), ("sent", "\(sentTotal)"),
+            ("sent_per_second", String(format: "%.1f", Double(sentTotal) / sendSeconds)),
             ("delivered", "\(stats.received)"), ("delivered_per_second", String(format: "%.0f", Double(stats.received) / deliverSeconds)),
             ("lost", "\(max(0, expected - stats.received))"), ("disconnects", "\(stats.disconnects)"),
             ("p50_ms", ms(stats.latency.valueAtPercentile(50))), ("p99_ms", ms(stats.latency.valueAtPercentile(99))), ("max_ms", ms(stats.latency.max)),

@@ -54,7 +54,8 @@ struct SoakBench: AsyncParsableCommand {
         await chatter.value
         try await Task.sleep(nanoseconds: 2_000_000_000)
         let stats = try pool.collect()
-        let expected = sent.withLockedValue { $0 } * (stayers - 1)
+        let sentTotal = sent.withLockedValue { $0 }
+        let expected = sentTotal * (stayers - 1)
         for (channel, _) in setup.connections { try? await channel.close() }
         try await Task.sleep(nanoseconds: 3_000_000_000)
         let endRSS = residentKiB(pid: serverPid) ?? 0
@@ -62,7 +63,7 @@ struct SoakBench: AsyncParsableCommand {
         let lost = max(0, expected - stats.received)
         let ok = lost == 0 && endRSS - baseRSS <= memoryMargin && endFDs - baseFDs <= fdMargin
         report("soak", target.label, [
-            ("seconds", String(format: "%.0f", duration)), ("sessions_churned", "\(churned)"), ("stayer_messages", "\(sent.withLockedValue { $0 })"),
+            ("seconds", String(format: "%.0f", duration)), ("sessions_churned", "\(churned)"), ("stayer_messages", "\(sentTotal)"),
             ("delivered", "\(stats.received)"), ("lost", "\(lost)"),
             ("rss_baseline_kib", "\(baseRSS)"), ("rss_after_kib", "\(endRSS)"), ("rss_growth_kib", "\(endRSS - baseRSS)"),
             ("fds_baseline", "\(baseFDs)"), ("fds_after", "\(endFDs)"), ("result", ok ? "pass" : "FAIL"),

@@ -37,10 +37,7 @@ final class ClientProcess: @unchecked Sendable {
     }
 
     /// The exit status; a client still running after `timeout` seconds is killed (and the status says so).
-    func exitStatus(timeout: Double = 15) async -> Int32 {
-        if let status = await child.exitStatus(timeout: timeout) { return status }
-        return child.finish(timeout: 0)
-    }
+    func exitStatus(timeout: Double = 15) async -> Int32 { await child.waitForExit(timeout: timeout) }
 }
 
 let alice = ("alice", "alice password")

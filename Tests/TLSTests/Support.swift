@@ -239,8 +239,7 @@ final class Subprocess: @unchecked Sendable {
 
     /// Waits up to `seconds` for the process to exit; kills it after that.
     func waitForExit(seconds: Double = 10) async -> Int32 {
-        if let status = await child.exitStatus(timeout: seconds) { return status }
-        return child.finish(timeout: 0)
+        await child.waitForExit(timeout: seconds)
     }
 
     func stop() {
