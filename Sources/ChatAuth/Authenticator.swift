@@ -49,36 +49,47 @@ public final class Authenticator: Sendable {
 
     /// Checks `password` for `account` from `address` (an IP address string).
     public func login(account: String, password: Password, address: String) async -> LoginOutcome {
-        let wait = throttle.wait(address: address, account: account)
-        if wait > 0 { return .throttled(retryAfter: wait) }
-        let directory = self.directory
-        let dummy = self.dummy
-        let report = self.report
-        let result: (account: Account?, valid: Bool, weak: Bool)
-        do {
-            result = try await pool.run {
-                let record = directory.lookup(account)
-                var hash = dummy
-                if let record {
-                    do {
-                        hash = try PasswordHash(phc: record.hash)
-                    } catch {
-                        report("account '\(record.name)' has a \(error) — reset it with 'chat-admin passwd \(record.name)'")
-                    }
-                }
-                let valid = ((try? hash.verify(password)) ?? false) && record != nil && hash != dummy
-                return (record, valid, hash.parameters.isWeaker(than: self.policy))
-            }
-        } catch {
-            return .busy
+        await withCheckedContinuation { continuation in
+            login(account: account, password: password, address: address) { continuation.resume(returning: $0) }
         }
-        guard let record = result.account, result.valid else {
+    }
+
+    /// Checks `password` for `account` from `address` and hands the outcome to `completion`, on a
+    /// hashing thread (or at once on the calling thread when throttled or busy).
+    ///
+    /// The server uses this form: the outcome goes straight from the hashing thread to the
+    /// connection's event loop, with no other thread woken on the way (an async hop wakes
+    /// Swift's executor threads, which can preempt an event loop during a login storm).
+    public func login(account: String, password: Password, address: String,
+                      completion: @escaping @Sendable (LoginOutcome) -> Void) {
+        let wait = throttle.wait(address: address, account: account)
+        if wait > 0 { return completion(.throttled(retryAfter: wait)) }
+        let accepted = pool.enqueue { [self] in
+            let record = directory.lookup(account)
+            var hash = dummy
+            if let record {
+                do {
+                    hash = try PasswordHash(phc: record.hash)
+                } catch {
+                    report("account '\(record.name)' has a \(error) — reset it with 'chat-admin passwd \(record.name)'")
+                }
+            }
+            let valid = ((try? hash.verify(password)) ?? false) && record != nil && hash != dummy
+            completion(outcome(record: valid ? record : nil, weak: hash.parameters.isWeaker(than: policy),
+                               account: account, password: password, address: address))
+        }
+        if !accepted { completion(.busy) }
+    }
+
+    /// What a finished check means: `record` is the account when the password was right.
+    private func outcome(record: Account?, weak: Bool, account: String, password: Password, address: String) -> LoginOutcome {
+        guard let record else {
             throttle.recordFailure(address: address, account: account)
             return .invalidCredentials
         }
         if record.locked { return .locked(account: record.name) }
         throttle.recordSuccess(address: address, account: account)
-        if result.weak { upgrade(record, password: password) }
+        if weak { upgrade(record, password: password) }
         return .success(account: record.name)
     }
 

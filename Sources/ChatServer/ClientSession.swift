@@ -272,8 +272,10 @@ public final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
         let address = self.address
         let loop = eventLoop
         let promise = loop.makePromise(of: LoginOutcome.self)
-        promise.completeWithTask {
-            await authenticator.login(account: account, password: password, address: address)
+        // Straight from the hashing thread to this loop (see `Authenticator.login(…completion:)`);
+        // always a later turn of the loop, also when the answer comes at once (throttled, busy).
+        authenticator.login(account: account, password: password, address: address) { outcome in
+            loop.execute { promise.succeed(outcome) }
         }
         promise.futureResult.assumeIsolated().whenSuccess { [weak self] outcome in
             guard let self, !self.closing else { return }
