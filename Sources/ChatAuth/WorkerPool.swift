@@ -25,10 +25,8 @@ public final class WorkerPool: @unchecked Sendable {
     public enum Scheduling: Sendable, Equatable {
         /// Like every other thread.
         case normal
-        /// SCHED_IDLE: any other runnable thread preempts the pool's at once, so hashing uses the
-        /// cores the event loops leave idle and a login storm slows logins, not the chat. (A
-        /// positive nice value is not enough: the scheduler then lets a hashing thread finish its
-        /// slice before a waking event loop runs, about a millisecond.) Falls back to nice 19.
+        /// Nice 19: hashing takes what the event loops leave, so a login storm slows logins, not
+        /// the chat (see `moveCurrentThreadToBackground`).
         case background
     }
 
@@ -56,17 +54,16 @@ public final class WorkerPool: @unchecked Sendable {
 
     private static let finished: @Sendable () -> Void = {}
 
-    /// Puts the calling thread in SCHED_IDLE, or at nice 19 if that is refused (Linux; elsewhere
-    /// nothing). For threads whose work must never delay the event loops.
+    /// Puts the calling thread at nice 19, the lowest priority of the normal scheduler (Linux;
+    /// elsewhere nothing). For threads whose work must never delay the event loops.
+    ///
+    /// Not SCHED_IDLE: measured on Linux 6.18 (EEVDF), one SCHED_IDLE scrypt loop next to a paced
+    /// chat raised the chat's p99 from 0.8 to 3–5 ms, while the same loop at nice 19 left it at
+    /// 0.9–1.0 ms (BENCHMARKS.md, "Login storm").
     public static func moveCurrentThreadToBackground() {
         #if os(Linux)
-        // On Linux both apply to the calling thread alone (pid and who 0). SCHED_IDLE is 5 in
-        // <sched.h>, which Swift's Glibc module does not show (it needs _GNU_SOURCE).
-        let schedIdle: Int32 = 5
-        var parameter = sched_param(sched_priority: 0)
-        if sched_setscheduler(0, schedIdle, &parameter) != 0 {
-            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
-        }
+        // On Linux this applies to the calling thread alone (who 0 is the calling thread's id).
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
         #endif
     }
 

@@ -150,9 +150,10 @@ final class BenchPool: @unchecked Sendable {
     private var statsByLoop: [ObjectIdentifier: LoopStats] = [:]
     let loops: [EventLoop]
 
-    /// - Parameter background: run this pool's loops at SCHED_IDLE (Linux), so that their work
-    ///   never takes a core from the server or from the clients that measure: load that would
-    ///   come from other machines in real life.
+    /// - Parameter background: run this pool's loops at nice 19 (Linux), like the server's hashing
+    ///   and handshake threads, so that their work yields to the server and to the clients that
+    ///   measure: load that would come from other machines in real life. (Not SCHED_IDLE: on
+    ///   Linux 6.18 it delayed the chatters' wakeups by up to a scheduler tick, BENCHMARKS.md.)
     init(target: BenchTarget, threads: Int, background: Bool = false) {
         self.target = target
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)

@@ -233,7 +233,7 @@ struct FanoutBench: AsyncParsableCommand {
 struct StormBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "storm",
-        abstract: "A restart stampede: N clients log in at once while K connected clients chat at a paced rate; their latency before and during the storm, and the storm's logins per second. The storm's clients run on their own event loops at SCHED_IDLE, so that on a shared machine the tool's own handshakes do not count as the server's delay.")
+        abstract: "A restart stampede: N clients log in at once while K connected clients chat at a paced rate; their latency before and during the storm, and the storm's logins per second. The storm's clients run on their own event loops at nice 19, so that on a shared machine the tool's own handshakes do not count as the server's delay.")
     @OptionGroup var target: TargetOptions
     @Option(help: "Clients logging in at once.") var clients = 500
     @Option(help: "Connected clients chatting during the storm.") var chatters = 10
