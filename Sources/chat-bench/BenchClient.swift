@@ -153,7 +153,9 @@ final class BenchPool: @unchecked Sendable {
     /// - Parameter background: run this pool's loops at nice 19 (Linux), like the server's hashing
     ///   and handshake threads, so that their work yields to the server and to the clients that
     ///   measure: load that would come from other machines in real life. (Not SCHED_IDLE: on
-    ///   Linux 6.18 it delayed the chatters' wakeups by up to a scheduler tick, BENCHMARKS.md.)
+    ///   Linux 6.18 it delayed other threads' wakeups by up to a scheduler tick; with real scrypt
+    ///   the storm measured 1.7× with these loops at nice 19 and 5.4–6.2× at SCHED_IDLE, though
+    ///   with ln=4 SCHED_IDLE did better, 11–19× against 23×; BENCHMARKS.md, "Login storm".)
     init(target: BenchTarget, threads: Int, background: Bool = false) {
         self.target = target
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
