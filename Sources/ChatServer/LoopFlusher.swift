@@ -7,7 +7,7 @@ import NIOCore
 /// instead of one each. Confined to its loop; sessions find their loop's flusher once, at creation.
 final class LoopFlusher: @unchecked Sendable {
     let eventLoop: EventLoop
-    private var pending: [ClientSession] = []
+    private var pending: [ClientConnection] = []
     private var scheduled = false
 
     init(eventLoop: EventLoop) {
@@ -15,7 +15,7 @@ final class LoopFlusher: @unchecked Sendable {
     }
 
     /// Remembers `session` for the flush at the end of this turn (call on the loop).
-    func mark(_ session: ClientSession) {
+    func mark(_ session: ClientConnection) {
         pending.append(session)
         if !scheduled {
             scheduled = true

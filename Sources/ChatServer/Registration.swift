@@ -42,7 +42,14 @@ public struct Registration {
         self.serverName = serverName
     }
 
-    private var target: String { nick ?? "*" }
+    /// The first parameter of numerics: the nick given so far, or `*`.
+    var target: String { nick ?? "*" }
+
+    /// True while a password is being checked.
+    public var isVerifying: Bool {
+        if case .verifying = sasl { return true }
+        return verifyingPass
+    }
 
     private func reply(_ numeric: Numeric, _ parameters: String...) -> Action {
         .send(IRCMessage(source: serverName, command: numeric.rawValue, parameters: [target] + parameters))
@@ -105,15 +112,7 @@ public struct Registration {
         case "REQ":
             negotiating = true
             let requested = p.count > 1 ? p[1] : ""
-            var add: Capabilities = []
-            var remove: Capabilities = []
-            for word in requested.split(separator: " ") {
-                let removing = word.hasPrefix("-")
-                guard let cap = Capabilities.named(String(removing ? word.dropFirst() : word[...])) else {
-                    return [capReply("NAK", requested)]
-                }
-                if removing { remove.insert(cap) } else { add.insert(cap) }
-            }
+            guard let (add, remove) = Capabilities.parseRequest(requested) else { return [capReply("NAK", requested)] }
             capabilities.formUnion(add)
             capabilities.subtract(remove)
             return [capReply("ACK", requested)]
@@ -159,7 +158,7 @@ public struct Registration {
                 return [.verify(account: decoded.account, password: Password(bytes: decoded.password), method: .sasl)]
             } catch {
                 sasl = .idle
-                return fail(.sasl, "SASL authentication failed: malformed PLAIN message", code: "INVALID_CREDENTIALS")
+                return fail(.sasl, "SASL authentication failed: malformed PLAIN message", code: .invalidCredentials)
             }
         }
     }
@@ -201,22 +200,22 @@ public struct Registration {
             }
             return actions + tryComplete()
         case .invalidCredentials:
-            return fail(method, method == .sasl ? "SASL authentication failed: wrong account name or password" : "Password incorrect: wrong account name or password", code: "INVALID_CREDENTIALS")
+            return fail(method, method == .sasl ? "SASL authentication failed: wrong account name or password" : "Password incorrect: wrong account name or password", code: .invalidCredentials)
         case let .locked(name):
-            return fail(method, "Account \(name) is locked: ask the server's operator", code: "ACCOUNT_LOCKED")
+            return fail(method, "Account \(name) is locked: ask the server's operator", code: .accountLocked)
         case let .throttled(seconds):
             // A throttled client would only be refused again: close, so it waits before retrying.
-            return fail(method, "Too many failed logins: try again in \(Int(seconds.rounded(.up))) seconds", code: "RATE_LIMITED", counts: false, closes: true)
+            return fail(method, "Too many failed logins: try again in \(Int(seconds.rounded(.up))) seconds", code: .rateLimited, counts: false, closes: true)
         case .busy:
-            return fail(method, "Server busy: try again in a few seconds", code: "SERVER_BUSY", counts: false)
+            return fail(method, "Server busy: try again in a few seconds", code: .serverBusy, counts: false)
         }
     }
 
-    private mutating func fail(_ method: Method, _ text: String, code: String, counts: Bool = true, closes: Bool = false) -> [Action] {
+    private mutating func fail(_ method: Method, _ text: String, code: FailCode, counts: Bool = true, closes: Bool = false) -> [Action] {
         if counts { failures += 1 }
         let command = method == .sasl ? "AUTHENTICATE" : "PASS"
         var actions: [Action] = [
-            .send(IRCMessage(source: serverName, command: "FAIL", parameters: [command, code, text])),
+            .send(IRCMessage(source: serverName, command: "FAIL", parameters: [command, code.rawValue, text])),
             reply(method == .sasl ? .saslFail : .passwdMismatch, text),
         ]
         // PASS cannot be retried on the same connection; SASL may, up to the failure limit.

@@ -5,15 +5,15 @@ import NIOConcurrencyHelpers
 /// messages, never per recipient of a room message.
 public final class Registry: @unchecked Sendable {
     private let lock = NIOLock()
-    private var sessions: [String: ClientSession] = [:]
+    private var sessions: [String: SessionHandle] = [:]
     private var rooms: [String: Room] = [:]
 
     public init() {}
 
     /// Makes `session` the holder of its nick; returns the session it replaced, if any.
-    func claim(_ session: ClientSession) -> ClientSession? {
+    func claim(_ session: SessionHandle) -> SessionHandle? {
         lock.withLock {
-            let key = IRCName.fold(session.nick)
+            let key = session.folded
             let old = sessions[key]
             sessions[key] = session
             return old === session ? nil : old
@@ -21,19 +21,16 @@ public final class Registry: @unchecked Sendable {
     }
 
     /// Forgets `session` if it still holds its nick.
-    func release(_ session: ClientSession) {
+    func release(_ session: SessionHandle) {
         lock.withLock {
-            let key = IRCName.fold(session.nick)
+            let key = session.folded
             if sessions[key] === session { sessions[key] = nil }
         }
     }
 
-    func session(named nick: String) -> ClientSession? {
+    func session(named nick: String) -> SessionHandle? {
         lock.withLock { sessions[IRCName.fold(nick)] }
     }
-
-    /// Every registered session (for shutdown).
-    var allSessions: [ClientSession] { lock.withLock { Array(sessions.values) } }
 
     public var userCount: Int { lock.withLock { sessions.count } }
     public var roomCount: Int { lock.withLock { rooms.count } }

@@ -17,19 +17,23 @@ public struct Relay: Sendable {
     public var account: String?
     /// Client-only tags (`+…`), relayed to clients with message-tags.
     public var clientTags: [IRCTag]
+    /// The parameters for clients with extended-join (a JOIN with account and real name).
+    public var extendedJoinParameters: [String]?
 
-    public init(source: String, command: String, parameters: [String], time: String, account: String? = nil, clientTags: [IRCTag] = []) {
+    public init(source: String, command: String, parameters: [String], time: String, account: String? = nil,
+                clientTags: [IRCTag] = [], extendedJoinParameters: [String]? = nil) {
         self.source = source
         self.command = command
         self.parameters = parameters
         self.time = time
         self.account = account
         self.clientTags = clientTags
+        self.extendedJoinParameters = extendedJoinParameters
     }
 
     /// A small per-delivery cache of serialised variants.
     public struct Cache {
-        var buffers: [ByteBuffer?] = Array(repeating: nil, count: 8)
+        var buffers: [ByteBuffer?] = Array(repeating: nil, count: 16)
         public init() {}
     }
 
@@ -37,17 +41,28 @@ public struct Relay: Sendable {
         (caps.contains(.serverTime) ? 1 : 0)
             | (caps.contains(.accountTag) && account != nil ? 2 : 0)
             | (caps.contains(.messageTags) && !clientTags.isEmpty ? 4 : 0)
+            | (caps.contains(.extendedJoin) && extendedJoinParameters != nil ? 8 : 0)
+    }
+
+    /// The message a recipient with `caps` gets.
+    public func message(for caps: Capabilities) -> IRCMessage {
+        message(variant: variantKey(caps))
+    }
+
+    private func message(variant key: Int) -> IRCMessage {
+        var tags: [IRCTag] = []
+        if key & 1 != 0 { tags.append(IRCTag("time", time)) }
+        if key & 2 != 0 { tags.append(IRCTag("account", account)) }
+        if key & 4 != 0 { tags.append(contentsOf: clientTags) }
+        let parameters = key & 8 != 0 ? extendedJoinParameters ?? self.parameters : self.parameters
+        return IRCMessage(tags: tags, source: source, command: command, parameters: parameters)
     }
 
     /// The bytes for a recipient with `caps`, from `cache` when already made.
     public func buffer(for caps: Capabilities, cache: inout Cache, allocator: ByteBufferAllocator) -> ByteBuffer {
         let key = variantKey(caps)
         if let buffer = cache.buffers[key] { return buffer }
-        var tags: [IRCTag] = []
-        if key & 1 != 0 { tags.append(IRCTag("time", time)) }
-        if key & 2 != 0 { tags.append(IRCTag("account", account)) }
-        if key & 4 != 0 { tags.append(contentsOf: clientTags) }
-        let bytes = IRCMessage(tags: tags, source: source, command: command, parameters: parameters).serialized()
+        let bytes = message(variant: key).serialized()
         let buffer = allocator.buffer(bytes: bytes)
         cache.buffers[key] = buffer
         return buffer

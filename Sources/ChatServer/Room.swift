@@ -37,14 +37,14 @@ public final class Room: @unchecked Sendable {
     }
 
     struct Member {
-        let session: ClientSession
+        let session: SessionHandle
         var isOperator: Bool
     }
 
     private let lock = NIOLock()
     private var members: [ObjectIdentifier: Member] = [:]
     private var order: [ObjectIdentifier] = []
-    private var groups: [[ClientSession]] = []
+    private var _audience = Audience.nobody
     private var _topic: Topic?
     private var _modes = Modes()
     private var invited: Set<String> = []
@@ -57,73 +57,60 @@ public final class Room: @unchecked Sendable {
     }
 
     /// Why a join was refused.
-    enum JoinRefusal { case inviteOnly, badKey, closed }
+    enum JoinRefusal: Error { case inviteOnly, badKey, closed }
 
-    /// Adds `session`; the first member becomes operator. Returns whether it became operator.
-    func join(_ session: ClientSession, key: String?) -> Result<Bool, JoinRefusalError> {
+    /// Adds `session` (and tells its handle); the first member becomes operator. Returns whether
+    /// it is an operator.
+    func join(_ session: SessionHandle, key: String?) -> Result<Bool, JoinRefusal> {
         lock.withLock {
-            if closed { return .failure(.init(reason: .closed)) }
+            if closed { return .failure(.closed) }
             let id = ObjectIdentifier(session)
-            if members[id] != nil { return .success(members[id]!.isOperator) }
-            let nick = IRCName.fold(session.nick)
-            if _modes.inviteOnly && !invited.contains(nick) { return .failure(.init(reason: .inviteOnly)) }
-            if let required = _modes.key, required != key, !invited.contains(nick) { return .failure(.init(reason: .badKey)) }
-            invited.remove(nick)
+            if let member = members[id] { return .success(member.isOperator) }
+            if _modes.inviteOnly && !invited.contains(session.folded) { return .failure(.inviteOnly) }
+            if let required = _modes.key, required != key, !invited.contains(session.folded) { return .failure(.badKey) }
+            invited.remove(session.folded)
             let isOperator = members.isEmpty
             members[id] = Member(session: session, isOperator: isOperator)
             order.append(id)
-            regroup()
+            _audience = Audience(order.map { members[$0]!.session })
+            session.didJoin(self)
             return .success(isOperator)
         }
     }
 
-    /// Removes `session`; returns true when the room became empty (and is now closed).
-    func leave(_ session: ClientSession) -> Bool {
+    /// Removes `session` (and tells its handle); returns true when the room became empty (and is
+    /// now closed).
+    func leave(_ session: SessionHandle) -> Bool {
         lock.withLock {
             let id = ObjectIdentifier(session)
             guard members.removeValue(forKey: id) != nil else { return members.isEmpty && closed }
             order.removeAll { $0 == id }
-            regroup()
+            _audience = Audience(order.map { members[$0]!.session })
+            session.didLeave(self)
             if members.isEmpty { closed = true }
             return members.isEmpty
         }
     }
 
-    private func regroup() {
-        var byLoop: [ObjectIdentifier: Int] = [:]
-        var result: [[ClientSession]] = []
-        for id in order {
-            let session = members[id]!.session
-            let loop = ObjectIdentifier(session.eventLoop)
-            if let index = byLoop[loop] {
-                result[index].append(session)
-            } else {
-                byLoop[loop] = result.count
-                result.append([session])
-            }
-        }
-        groups = result
-    }
+    /// Every member, grouped by event loop, for delivery.
+    var audience: Audience { lock.withLock { _audience } }
 
-    /// Members grouped by event loop, for delivery.
-    var deliveryGroups: [[ClientSession]] { lock.withLock { groups } }
-
-    func isMember(_ session: ClientSession) -> Bool { lock.withLock { members[ObjectIdentifier(session)] != nil } }
-    func isOperator(_ session: ClientSession) -> Bool { lock.withLock { members[ObjectIdentifier(session)]?.isOperator ?? false } }
+    func isMember(_ session: SessionHandle) -> Bool { lock.withLock { members[ObjectIdentifier(session)] != nil } }
+    func isOperator(_ session: SessionHandle) -> Bool { lock.withLock { members[ObjectIdentifier(session)]?.isOperator ?? false } }
     var memberCount: Int { lock.withLock { members.count } }
 
     /// Members in join order with their operator flag.
-    var roster: [(session: ClientSession, isOperator: Bool)] {
+    var roster: [(session: SessionHandle, isOperator: Bool)] {
         lock.withLock { order.map { (members[$0]!.session, members[$0]!.isOperator) } }
     }
 
-    func member(named nick: String) -> ClientSession? {
+    func member(named nick: String) -> SessionHandle? {
         let folded = IRCName.fold(nick)
-        return lock.withLock { members.values.first { IRCName.fold($0.session.nick) == folded }?.session }
+        return lock.withLock { members.values.first { $0.session.folded == folded }?.session }
     }
 
     @discardableResult
-    func setOperator(_ session: ClientSession, _ value: Bool) -> Bool {
+    func setOperator(_ session: SessionHandle, _ value: Bool) -> Bool {
         lock.withLock {
             guard members[ObjectIdentifier(session)] != nil else { return false }
             members[ObjectIdentifier(session)]!.isOperator = value
@@ -141,9 +128,5 @@ public final class Room: @unchecked Sendable {
 
     func updateModes(_ change: (inout Modes) -> Void) { lock.withLock { change(&_modes) } }
 
-    func invite(_ nick: String) { lock.withLock { _ = invited.insert(IRCName.fold(nick)) } }
-}
-
-struct JoinRefusalError: Error {
-    let reason: Room.JoinRefusal
+    func invite(_ session: SessionHandle) { lock.withLock { _ = invited.insert(session.folded) } }
 }

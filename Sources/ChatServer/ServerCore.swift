@@ -5,28 +5,32 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 
-/// What every session shares: configuration, the registry of users and rooms, the authenticator,
-/// the logger and the texts sent at registration. Immutable after start, safe on every loop.
+/// Checks a login: the server's `Authenticator`, or an injected checker in tests and fuzzing.
+public protocol LoginChecker: Sendable {
+    /// Checks `password` for `account` from `address` and hands the outcome to `completion`, on
+    /// any thread (the connection hops back to its own loop).
+    func login(account: String, password: Password, address: String, completion: @escaping @Sendable (LoginOutcome) -> Void)
+}
+
+extension Authenticator: LoginChecker {}
+
+/// What every session shares: configuration, the registry of users and rooms, the login
+/// checker, the logger and the texts sent at registration. Immutable after start, safe on every
+/// loop.
 public final class ServerCore: Sendable {
     public let configuration: ServerConfiguration
     public let registry: Registry
-    public let authenticator: Authenticator
+    public let logins: any LoginChecker
     public let logger: Logger
     public let createdText: String
     public let version = "SecureChat-0.1"
-    /// Answers logins at once on the event loop instead of through the authenticator. Only for
-    /// deterministic harnesses (the session fuzzer drives sessions in an EmbeddedChannel); a
-    /// server never sets it.
-    public let immediateLoginForTesting: (@Sendable (String, Password) -> LoginOutcome)?
 
-    public init(configuration: ServerConfiguration, registry: Registry, authenticator: Authenticator, logger: Logger,
-                immediateLoginForTesting: (@Sendable (String, Password) -> LoginOutcome)? = nil) {
+    public init(configuration: ServerConfiguration, registry: Registry = Registry(), logins: any LoginChecker, logger: Logger) {
         self.configuration = configuration
         self.registry = registry
-        self.authenticator = authenticator
+        self.logins = logins
         self.logger = logger
         self.createdText = "This server was created \(Relay.timestamp())"
-        self.immediateLoginForTesting = immediateLoginForTesting
     }
 
     var serverName: String { configuration.serverName }

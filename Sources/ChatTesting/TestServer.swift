@@ -9,7 +9,7 @@ import TLS
 /// An in-process `ChatServer` on 127.0.0.1 and a free port, with its own users file and the
 /// shared test certificates, for tests and benchmarks. Stop it with `stop()`.
 public final class TestServer: @unchecked Sendable {
-    public let server: ChatServer
+    public let server: Server
     public let folder: String
     public let store: UsersStore
     public let logs: LogRecorder
@@ -50,12 +50,12 @@ public final class TestServer: @unchecked Sendable {
         let logs = LogRecorder()
         var logger = Logger(label: "test-server", factory: { _ in logs })
         logger.logLevel = .debug
-        let server = try ChatServer(configuration: configuration, logger: logger, group: MultiThreadedEventLoopGroup.singleton)
+        let server = try Server(configuration: configuration, logger: logger, group: MultiThreadedEventLoopGroup.singleton)
         try await server.start()
         return TestServer(server: server, folder: folder, store: store, logs: logs)
     }
 
-    init(server: ChatServer, folder: String, store: UsersStore, logs: LogRecorder) {
+    init(server: Server, folder: String, store: UsersStore, logs: LogRecorder) {
         self.server = server
         self.folder = folder
         self.store = store

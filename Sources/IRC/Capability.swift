@@ -29,6 +29,20 @@ public struct Capabilities: OptionSet, Sendable, Hashable {
         names.map { cap, name in cap == .sasl && version >= 302 ? "sasl=PLAIN" : name }.joined(separator: " ")
     }
 
+    /// A `CAP REQ` list ("away-notify -echo-message"): what to add and what to remove, or nil
+    /// when it names a capability this server does not offer (the whole request is then refused
+    /// with NAK, as the spec requires).
+    public static func parseRequest(_ text: String) -> (add: Capabilities, remove: Capabilities)? {
+        var add: Capabilities = []
+        var remove: Capabilities = []
+        for word in text.split(separator: " ") {
+            let removing = word.hasPrefix("-")
+            guard let cap = named(String(removing ? word.dropFirst() : word[...])) else { return nil }
+            if removing { remove.insert(cap) } else { add.insert(cap) }
+        }
+        return (add, remove)
+    }
+
     /// The names of the capabilities in this set.
     public var names: [String] { Self.names.filter { contains($0.0) }.map(\.1) }
 }

@@ -40,10 +40,10 @@ struct ChatServerCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "chat-server")
         MallocTuning.apply()
-        let server: ChatServer
+        let server: Server
         do {
             let configuration = try ServerConfiguration.load(path: config)
-            server = try ChatServer(configuration: configuration, logger: logger, group: MultiThreadedEventLoopGroup.singleton)
+            server = try Server(configuration: configuration, logger: logger, group: MultiThreadedEventLoopGroup.singleton)
             try await server.start()
         } catch {
             FileHandle.standardError.write(Data("chat-server: error: \(error)\n".utf8))

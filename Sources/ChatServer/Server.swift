@@ -13,14 +13,14 @@ import TLS
 /// `start()` checks everything first (certificate and key, users file) and refuses to start with
 /// a message that says what to fix; then it binds every listener. `reload()` (SIGHUP) re-reads the
 /// users file and the certificate; `shutdown()` (SIGTERM, SIGINT) says goodbye to every client.
-public final class ChatServer: @unchecked Sendable {
+public final class Server: Sendable {
     public let configuration: ServerConfiguration
     public let logger: Logger
     public let group: EventLoopGroup
     public let core: ServerCore
     public let limiter: ConnectionLimiter
     private let tlsBox: NIOLockedValueBox<TLSContext>
-    private var listeners: [Channel] = []
+    private let listeners = NIOLockedValueBox<[Channel]>([])
     private let connections = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
     public let pool: WorkerPool
     /// Server handshake steps, in the background like hashing: a reconnect storm of hundreds of
@@ -62,7 +62,7 @@ public final class ChatServer: @unchecked Sendable {
         let authenticator = try Authenticator(
             directory: directory, policy: configuration.passwordHashing, pool: pool,
             throttle: LoginThrottle(now: { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }), report: report)
-        core = ServerCore(configuration: configuration, registry: Registry(), authenticator: authenticator, logger: logger)
+        core = ServerCore(configuration: configuration, registry: Registry(), logins: authenticator, logger: logger)
         limiter = ConnectionLimiter(maximum: configuration.limits.maxClients, maximumPerAddress: configuration.limits.maxClientsPerAddress)
     }
 
@@ -74,7 +74,7 @@ public final class ChatServer: @unchecked Sendable {
     }
 
     /// The ports the listeners are bound to (useful with port 0).
-    public var boundPorts: [Int] { listeners.compactMap { $0.localAddress?.port } }
+    public var boundPorts: [Int] { listeners.withLockedValue { $0.compactMap { $0.localAddress?.port } } }
 
     /// Binds every listener and logs where the server listens, with which certificate and users file.
     public func start() async throws {
@@ -85,10 +85,10 @@ public final class ChatServer: @unchecked Sendable {
             } catch {
                 throw ConfigurationError(path: configuration.path, message: "cannot listen on \(listener.host):\(listener.port): \(error) — is another server using the port, or does binding below 1024 need privileges?")
             }
-            listeners.append(channel)
+            listeners.withLockedValue { $0.append(channel) }
         }
         let leaf = tlsBox.withLockedValue { $0.certificateChain.first?.info }
-        let where_ = listeners.compactMap { $0.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } }.joined(separator: ", ")
+        let where_ = listeners.withLockedValue { $0 }.compactMap { $0.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } }.joined(separator: ", ")
         logger.notice("listening on \(where_) (TLS \(configuration.tls.minimumVersion.rawValue)+)")
         if let leaf {
             logger.notice("certificate \(configuration.tls.certificateChain): \(leaf.subject), for \(leaf.names.joined(separator: ", ")), expires \(CertificateInfo.formatDate(leaf.notAfter))")
@@ -129,12 +129,17 @@ public final class ChatServer: @unchecked Sendable {
                     let context = tlsBox.withLockedValue { $0 }
                     let tls = try TLSHandler(
                         context: context, handshakeTimeout: .nanoseconds(Int64(limits.handshakeTimeoutSeconds * 1e9)),
-                        closeTimeout: .seconds(2), plaintextReply: ChatServer.plaintextReply,
+                        closeTimeout: .seconds(2), plaintextReply: Server.plaintextReply,
                         handshakeExecutor: handshakeExecutor)
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(tls)
                     try sync.addHandler(ByteToMessageHandler(LineDecoder(maximumLength: limits.lineLength + IRCMessage.Limits.clientTags + 2)))
-                    try sync.addHandler(ClientSession(core: core, eventLoop: channel.eventLoop, address: address))
+                    try sync.addHandler(SendQueueWatchdog())
+                    try sync.addHandler(KeepaliveHandler(
+                        serverName: core.configuration.serverName, registrationTimeoutSeconds: limits.registrationTimeoutSeconds,
+                        pingIntervalSeconds: limits.pingIntervalSeconds, pingTimeoutSeconds: limits.pingTimeoutSeconds))
+                    try sync.addHandler(FloodControlHandler(perSecond: limits.messagesPerSecond, burst: limits.messageBurst))
+                    try sync.addHandler(ClientConnection(core: core, eventLoop: channel.eventLoop, address: address))
                 }
             }
     }
@@ -162,17 +167,15 @@ public final class ChatServer: @unchecked Sendable {
     /// cleanly, and waits up to `timeout` for them to go.
     public func shutdown(timeout: TimeAmount = .seconds(3)) async {
         logger.notice("shutting down: \(limiter.current) connections")
-        for listener in listeners { try? await listener.close() }
-        listeners.removeAll()
+        let bound = listeners.withLockedValue { listeners in
+            defer { listeners.removeAll() }
+            return listeners
+        }
+        for listener in bound { try? await listener.close() }
         let open = connections.withLockedValue { Array($0.values) }
         for channel in open {
-            channel.eventLoop.execute {
-                if let session = try? channel.pipeline.syncOperations.handler(type: ClientSession.self) {
-                    session.close(reason: "Server shutting down")
-                } else {
-                    channel.close(promise: nil)
-                }
-            }
+            // ClientConnection tells the client and its rooms, then closes.
+            channel.pipeline.fireUserInboundEventTriggered(SessionEvent.shutdown)
         }
         let deadline = NIODeadline.now() + timeout
         while connections.withLockedValue({ !$0.isEmpty }) && NIODeadline.now() < deadline {

@@ -1,0 +1,211 @@
+import ChatAuth
+import Foundation
+import IRC
+import IRCFraming
+import Logging
+import NIOCore
+import TLS
+
+/// The channel handler at the end of a client's pipeline: it feeds lines and events to its
+/// `Session` and carries out the actions the session returns. It owns no chat logic.
+///
+/// Loop-confined: every method runs on the channel's event loop. While a login is being checked it
+/// holds further lines (and stops reading), then processes them in order.
+public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
+    public typealias InboundIn = InboundLine
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    private var session: Session!
+    private let core: ServerCore
+    private let address: String
+    private let now: () -> Date
+    private var context: ChannelHandlerContext?
+    private var held = CircularBuffer<InboundLine>()
+    private var readPending = false
+    private var closing = false
+    private var flushPending = false
+    private let flusher: LoopFlusher
+    private let connectedAt: NIODeadline
+    private var tlsSummary = ""
+    private var failure: String?
+
+    public init(core: ServerCore, eventLoop: EventLoop, address: String, now: @escaping () -> Date = Date.init) {
+        self.core = core
+        self.address = address
+        self.now = now
+        self.flusher = core.flusher(for: eventLoop)
+        self.connectedAt = eventLoop.now
+        self.session = Session(core: core, address: address, eventLoop: eventLoop, target: self)
+    }
+
+    private var logger: Logger { core.logger }
+    private var account: String { session.handle?.nick ?? "-" }
+
+    // MARK: Channel events
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        perform(session.connectionLost(now: now()))
+        held.removeAll()
+        let seconds = Double((context.eventLoop.now - connectedAt).nanoseconds) / 1e9
+        let metadata: Logger.Metadata = [
+            "account": "\(account)", "address": "\(address)",
+            "reason": "\(failure ?? session.closeReason ?? "Connection closed")", "duration": "\(String(format: "%.1f", seconds))s",
+        ]
+        logger.info("disconnected", metadata: metadata)
+        context.fireChannelInactive()
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case let .handshakeCompleted(info)? = event as? TLSEvent {
+            tlsSummary = "\(info.version) \(info.cipherSuite)"
+            logger.debug("TLS handshake completed", metadata: ["address": "\(address)", "tls": "\(tlsSummary)"])
+        } else if let event = event as? SessionEvent {
+            if event == .sendQueueExceeded {
+                logger.notice("send queue exceeded", metadata: ["account": "\(account)", "address": "\(address)"])
+            }
+            close(reason: event.reason)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: Error) {
+        let reason = Self.describe(error)
+        failure = failure ?? reason
+        if let tls = error as? TLSError, tls == .uncleanShutdown {
+            logger.debug("\(reason)", metadata: ["address": "\(address)"])
+        } else {
+            logger.info("\(reason)", metadata: ["account": "\(account)", "address": "\(address)"])
+        }
+        context.close(promise: nil)
+    }
+
+    /// A connection error in words: TLS errors as the TLS layer words them (with the alert a
+    /// client sent), socket errors as the system's message.
+    static func describe(_ error: Error) -> String {
+        if let tls = error as? TLSError { return "TLS: \(tls)" }
+        if let io = error as? IOError { return "connection error: \(String(cString: strerror(io.errnoCode)))" }
+        return "connection error: \(error)"
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let line = unwrapInboundIn(data)
+        if session.isAwaitingLogin || !held.isEmpty {
+            held.append(line)
+            return
+        }
+        perform(session.receive(line, now: now()))
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+        context.fireChannelReadComplete()
+    }
+
+    public func read(context: ChannelHandlerContext) {
+        if session.isAwaitingLogin {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    // MARK: Actions
+
+    private func perform(_ actions: [Session.Action]) {
+        for action in actions { perform(action) }
+    }
+
+    private func perform(_ action: Session.Action) {
+        guard let context else { return }
+        switch action {
+        case let .send(message):
+            context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: message.serialized())), promise: nil)
+        case let .deliver(relay, audience, except, requiring):
+            audience.deliver(relay, except: except, requiring: requiring)
+        case let .verify(account, password, method):
+            verify(account: account, password: password, method: method)
+        case let .registered(handle):
+            logger.info("logged in", metadata: ["account": "\(handle.nick)", "address": "\(address)", "tls": "\(tlsSummary)"])
+            context.triggerUserOutboundEvent(SessionRegistered(), promise: nil)
+        case let .replace(old):
+            logger.info("replacing an older connection", metadata: ["account": "\(old.nick)"])
+            old.replace()
+        case let .close(reason):
+            closing = true
+            held.removeAll()
+            context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: IRCMessage(command: "ERROR", parameters: [reason]).serialized())), promise: nil)
+            context.flush()
+            context.close(promise: nil)
+        }
+    }
+
+    private func verify(account: String, password: Password, method: Registration.Method) {
+        let loop = context!.eventLoop
+        let address = self.address
+        let logger = self.logger
+        let connection = NIOLoopBound(self, eventLoop: loop)
+        // The outcome goes from the hashing thread straight to this loop (see
+        // `Authenticator.login(…completion:)`), always on a later turn of the loop.
+        core.logins.login(account: account, password: password, address: address) { outcome in
+            loop.execute {
+                switch outcome {
+                case .success: break
+                case .busy: logger.warning("login refused: server busy", metadata: ["account": "\(account)", "address": "\(address)"])
+                default: logger.notice("login failed: \(outcome)", metadata: ["account": "\(account)", "address": "\(address)"])
+                }
+                connection.value.loginFinished(outcome, via: method)
+            }
+        }
+    }
+
+    private func loginFinished(_ outcome: LoginOutcome, via method: Registration.Method) {
+        guard let context, !closing else { return }
+        perform(session.loginFinished(outcome, via: method, now: now()))
+        // Lines that came while the password was checked, in order, until one starts another check.
+        while !held.isEmpty && !session.isAwaitingLogin && !closing {
+            perform(session.receive(held.removeFirst(), now: now()))
+        }
+        context.flush()
+        if readPending && !session.isAwaitingLogin {
+            readPending = false
+            context.read()
+        }
+    }
+
+    /// Ends the session with `reason` (QUIT to its rooms, ERROR to the client).
+    func close(reason: String) {
+        guard !closing else { return }
+        perform(session.close(reason: reason, now: now()))
+    }
+
+    // MARK: DeliveryTarget
+
+    public func deliver(_ relay: Relay, cache: inout Relay.Cache, requiring: Capabilities) {
+        guard let context, !closing, session.capabilities.isSuperset(of: requiring) else { return }
+        context.write(wrapOutboundOut(relay.buffer(for: session.capabilities, cache: &cache, allocator: context.channel.allocator)), promise: nil)
+        if !flushPending {
+            flushPending = true
+            flusher.mark(self)
+        }
+    }
+
+    public func replaced() {
+        close(reason: "Closing link: logged in from another connection")
+    }
+
+    /// Called by the loop's flusher at the end of the turn in which this client was written to.
+    func flushNow() {
+        flushPending = false
+        context?.flush()
+    }
+}

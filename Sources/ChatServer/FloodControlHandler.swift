@@ -1,0 +1,107 @@
+import IRCFraming
+import NIOCore
+
+/// Flood control: a token bucket of `burst` lines refilled at `perSecond`. Lines beyond it wait
+/// here, in order, and are passed on as tokens come back; nothing is dropped.
+///
+/// While lines wait, reading from the socket stops (the `read` calls are held back, as NIO's
+/// `BackPressureHandler` does), so a flooding client fills its own TCP window, not the server's
+/// memory. If a single read still brings more than `maximumQueued` lines, the client is asked to
+/// leave with `SessionEvent.excessFlood`.
+public final class FloodControlHandler: ChannelDuplexHandler {
+    public typealias InboundIn = InboundLine
+    public typealias InboundOut = InboundLine
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    private let perSecond: Double
+    private let burst: Double
+    private let maximumQueued: Int
+    private var tokens: Double
+    private var lastRefill: NIODeadline?
+    private var queued = CircularBuffer<NIOAny>()
+    private var drainTimer: Scheduled<Void>?
+    private var readPending = false
+    private var flooded = false
+
+    public init(perSecond: Double, burst: Int, maximumQueued: Int = 4096) {
+        self.perSecond = perSecond
+        self.burst = Double(burst)
+        self.maximumQueued = maximumQueued
+        self.tokens = Double(burst)
+    }
+
+    /// Lines waiting for a token.
+    public var queuedCount: Int { queued.count }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if flooded { return }
+        if queued.isEmpty && takeToken(context.eventLoop.now) {
+            context.fireChannelRead(data)
+            return
+        }
+        guard queued.count < maximumQueued else {
+            flooded = true
+            queued.removeAll()
+            drainTimer?.cancel()
+            context.fireUserInboundEventTriggered(SessionEvent.excessFlood)
+            return
+        }
+        queued.append(data)
+        if queued.count == 1 { scheduleDrain(context) }
+    }
+
+    public func read(context: ChannelHandlerContext) {
+        if queued.isEmpty {
+            context.read()
+        } else {
+            readPending = true
+        }
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        drainTimer?.cancel()
+        queued.removeAll()
+        context.fireChannelInactive()
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        drainTimer?.cancel()
+    }
+
+    private func takeToken(_ now: NIODeadline) -> Bool {
+        if let lastRefill {
+            let elapsed = Double((now - lastRefill).nanoseconds) / 1e9
+            tokens = min(burst, tokens + elapsed * perSecond)
+        }
+        lastRefill = now
+        if tokens >= 1 {
+            tokens -= 1
+            return true
+        }
+        return false
+    }
+
+    private func scheduleDrain(_ context: ChannelHandlerContext) {
+        let wait = max(0.001, (1 - tokens) / perSecond)
+        drainTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(wait * 1e9))) { [weak self] in
+            self?.drain(context)
+        }
+    }
+
+    private func drain(_ context: ChannelHandlerContext) {
+        drainTimer = nil
+        var passed = false
+        while !queued.isEmpty && !flooded && takeToken(context.eventLoop.now) {
+            context.fireChannelRead(queued.removeFirst())
+            passed = true
+        }
+        if passed { context.fireChannelReadComplete() }
+        if !queued.isEmpty {
+            scheduleDrain(context)
+        } else if readPending {
+            readPending = false
+            context.read()
+        }
+    }
+}

@@ -1,0 +1,55 @@
+import IRC
+
+/// PRIVMSG, NOTICE and TAGMSG to rooms (`#room`, or `@#room` for its operators) and to users.
+enum MessageCommands {
+    static func send(_ message: IRCMessage, _ c: inout CommandContext) {
+        let isNotice = message.command == "NOTICE"
+        let isTagOnly = message.command == "TAGMSG"
+        let p = message.parameters
+        guard let targets = p.first, !targets.isEmpty else {
+            if isTagOnly {
+                c.out.numeric(.needMoreParams, message.command, "Not enough parameters")
+            } else if !isNotice {
+                c.out.numeric(.noRecipient, "No recipient given (\(message.command))")
+            }
+            return
+        }
+        let clientTags = message.tags.filter(\.isClientOnly)
+        if isTagOnly && clientTags.isEmpty { return }
+        let text = p.count > 1 ? p[1] : ""
+        if !isTagOnly && text.isEmpty {
+            if !isNotice { c.out.numeric(.noTextToSend, "No text to send") }
+            return
+        }
+        c.me.touch(c.unixTime)
+        let requiring: Capabilities = isTagOnly ? .messageTags : []
+        let echo = c.capabilities.contains(.echoMessage)
+        for target in targets.split(separator: ",").prefix(4).map(String.init) {
+            let relay = c.relay(message.command, isTagOnly ? [target] : [target, text], clientTags: clientTags)
+            if target.hasPrefix("#") || target.hasPrefix("@#") {
+                let operatorsOnly = target.hasPrefix("@")
+                let name = operatorsOnly ? String(target.dropFirst()) : target
+                guard let (room, isMember) = c.room(name) else {
+                    if !isNotice { c.out.numeric(.noSuchChannel, name, "No such channel") }
+                    continue
+                }
+                if room.modes.noExternal && !isMember {
+                    if !isNotice { c.out.numeric(.cannotSendToChan, room.name, "Cannot send to channel: join it first (+n)") }
+                    continue
+                }
+                let audience = operatorsOnly ? Audience(room.roster.filter(\.isOperator).map(\.session)) : room.audience
+                c.out.deliver(relay, to: audience, except: echo ? nil : c.me, requiring: requiring)
+            } else {
+                guard let recipient = c.registry.session(named: target) else {
+                    if !isNotice { c.out.numeric(.noSuchNick, target, "No such nick") }
+                    continue
+                }
+                let audience = echo && recipient !== c.me ? Audience([recipient, c.me]) : Audience([recipient])
+                c.out.deliver(relay, to: audience, requiring: requiring)
+                if !isNotice && !isTagOnly, let away = recipient.away {
+                    c.out.numeric(.away, recipient.nick, away)
+                }
+            }
+        }
+    }
+}

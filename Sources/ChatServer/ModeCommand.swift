@@ -1,0 +1,112 @@
+import IRC
+
+/// MODE for rooms (`+i +k +n +t +o`, and the list queries clients send on join) and for the
+/// user's own modes.
+enum ModeCommand {
+    static func mode(_ message: IRCMessage, _ c: inout CommandContext) {
+        guard c.need(1, message) else { return }
+        let p = message.parameters
+        guard p[0].hasPrefix("#") else { return userMode(p, &c) }
+        guard let (room, isMember) = c.room(p[0]) else {
+            c.out.numeric(.noSuchChannel, p[0], "No such channel")
+            return
+        }
+        guard p.count > 1 else {
+            c.out.numeric(.channelModeIs, [room.name] + room.modes.string(showKey: isMember))
+            c.out.numeric(.creationTime, room.name, String(room.createdAt))
+            return
+        }
+        // `MODE #room b` (irssi sends it on every join), `e`, `I`: list queries, answered to
+        // anyone who may see the room. SecureChat keeps no such lists, so each list is empty.
+        let flags = p[1].filter { $0 != "+" && $0 != "-" }
+        if p.count == 2, !flags.isEmpty, flags.allSatisfy({ "beI".contains($0) }) {
+            for flag in Set(flags).sorted() {
+                switch flag {
+                case "b": c.out.numeric(.endOfBanList, room.name, "End of channel ban list")
+                case "e": c.out.numeric(.endOfExceptList, room.name, "End of channel exception list")
+                default: c.out.numeric(.endOfInviteList, room.name, "End of channel invite list")
+                }
+            }
+            return
+        }
+        guard isMember else { return c.out.numeric(.notOnChannel, room.name, "You're not on that channel") }
+        guard room.isOperator(c.me) else { return c.out.numeric(.chanOPrivsNeeded, room.name, "You're not a room operator") }
+        change(room, flags: p[1], arguments: Array(p.dropFirst(2)), &c)
+    }
+
+    private static func userMode(_ p: [String], _ c: inout CommandContext) {
+        guard IRCName.fold(p[0]) == c.me.folded else {
+            c.out.numeric(c.registry.session(named: p[0]) == nil ? .noSuchNick : .usersDontMatch, p[0], "Can't change or view modes for other users")
+            return
+        }
+        if p.count > 1, p[1].contains(where: { $0 != "+" && $0 != "-" && $0 != "i" }) {
+            c.out.numeric(.umodeUnknownFlag, "Unknown MODE flag (only +i exists)")
+        }
+        c.out.numeric(.umodeIs, "+i")
+    }
+
+    /// Applies up to four changes and tells the room what actually changed, in one MODE line.
+    private static func change(_ room: Room, flags: String, arguments: [String], _ c: inout CommandContext) {
+        var adding = true
+        var arguments = arguments.makeIterator()
+        var applied = ""
+        var appliedSign: Character?
+        var appliedArguments: [String] = []
+        func note(_ flag: Character, _ argument: String? = nil) {
+            let sign: Character = adding ? "+" : "-"
+            if appliedSign != sign { applied.append(sign); appliedSign = sign }
+            applied.append(flag)
+            if let argument { appliedArguments.append(argument) }
+        }
+        var changes = 0
+        for flag in flags {
+            switch flag {
+            case "+": adding = true
+            case "-": adding = false
+            case "i", "t", "n":
+                changes += 1
+                let value = adding
+                room.updateModes { modes in
+                    switch flag {
+                    case "i": modes.inviteOnly = value
+                    case "t": modes.topicLocked = value
+                    default: modes.noExternal = value
+                    }
+                }
+                note(flag)
+            case "k":
+                changes += 1
+                if adding {
+                    guard let key = arguments.next(), !key.isEmpty, !key.contains(" "), !key.contains(",") else {
+                        c.out.numeric(.needMoreParams, "MODE", "+k needs a key (no spaces or commas)")
+                        continue
+                    }
+                    room.updateModes { $0.key = key }
+                    note("k", key)
+                } else {
+                    _ = arguments.next()
+                    room.updateModes { $0.key = nil }
+                    note("k", "*")
+                }
+            case "o":
+                changes += 1
+                guard let name = arguments.next() else {
+                    c.out.numeric(.needMoreParams, "MODE", "+o needs a nick")
+                    continue
+                }
+                guard let member = room.member(named: name) else {
+                    c.out.numeric(.userNotInChannel, name, room.name, "They aren't on that channel")
+                    continue
+                }
+                room.setOperator(member, adding)
+                note("o", member.nick)
+            default:
+                c.out.numeric(.unknownMode, String(flag), "is an unknown mode char to me (rooms have i, k, n, o, t)")
+            }
+            if changes >= 4 { break }
+        }
+        if !applied.isEmpty {
+            c.out.deliver(c.relay("MODE", [room.name, applied] + appliedArguments), to: room.audience)
+        }
+    }
+}

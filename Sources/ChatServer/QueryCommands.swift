@@ -1,0 +1,102 @@
+import IRC
+
+/// WHO, WHOIS, USERHOST, ISON, AWAY, MOTD and CAP after registration.
+enum QueryCommands {
+    static func who(_ message: IRCMessage, _ c: inout CommandContext) {
+        let mask = message.parameters.first ?? "*"
+        if mask.hasPrefix("#") {
+            if let (room, _) = c.room(mask) {
+                for (member, isOperator) in room.roster { whoReply(member, room: room.name, isOperator: isOperator, &c) }
+            }
+        } else if let session = c.registry.session(named: mask) {
+            whoReply(session, room: "*", isOperator: false, &c)
+        }
+        c.out.numeric(.endOfWho, mask, "End of /WHO list")
+    }
+
+    private static func whoReply(_ member: SessionHandle, room: String, isOperator: Bool, _ c: inout CommandContext) {
+        let flags = (member.away == nil ? "H" : "G") + (isOperator ? "@" : "")
+        c.out.numeric(.whoReply, room, member.username, member.host, c.core.configuration.serverName, member.nick, flags, "0 \(member.realname)")
+    }
+
+    static func whois(_ message: IRCMessage, _ c: inout CommandContext) {
+        guard c.need(1, message) else { return }
+        let p = message.parameters
+        let target = p.count > 1 ? p[1] : p[0]
+        guard let session = c.registry.session(named: target) else {
+            c.out.numeric(.noSuchNick, target, "No such nick")
+            c.out.numeric(.endOfWhois, target, "End of /WHOIS list")
+            return
+        }
+        let nick = session.nick
+        c.out.numeric(.whoisUser, nick, session.username, session.host, "*", session.realname)
+        let rooms = session.rooms.values.sorted { $0.folded < $1.folded }
+        if !rooms.isEmpty {
+            c.out.numeric(.whoisChannels, nick, rooms.map { ($0.isOperator(session) ? "@" : "") + $0.name }.joined(separator: " "))
+        }
+        c.out.numeric(.whoisServer, nick, c.core.configuration.serverName, c.core.configuration.networkName)
+        if let away = session.away { c.out.numeric(.away, nick, away) }
+        c.out.numeric(.whoisSecure, nick, "is using a secure connection")
+        c.out.numeric(.whoisAccount, nick, nick, "is logged in as")
+        let idle = max(0, c.unixTime - session.lastMessageTime)
+        c.out.numeric(.whoisIdle, nick, String(idle), String(session.signonTime), "seconds idle, signon time")
+        c.out.numeric(.endOfWhois, nick, "End of /WHOIS list")
+    }
+
+    static func userhost(_ message: IRCMessage, _ c: inout CommandContext) {
+        guard c.need(1, message) else { return }
+        let replies = message.parameters.prefix(5).compactMap { c.registry.session(named: $0) }.map {
+            "\($0.nick)=\($0.away == nil ? "+" : "-")\($0.username)@\($0.host)"
+        }
+        c.out.reply("302", [c.me.nick, replies.joined(separator: " ")])
+    }
+
+    static func ison(_ message: IRCMessage, _ c: inout CommandContext) {
+        let online = message.parameters.flatMap { $0.split(separator: " ").map(String.init) }.compactMap { c.registry.session(named: $0)?.nick }
+        c.out.reply("303", [c.me.nick, online.joined(separator: " ")])
+    }
+
+    /// Sets or clears the away text; members who share a room and have away-notify are told.
+    static func away(_ message: IRCMessage, _ c: inout CommandContext) {
+        let text = message.parameters.first.flatMap { $0.isEmpty ? nil : truncated($0, bytes: 390) }
+        c.me.setAway(text)
+        if text == nil {
+            c.out.numeric(.unaway, "You are no longer marked as being away")
+        } else {
+            c.out.numeric(.nowAway, "You have been marked as being away")
+        }
+        let others = c.me.rooms.values.flatMap { $0.roster.map(\.session) }
+        c.out.deliver(c.relay("AWAY", text.map { [$0] } ?? []), to: Audience(others), except: c.me, requiring: .awayNotify)
+    }
+
+    static func motd(_ out: inout SessionOutput, core: ServerCore) {
+        guard let lines = core.motdLines else { return out.numeric(.noMotd, "MOTD File is missing") }
+        out.numeric(.motdStart, "- \(core.configuration.serverName) Message of the day - ")
+        for line in lines { out.numeric(.motd, "- \(line)") }
+        out.numeric(.endOfMotd, "End of /MOTD command.")
+    }
+
+    static func cap(_ message: IRCMessage, _ c: inout CommandContext) {
+        let p = message.parameters
+        let sub = p.first?.uppercased() ?? ""
+        switch sub {
+        case "LS":
+            c.out.reply("CAP", [c.me.nick, "LS", Capabilities.listing(version: Int(p.count > 1 ? p[1] : "") ?? 0)])
+        case "LIST":
+            c.out.reply("CAP", [c.me.nick, "LIST", c.capabilities.names.joined(separator: " ")])
+        case "REQ":
+            let requested = p.count > 1 ? p[1] : ""
+            // sasl cannot be taken back once logged in.
+            guard let (add, remove) = Capabilities.parseRequest(requested), !remove.contains(.sasl) else {
+                return c.out.reply("CAP", [c.me.nick, "NAK", requested])
+            }
+            c.capabilities.formUnion(add)
+            c.capabilities.subtract(remove)
+            c.out.reply("CAP", [c.me.nick, "ACK", requested])
+        case "END":
+            break
+        default:
+            c.out.numeric(.invalidCapCommand, sub, "Invalid CAP command")
+        }
+    }
+}

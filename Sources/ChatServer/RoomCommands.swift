@@ -1,0 +1,160 @@
+import IRC
+
+/// JOIN, PART, TOPIC, NAMES, LIST, KICK and INVITE: transitions of a registered `Session`.
+enum RoomCommands {
+    static func join(_ message: IRCMessage, _ c: inout CommandContext) {
+        guard c.need(1, message) else { return }
+        let p = message.parameters
+        if p[0] == "0" {
+            for room in c.me.rooms.values { part(room.name, reason: "Left all rooms", &c) }
+            return
+        }
+        let keys = p.count > 1 ? p[1].split(separator: ",", omittingEmptySubsequences: false).map(String.init) : []
+        for (i, name) in p[0].split(separator: ",").map(String.init).enumerated() {
+            join(name, key: i < keys.count && !keys[i].isEmpty ? keys[i] : nil, &c)
+        }
+    }
+
+    private static func join(_ name: String, key: String?, _ c: inout CommandContext) {
+        guard IRCName.isValidRoom(name) else {
+            c.out.numeric(.noSuchChannel, name, "Invalid room name: '#' then up to 49 characters without spaces, commas or colons")
+            return
+        }
+        if c.me.room(folded: IRCName.fold(name)) != nil { return }
+        if c.me.roomCount >= c.limits.roomsPerUser {
+            c.out.numeric(.tooManyChannels, name, "You have joined too many rooms (limit \(c.limits.roomsPerUser))")
+            return
+        }
+        var room = c.registry.roomForJoin(name, now: c.unixTime)
+        var result = room.join(c.me, key: key)
+        if case .failure(.closed) = result {
+            // The room emptied and closed between lookup and join: make it again.
+            c.registry.remove(room)
+            room = c.registry.roomForJoin(name, now: c.unixTime)
+            result = room.join(c.me, key: key)
+        }
+        switch result {
+        case let .failure(reason):
+            switch reason {
+            case .inviteOnly: c.out.numeric(.inviteOnlyChan, room.name, "Cannot join channel: it is invite only (+i)")
+            case .badKey: c.out.numeric(.badChannelKey, room.name, "Cannot join channel: wrong key (+k)")
+            case .closed: c.out.numeric(.noSuchChannel, name, "Room is closing, try again")
+            }
+            if room.memberCount == 0 { c.registry.remove(room) }
+        case .success:
+            // One relay, two variants: extended-join members get account and real name.
+            let relay = c.relay("JOIN", [room.name], extendedJoin: [room.name, c.me.nick, c.me.realname])
+            c.out.deliver(relay, to: room.audience)
+            if room.topic != nil { c.topicReply(room) }
+            names(room, &c)
+        }
+    }
+
+    static func part(_ message: IRCMessage, _ c: inout CommandContext) {
+        guard c.need(1, message) else { return }
+        let p = message.parameters
+        for name in p[0].split(separator: ",").map(String.init) { part(name, reason: p.count > 1 ? p[1] : nil, &c) }
+    }
+
+    private static func part(_ name: String, reason: String?, _ c: inout CommandContext) {
+        guard let room = c.me.room(folded: IRCName.fold(name)) else { return c.notInRoom(name) }
+        c.out.deliver(c.relay("PART", reason.map { [room.name, $0] } ?? [room.name]), to: room.audience)
+        if room.leave(c.me) { c.registry.remove(room) }
+    }
+
+    static func topic(_ message: IRCMessage, _ c: inout CommandContext) {
+        guard c.need(1, message) else { return }
+        let p = message.parameters
+        guard let (room, isMember) = c.room(p[0]) else {
+            c.out.numeric(.noSuchChannel, p[0], "No such channel")
+            return
+        }
+        guard p.count > 1 else { return c.topicReply(room) }
+        guard isMember else { return c.out.numeric(.notOnChannel, room.name, "You're not on that channel") }
+        if room.modes.topicLocked && !room.isOperator(c.me) {
+            c.out.numeric(.chanOPrivsNeeded, room.name, "You're not a room operator (+t: only operators set the topic)")
+            return
+        }
+        let text = truncated(p[1], bytes: 390)
+        room.setTopic(text.isEmpty ? nil : Room.Topic(text: text, setBy: c.me.mask, setAt: c.unixTime))
+        c.out.deliver(c.relay("TOPIC", [room.name, text]), to: room.audience)
+    }
+
+    static func names(_ message: IRCMessage, _ c: inout CommandContext) {
+        guard let list = message.parameters.first, !list.isEmpty else {
+            c.out.numeric(.endOfNames, "*", "End of /NAMES list")
+            return
+        }
+        for name in list.split(separator: ",").map(String.init) {
+            if let (room, _) = c.room(name) {
+                names(room, &c)
+            } else {
+                c.out.numeric(.endOfNames, name, "End of /NAMES list")
+            }
+        }
+    }
+
+    static func names(_ room: Room, _ c: inout CommandContext) {
+        var line: [String] = []
+        var length = 0
+        for (member, isOperator) in room.roster {
+            let entry = (isOperator ? "@" : "") + member.nick
+            if length + entry.utf8.count + 1 > 400 {
+                c.out.numeric(.namReply, "=", room.name, line.joined(separator: " "))
+                line = []
+                length = 0
+            }
+            line.append(entry)
+            length += entry.utf8.count + 1
+        }
+        if !line.isEmpty { c.out.numeric(.namReply, "=", room.name, line.joined(separator: " ")) }
+        c.out.numeric(.endOfNames, room.name, "End of /NAMES list")
+    }
+
+    static func list(_ message: IRCMessage, _ c: inout CommandContext) {
+        c.out.numeric(.listStart, "Channel", "Users  Name")
+        let wanted = message.parameters.first.map { Set($0.split(separator: ",").map { IRCName.fold(String($0)) }) }
+        for room in c.registry.allRooms.sorted(by: { $0.folded < $1.folded }) {
+            if let wanted, !wanted.contains(room.folded) { continue }
+            c.out.numeric(.list, room.name, String(room.memberCount), room.topic?.text ?? "")
+        }
+        c.out.numeric(.listEnd, "End of /LIST")
+    }
+
+    static func kick(_ message: IRCMessage, _ c: inout CommandContext) {
+        guard c.need(2, message) else { return }
+        let p = message.parameters
+        guard let room = c.me.room(folded: IRCName.fold(p[0])) else { return c.notInRoom(p[0]) }
+        guard room.isOperator(c.me) else { return c.out.numeric(.chanOPrivsNeeded, room.name, "You're not a room operator") }
+        guard let victim = room.member(named: p[1]) else {
+            c.out.numeric(.userNotInChannel, p[1], room.name, "They aren't on that channel")
+            return
+        }
+        let reason = p.count > 2 ? p[2] : c.me.nick
+        // Everyone, the victim included, sees the KICK; the room and the victim's room list
+        // change together under the room's lock.
+        c.out.deliver(c.relay("KICK", [room.name, victim.nick, truncated(reason, bytes: 390)]), to: room.audience)
+        if room.leave(victim) { c.registry.remove(room) }
+    }
+
+    static func invite(_ message: IRCMessage, _ c: inout CommandContext) {
+        guard c.need(2, message) else { return }
+        let p = message.parameters
+        guard let invitee = c.registry.session(named: p[0]) else {
+            c.out.numeric(.noSuchNick, p[0], "No such nick")
+            return
+        }
+        guard let room = c.me.room(folded: IRCName.fold(p[1])) else { return c.notInRoom(p[1]) }
+        if room.modes.inviteOnly && !room.isOperator(c.me) {
+            c.out.numeric(.chanOPrivsNeeded, room.name, "You're not a room operator (+i: only operators invite)")
+            return
+        }
+        if room.isMember(invitee) {
+            c.out.numeric(.userOnChannel, invitee.nick, room.name, "is already on channel")
+            return
+        }
+        room.invite(invitee)
+        c.out.numeric(.inviting, invitee.nick, room.name)
+        c.out.deliver(c.relay("INVITE", [invitee.nick, room.name]), to: Audience([invitee]))
+    }
+}

@@ -1,0 +1,251 @@
+import ChatAuth
+import Foundation
+import IRC
+import IRCFraming
+import NIOCore
+
+/// One client's life on the server as a plain value: registration (through `Registration`), the
+/// welcome burst, every chat command, and leaving.
+///
+/// Each method takes an event (a line, a login result, a close) and the time, and returns the
+/// actions to carry out; it does no I/O and reads no clock. `ClientConnection` feeds it from the
+/// network and carries the actions out; tests drive it directly (`SessionHarness` in ChatTesting).
+/// Shared state it touches (the registry, rooms, other sessions' presence) is locked or immutable.
+public struct Session {
+    public enum Action {
+        /// A line to this client.
+        case send(IRCMessage)
+        /// A message for others: `audience.deliver(relay, except:, requiring:)`.
+        case deliver(Relay, to: Audience, except: SessionHandle?, requiring: Capabilities)
+        /// Check this password off the event loop, then call `loginFinished`. Input that
+        /// arrives meanwhile waits (see `isAwaitingLogin`).
+        case verify(account: String, password: Password, method: Registration.Method)
+        /// Registration completed: start the keepalive, log the login.
+        case registered(SessionHandle)
+        /// `handle` held this account until now: tell it (on its own loop) it was replaced.
+        case replace(SessionHandle)
+        /// Send `ERROR :reason`, then close the connection.
+        case close(reason: String)
+    }
+
+    public enum Phase: Equatable { case registering, registered, closed }
+
+    public let core: ServerCore
+    /// The client's IP address.
+    public let address: String
+    private let eventLoop: EventLoop
+    private weak var target: (any DeliveryTarget)?
+    private var registration: Registration
+    public private(set) var phase = Phase.registering
+    /// Set when registration completes: what other sessions see of this one.
+    public private(set) var handle: SessionHandle?
+    public private(set) var capabilities: Capabilities = []
+    /// Why the session ended, once it has.
+    public private(set) var closeReason: String?
+
+    /// - Parameters:
+    ///   - eventLoop: the connection's loop, where other sessions deliver to it.
+    ///   - target: the connection that delivery ends in.
+    public init(core: ServerCore, address: String, eventLoop: EventLoop, target: (any DeliveryTarget)?) {
+        self.core = core
+        self.address = address
+        self.eventLoop = eventLoop
+        self.target = target
+        self.registration = Registration(serverName: core.configuration.serverName)
+    }
+
+    /// True while a password is being checked: the connection holds further input until the
+    /// result, so a client that pipelines `PASS`, `NICK`, `USER` and `JOIN` loses nothing.
+    public var isAwaitingLogin: Bool { registration.isVerifying }
+
+    private var output: SessionOutput {
+        SessionOutput(serverName: core.configuration.serverName, target: handle?.nick ?? registration.target)
+    }
+
+    // MARK: Input
+
+    /// A line from the decoder: parsed, refused with the right reply, or handled.
+    public mutating func receive(_ line: InboundLine, now: Date) -> [Action] {
+        guard phase != .closed else { return [] }
+        let limit = core.configuration.limits.lineLength
+        switch line {
+        case .overlong:
+            var out = output
+            out.numeric(.inputTooLong, "Input line was too long (limit \(limit) bytes without tags)")
+            return out.actions
+        case let .line(buffer):
+            if buffer.readableBytes == 0 { return [] }
+            do {
+                let message = try buffer.withUnsafeReadableBytes { raw throws(IRCParseError) in
+                    try IRCMessage.parse(buffer: raw.bindMemory(to: UInt8.self), maximumTagBytes: IRCMessage.Limits.clientTags, maximumLineBytes: limit)
+                }
+                return receive(message, now: now)
+            } catch {
+                return parseError(error, buffer)
+            }
+        }
+    }
+
+    private func parseError(_ error: IRCParseError, _ buffer: ByteBuffer) -> [Action] {
+        var out = output
+        switch error {
+        case .lineTooLong, .tagsTooLong:
+            out.numeric(.inputTooLong, "Input line was too long (limit \(core.configuration.limits.lineLength) bytes without tags)")
+        case .invalidUTF8, .containsNUL:
+            // Never relayed. Name the command if it can be read.
+            let word = buffer.getBytes(at: buffer.readerIndex, length: min(buffer.readableBytes, 20)).map {
+                String(decoding: $0.prefix { $0 > 0x20 && $0 < 0x80 }, as: UTF8.self)
+            } ?? "*"
+            let command = word.isEmpty || word.hasPrefix("@") || word.hasPrefix(":") ? "*" : word.uppercased()
+            let utf8 = error == .invalidUTF8
+            out.reply("FAIL", [command, utf8 ? FailCode.invalidUTF8.rawValue : FailCode.invalidMessage.rawValue,
+                               utf8 ? "Message rejected: it is not valid UTF-8 (set your client to UTF-8)" : "Message rejected: it contains a NUL byte"])
+        case .empty:
+            break
+        case .invalidCommand, .tooManyParameters:
+            out.numeric(.unknownCommand, "*", "Malformed message: \(error)")
+        }
+        return out.actions
+    }
+
+    /// A parsed message from the client.
+    public mutating func receive(_ message: IRCMessage, now: Date) -> [Action] {
+        switch phase {
+        case .closed:
+            return []
+        case .registering:
+            return carryOut(registration.receive(message), now: now)
+        case .registered:
+            return command(message, now: now)
+        }
+    }
+
+    /// The result of a `.verify` action.
+    public mutating func loginFinished(_ outcome: LoginOutcome, via method: Registration.Method, now: Date) -> [Action] {
+        guard phase == .registering else { return [] }
+        return carryOut(registration.loginFinished(outcome, via: method), now: now)
+    }
+
+    private mutating func carryOut(_ steps: [Registration.Action], now: Date) -> [Action] {
+        var actions: [Action] = []
+        for step in steps {
+            switch step {
+            case let .send(message): actions.append(.send(message))
+            case let .verify(account, password, method): actions.append(.verify(account: account, password: password, method: method))
+            case let .close(reason): actions += close(reason: reason, now: now)
+            case let .complete(account, requestedNick, username, realname, capabilities):
+                actions += complete(account: account, requestedNick: requestedNick, username: username, realname: realname,
+                                    capabilities: capabilities, now: now)
+            }
+        }
+        return actions
+    }
+
+    // MARK: Registration complete
+
+    private mutating func complete(account: String, requestedNick: String, username: String, realname: String,
+                                   capabilities: Capabilities, now: Date) -> [Action] {
+        let user = "~" + String(username.filter { $0.isLetter || $0.isNumber }.prefix(10))
+        let me = SessionHandle(nick: account, username: user == "~" ? "~" + account.prefix(10) : user, realname: realname,
+                               address: address, signonTime: Int(now.timeIntervalSince1970), eventLoop: eventLoop, target: target)
+        handle = me
+        phase = .registered
+        self.capabilities = capabilities
+        var out = output
+        if let old = core.registry.claim(me) { out.append(.replace(old)) }
+        if requestedNick != account {
+            // The nick is the account name: tell the client its real nick.
+            out.send(IRCMessage(source: "\(requestedNick)!\(me.username)@\(me.host)", command: "NICK", parameters: [account]))
+        }
+        let c = core.configuration
+        out.numeric(.welcome, "Welcome to the \(c.networkName) network, \(me.mask)")
+        out.numeric(.yourHost, "Your host is \(c.serverName), running version \(core.version)")
+        out.numeric(.created, core.createdText)
+        out.numeric(.myInfo, c.serverName, core.version, "i", "iknot", "ko")
+        for tokens in core.isupportLines {
+            out.numeric(.isupport, tokens + ["are supported by this server"])
+        }
+        QueryCommands.motd(&out, core: core)
+        out.append(.registered(me))
+        return out.actions
+    }
+
+    // MARK: Commands
+
+    private mutating func command(_ message: IRCMessage, now: Date) -> [Action] {
+        guard let me = handle else { return [] }
+        var c = CommandContext(core: core, me: me, now: now, capabilities: capabilities, out: output)
+        let p = message.parameters
+        switch message.command {
+        case "PRIVMSG", "NOTICE", "TAGMSG": MessageCommands.send(message, &c)
+        case "JOIN": RoomCommands.join(message, &c)
+        case "PART": RoomCommands.part(message, &c)
+        case "TOPIC": RoomCommands.topic(message, &c)
+        case "NAMES": RoomCommands.names(message, &c)
+        case "LIST": RoomCommands.list(message, &c)
+        case "KICK": RoomCommands.kick(message, &c)
+        case "INVITE": RoomCommands.invite(message, &c)
+        case "MODE": ModeCommand.mode(message, &c)
+        case "WHO": QueryCommands.who(message, &c)
+        case "WHOIS": QueryCommands.whois(message, &c)
+        case "USERHOST": QueryCommands.userhost(message, &c)
+        case "ISON": QueryCommands.ison(message, &c)
+        case "AWAY": QueryCommands.away(message, &c)
+        case "MOTD": QueryCommands.motd(&c.out, core: core)
+        case "CAP": QueryCommands.cap(message, &c)
+        case "PING":
+            if let token = p.first { c.out.reply("PONG", [core.configuration.serverName, token]) } else { c.out.numeric(.noOrigin, "No origin specified") }
+        case "PONG":
+            break
+        case "QUIT":
+            return close(reason: p.first.map { "Quit: \($0)" } ?? "Quit", now: now)
+        case "NICK":
+            guard c.need(1, message) else { break }
+            if IRCName.fold(p[0]) != me.folded {
+                c.out.numeric(.erroneousNickname, p[0], "Your nick is your account name (\(me.nick)) and cannot be changed")
+            }
+        case "USER", "PASS":
+            c.out.numeric(.alreadyRegistered, "You may not reregister")
+        case "AUTHENTICATE":
+            c.out.numeric(.saslAlready, "You have already authenticated using SASL")
+        default:
+            c.out.numeric(.unknownCommand, message.command, "Unknown command")
+        }
+        capabilities = c.capabilities
+        return c.out.actions
+    }
+
+    // MARK: Leaving
+
+    /// Ends the session: its rooms see it quit with `reason`, the client gets `ERROR :reason`.
+    /// For QUIT, timeouts, floods, a full send queue, a newer login and shutdown.
+    public mutating func close(reason: String, now: Date) -> [Action] {
+        guard phase != .closed else { return [] }
+        var actions = leave(reason: reason, now: now)
+        actions.append(.close(reason: reason))
+        return actions
+    }
+
+    /// The connection went away without a goodbye (or after one): rooms see the quit if they
+    /// have not yet.
+    public mutating func connectionLost(reason: String = "Connection closed", now: Date) -> [Action] {
+        guard phase != .closed else { return [] }
+        return leave(reason: reason, now: now)
+    }
+
+    private mutating func leave(reason: String, now: Date) -> [Action] {
+        let wasRegistered = phase == .registered
+        phase = .closed
+        closeReason = reason
+        guard wasRegistered, let me = handle else { return [] }
+        core.registry.release(me)
+        var audience: [SessionHandle] = []
+        for room in me.rooms.values {
+            audience += room.roster.map(\.session).filter { $0 !== me }
+            if room.leave(me) { core.registry.remove(room) }
+        }
+        guard !audience.isEmpty else { return [] }
+        let relay = Relay(source: me.mask, command: "QUIT", parameters: [reason], time: Relay.timestamp(now), account: me.nick)
+        return [.deliver(relay, to: Audience(audience), except: nil, requiring: [])]
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import IRC
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Where relayed messages for one registered session end up: its connection, on its event loop.
+///
+/// Called only on the session's own event loop (`SessionHandle.eventLoop`), so the target reads its
+/// own capabilities and writes to its channel without a lock.
+public protocol DeliveryTarget: AnyObject {
+    /// Writes `relay` in the variant this session's capabilities call for, if it has every
+    /// capability in `requiring`. `cache` holds variants already serialised on this loop.
+    func deliver(_ relay: Relay, cache: inout Relay.Cache, requiring: Capabilities)
+    /// Another connection logged in to this account: close with a reason.
+    func replaced()
+}
+
+/// What every other connection may know of a registered session, safe to read from any loop.
+///
+/// The identity (nick, user, real name, sign-on time) is immutable. What changes — the away text,
+/// the time of the last message and the rooms the session is in — lives behind one small lock
+/// that nothing else is ever taken under. Rooms update `rooms` while holding their own lock, so
+/// the order is always room lock, then handle lock.
+public final class SessionHandle: Sendable, CustomStringConvertible {
+    /// The nick, which is always the account name.
+    public let nick: String
+    /// `nick` in the server's case mapping, for comparisons.
+    public let folded: String
+    /// The user part of the mask (`~` + a sanitised form of what the client sent in USER).
+    public let username: String
+    public let realname: String
+    /// The client's IP address: for logs and limits only, never shown to other users.
+    public let address: String
+    /// Unix time of registration.
+    public let signonTime: Int
+    /// The loop that owns the connection; delivery to this session runs there.
+    public let eventLoop: EventLoop
+
+    public var host: String { "user/" + nick }
+    public var mask: String { "\(nick)!\(username)@\(host)" }
+
+    private struct Presence {
+        var away: String?
+        var lastMessageTime: Int
+        var rooms: [String: Room] = [:]
+    }
+
+    private let presence: NIOLockedValueBox<Presence>
+    // Set once in `init`; loading a weak reference is atomic, and the target is only ever used on
+    // `eventLoop` (see DeliveryTarget).
+    nonisolated(unsafe) private weak var target: (any DeliveryTarget)?
+
+    public init(nick: String, username: String, realname: String, address: String, signonTime: Int,
+                eventLoop: EventLoop, target: (any DeliveryTarget)?) {
+        self.nick = nick
+        self.folded = IRCName.fold(nick)
+        self.username = username
+        self.realname = realname
+        self.address = address
+        self.signonTime = signonTime
+        self.eventLoop = eventLoop
+        self.presence = NIOLockedValueBox(Presence(lastMessageTime: signonTime))
+        self.target = target
+    }
+
+    public var description: String { nick }
+
+    // MARK: Presence (any loop)
+
+    public var away: String? { presence.withLockedValue { $0.away } }
+    func setAway(_ text: String?) { presence.withLockedValue { $0.away = text } }
+
+    public var lastMessageTime: Int { presence.withLockedValue { $0.lastMessageTime } }
+    func touch(_ time: Int) { presence.withLockedValue { $0.lastMessageTime = time } }
+
+    /// The rooms this session is in, by folded name.
+    var rooms: [String: Room] { presence.withLockedValue { $0.rooms } }
+    func room(folded: String) -> Room? { presence.withLockedValue { $0.rooms[folded] } }
+    var roomCount: Int { presence.withLockedValue { $0.rooms.count } }
+
+    /// Called by `Room` under its lock.
+    func didJoin(_ room: Room) { presence.withLockedValue { $0.rooms[room.folded] = room } }
+    func didLeave(_ room: Room) {
+        presence.withLockedValue { if $0.rooms[room.folded] === room { $0.rooms[room.folded] = nil } }
+    }
+
+    // MARK: Delivery (on `eventLoop` only)
+
+    func deliver(_ relay: Relay, cache: inout Relay.Cache, requiring: Capabilities) {
+        target?.deliver(relay, cache: &cache, requiring: requiring)
+    }
+
+    /// Tells the session, on its own loop, that a newer login took its account.
+    func replace() {
+        eventLoop.execute { self.target?.replaced() }
+    }
+}
