@@ -98,6 +98,7 @@ let package = Package(
             dependencies: [
                 "CChildProcess", "ChatServer", "ChatAuth", "TLS", "IRC", "IRCFraming",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -106,8 +107,9 @@ let package = Package(
         .testTarget(
             name: "ChatServerTests",
             dependencies: [
-                "ChatServer", "ChatTesting", "ChatAuth", "IRC", "TLS",
+                "ChatServer", "ChatTesting", "ChatAuth", "IRC", "IRCFraming", "TLS",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),

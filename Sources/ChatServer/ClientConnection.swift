@@ -200,7 +200,8 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
     }
 
     public func replaced() {
-        close(reason: "Closing link: logged in from another connection")
+        guard !closing else { return }
+        perform(session.replaced(now: now()))
     }
 
     /// Called by the loop's flusher at the end of the turn in which this client was written to.

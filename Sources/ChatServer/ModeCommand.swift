@@ -20,7 +20,8 @@ enum ModeCommand {
         // anyone who may see the room. SecureChat keeps no such lists, so each list is empty.
         let flags = p[1].filter { $0 != "+" && $0 != "-" }
         if p.count == 2, !flags.isEmpty, flags.allSatisfy({ "beI".contains($0) }) {
-            for flag in Set(flags).sorted() {
+            var seen = Set<Character>()
+            for flag in flags where seen.insert(flag).inserted {
                 switch flag {
                 case "b": c.out.numeric(.endOfBanList, room.name, "End of channel ban list")
                 case "e": c.out.numeric(.endOfExceptList, room.name, "End of channel exception list")

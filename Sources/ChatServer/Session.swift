@@ -226,6 +226,11 @@ public struct Session {
         return actions
     }
 
+    /// A newer login took this account.
+    public mutating func replaced(now: Date) -> [Action] {
+        close(reason: "Closing link: logged in from another connection", now: now)
+    }
+
     /// The connection went away without a goodbye (or after one): rooms see the quit if they
     /// have not yet.
     public mutating func connectionLost(reason: String = "Connection closed", now: Date) -> [Action] {

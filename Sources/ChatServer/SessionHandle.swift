@@ -91,7 +91,7 @@ public final class SessionHandle: Sendable, CustomStringConvertible {
     }
 
     /// Tells the session, on its own loop, that a newer login took its account.
-    func replace() {
+    public func replace() {
         eventLoop.execute { self.target?.replaced() }
     }
 }

@@ -1,0 +1,150 @@
+@testable import ChatServer
+import ChatTesting
+import Foundation
+import IRC
+import Testing
+
+/// PRIVMSG, NOTICE, TAGMSG, WHO, WHOIS, AWAY, USERHOST, ISON, MOTD, PING, CAP through the session
+/// state machine.
+@Suite struct SessionMessageTests {
+    let harness = SessionHarness(accounts: ["alice": "pw-alice", "bob": "pw-bob", "carol": "pw-carol"])
+
+    @Test func roomMessagesReachMembersInTheirOwnVariant() {
+        let a = harness.login("alice")
+        let b = harness.login("bob", capabilities: ["server-time", "account-tag"])
+        let c = harness.login("carol")
+        for s in [a, b, c] { s.send("JOIN #r") }
+        for s in [a, b, c] { s.clear() }
+        a.send("PRIVMSG #r :hello")
+        #expect(a.received.isEmpty)  // no echo-message
+        #expect(b.received == [IRCMessage(tags: [IRCTag("time", "2027-01-15T08:00:00.000Z"), IRCTag("account", "alice")],
+                                          source: "alice!~alice@user/alice", command: "PRIVMSG", parameters: ["#r", "hello"])])
+        #expect(c.received == [IRCMessage(source: "alice!~alice@user/alice", command: "PRIVMSG", parameters: ["#r", "hello"])])
+    }
+
+    @Test func echoMessageAndCapabilityChangesApplyAtDelivery() {
+        let a = harness.login("alice", capabilities: ["echo-message"])
+        let b = harness.login("bob")
+        a.send("JOIN #r"); b.send("JOIN #r")
+        a.clear(); b.clear()
+        a.send("PRIVMSG #r :one")
+        #expect(a.take().map { $0.parameters.last } == ["one"])
+        a.send("CAP REQ -echo-message")
+        #expect(a.take().first?.parameters == ["alice", "ACK", "-echo-message"])
+        a.send("PRIVMSG #r :two")
+        #expect(a.received.isEmpty)
+        b.send("CAP REQ :server-time")
+        b.clear()
+        a.send("PRIVMSG #r :three")
+        #expect(b.received.first?.tag("time") != nil)  // capabilities are read when delivering, on the recipient's loop
+    }
+
+    @Test func privateMessagesAwayAndErrors() {
+        let a = harness.login("alice")
+        let b = harness.login("bob")
+        b.send("AWAY :lunch")
+        #expect(b.take().first?.command == "306")
+        a.send("PRIVMSG bob :hi")
+        #expect(b.received.first?.parameters == ["bob", "hi"])
+        #expect(a.take().map(\.parameters) == [["alice", "bob", "lunch"]])  // 301
+        a.send("NOTICE bob :psst")
+        #expect(a.received.isEmpty)  // no away reply to a NOTICE
+        a.send("PRIVMSG nobody :hi")
+        a.send("PRIVMSG #nowhere :hi")
+        a.send("PRIVMSG")
+        a.send("PRIVMSG bob")
+        a.send("NOTICE nobody :quiet")
+        #expect(a.received.map(\.command) == ["401", "403", "411", "412"])
+    }
+
+    @Test func noExternalMessagesAndOperatorsOnlyMessages() {
+        let a = harness.login("alice")
+        let b = harness.login("bob")
+        let c = harness.login("carol")
+        a.send("JOIN #n"); b.send("JOIN #n")
+        b.clear()
+        c.send("PRIVMSG #n :from outside")
+        #expect(c.received.map(\.command) == ["404"])
+        a.send("MODE #n -n")
+        b.clear()
+        c.send("PRIVMSG #n :from outside")
+        #expect(b.received.first?.parameters == ["#n", "from outside"])
+        b.clear(); a.clear()
+        c.send("NOTICE @#n :ops only")
+        #expect(a.received.first?.parameters == ["@#n", "ops only"])
+        #expect(b.received.isEmpty)
+    }
+
+    @Test func tagmsgReachesOnlyMessageTagsClients() {
+        let a = harness.login("alice", capabilities: ["message-tags"])
+        let b = harness.login("bob", capabilities: ["message-tags"])
+        let c = harness.login("carol")
+        for s in [a, b, c] { s.send("JOIN #t") }
+        for s in [a, b, c] { s.clear() }
+        a.send("@+typing=active TAGMSG #t")
+        #expect(b.received.first?.tags == [IRCTag("+typing", "active")])
+        #expect(c.received.isEmpty)
+        a.send("@+typing=active;server-only=x PRIVMSG #t :hi")
+        #expect(b.received.last?.tags == [IRCTag("+typing", "active")])  // client-only tags only
+        a.send("TAGMSG")
+        #expect(a.received.last?.command == "461")
+    }
+
+    @Test func whoAndWhois() {
+        let a = harness.login("alice")
+        let b = harness.login("bob")
+        a.send("JOIN #w"); b.send("JOIN #w"); b.send("JOIN #v")
+        b.send("AWAY :gone")
+        a.clear()
+        a.send("WHO #w")
+        #expect(a.received.map { $0.parameters } == [
+            ["alice", "#w", "~alice", "user/alice", "localhost", "alice", "H@", "0 Alice"],
+            ["alice", "#w", "~bob", "user/bob", "localhost", "bob", "G", "0 Bob"],
+            ["alice", "#w", "End of /WHO list"],
+        ])
+        a.clear()
+        harness.now += 42
+        a.send("WHOIS bob")
+        #expect(a.received.map(\.command) == ["311", "319", "312", "301", "671", "330", "317", "318"])
+        #expect(a.received[1].parameters.last == "@#v #w")  // bob made #v, so he operates it
+        #expect(a.received[6].parameters[2...3] == ["42", "1800000000"])
+        a.clear()
+        a.send("WHOIS nobody")
+        #expect(a.received.map(\.command) == ["401", "318"])
+    }
+
+    @Test func awayNotifyReachesRoommatesWithTheCapability() {
+        let a = harness.login("alice")
+        let b = harness.login("bob", capabilities: ["away-notify"])
+        let c = harness.login("carol")
+        for s in [a, b, c] { s.send("JOIN #a") }
+        for s in [a, b, c] { s.clear() }
+        a.send("AWAY :brb")
+        #expect(a.take().map(\.command) == ["306"])
+        #expect(b.take() == [IRCMessage(source: "alice!~alice@user/alice", command: "AWAY", parameters: ["brb"])])
+        #expect(c.received.isEmpty)
+        a.send("AWAY")
+        #expect(a.received.map(\.command) == ["305"])
+        #expect(b.received.first?.parameters == [])
+        #expect(harness.core.registry.session(named: "alice")?.away == nil)
+    }
+
+    @Test func userhostIsonMotdPingAndCap() {
+        let a = harness.login("alice")
+        _ = harness.login("bob")
+        a.send("USERHOST bob nobody")
+        a.send("ISON bob nobody alice")
+        a.send("MOTD")
+        a.send("PING :token")
+        a.send("CAP LIST")
+        a.send("CAP REQ :no-such-cap")
+        a.send("CAP REQ -sasl")
+        a.send("CAP BOGUS")
+        #expect(a.received.map(\.parameters) == [
+            ["alice", "bob=+~bob@user/bob"], ["alice", "bob alice"],
+            ["alice", "- localhost Message of the day - "], ["alice", "- Test server."], ["alice", "End of /MOTD command."],
+            ["localhost", "token"], ["alice", "LIST", ""], ["alice", "NAK", "no-such-cap"], ["alice", "NAK", "-sasl"],
+            ["alice", "BOGUS", "Invalid CAP command"],
+        ])
+    }
+}

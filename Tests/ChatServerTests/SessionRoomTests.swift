@@ -1,0 +1,194 @@
+@testable import ChatServer
+import ChatTesting
+import Foundation
+import IRC
+import Testing
+
+/// JOIN, PART, TOPIC, NAMES, LIST, KICK, INVITE and MODE as transitions of the session state
+/// machine, with the numerics the Modern IRC documentation gives.
+@Suite struct SessionRoomTests {
+    let harness = SessionHarness(accounts: ["alice": "pw-alice", "bob": "pw-bob", "carol": "pw-carol"])
+
+    @Test func joinMakesTheCreatorOperatorAndTellsEveryone() {
+        let a = harness.login("alice")
+        a.send("JOIN #Lobby")
+        #expect(a.received.map(\.command) == ["JOIN", "353", "366"])
+        #expect(a.received[0].source == "alice!~alice@user/alice" && a.received[0].parameters == ["#Lobby"])
+        #expect(a.received[1].parameters == ["alice", "=", "#Lobby", "@alice"])
+        let b = harness.login("bob", capabilities: ["extended-join"])
+        a.clear()
+        b.send("JOIN #lobby")  // case-insensitive: the same room
+        #expect(a.received.map(\.parameters) == [["#Lobby"]])
+        #expect(b.received[0].parameters == ["#Lobby", "bob", "Bob"])  // extended-join: account and real name
+        #expect(b.received("353").first?.parameters.last == "@alice bob")
+        b.clear()
+        b.send("JOIN #lobby")  // already there: nothing
+        #expect(b.received.isEmpty)
+    }
+
+    @Test func joinRefusalsHaveTheirNumerics() {
+        let a = harness.login("alice")
+        let b = harness.login("bob")
+        a.send("JOIN #k")
+        a.send("MODE #k +k secret")
+        a.send("JOIN #i")
+        a.send("MODE #i +i")
+        b.send("JOIN #k")
+        b.send("JOIN #k wrong")
+        b.send("JOIN #i")
+        b.send("JOIN nohash")
+        #expect(b.received.map(\.command) == ["475", "475", "473", "403"])
+        b.clear()
+        b.send("JOIN #k,#other secret")
+        #expect(b.received("JOIN").map(\.parameters) == [["#k"], ["#other"]])
+    }
+
+    @Test func roomLimitPerUser() {
+        let harness = SessionHarness(accounts: ["alice": "pw"]) { $0.limits.roomsPerUser = 2 }
+        let a = harness.login("alice")
+        a.send("JOIN #a,#b,#c")
+        #expect(a.received("405").first?.parameters == ["alice", "#c", "You have joined too many rooms (limit 2)"])
+        #expect(a.handle!.roomCount == 2)
+    }
+
+    @Test func partAndJoinZero() {
+        let a = harness.login("alice")
+        let b = harness.login("bob")
+        a.send("JOIN #x,#y"); b.send("JOIN #x,#y")
+        b.clear()
+        a.send("PART #x :see you")
+        #expect(b.received.first?.parameters == ["#x", "see you"])
+        a.send("JOIN 0")
+        #expect(b.received.last?.parameters == ["#y", "Left all rooms"])
+        #expect(a.handle!.roomCount == 0)
+        a.clear()
+        a.send("PART #x")
+        a.send("PART #nowhere")
+        #expect(a.received.map(\.command) == ["442", "403"])
+        b.send("PART #x"); b.send("PART #y")
+        #expect(harness.core.registry.roomCount == 0)  // empty rooms go away
+    }
+
+    @Test func topicIsSetByOperatorsAndReadByAnyone() {
+        let a = harness.login("alice")
+        let b = harness.login("bob")
+        let c = harness.login("carol")
+        a.send("JOIN #t"); b.send("JOIN #t")
+        a.clear(); b.clear()
+        a.send("TOPIC #t")
+        #expect(a.take().map(\.command) == ["331"])
+        b.send("TOPIC #t :mine now")
+        #expect(b.take().first?.command == "482")  // +t by default
+        harness.now += 60
+        a.send("TOPIC #t :plans")
+        #expect(b.take().first?.parameters == ["#t", "plans"])
+        c.send("TOPIC #t")
+        #expect(c.received.map(\.parameters) == [["carol", "#t", "plans"], ["carol", "#t", "alice!~alice@user/alice", "1800000060"]])
+        c.send("TOPIC #t :outsider")
+        #expect(c.received.last?.command == "442")
+        c.clear()
+        c.send("JOIN #t")
+        #expect(c.received.map(\.command) == ["JOIN", "332", "333", "353", "366"])
+    }
+
+    @Test func namesAndList() {
+        let a = harness.login("alice")
+        let b = harness.login("bob")
+        a.send("JOIN #a"); b.send("JOIN #a"); b.send("JOIN #b")
+        a.send("TOPIC #a :about a")
+        a.clear()
+        a.send("NAMES #a,#none")
+        #expect(a.received.map(\.parameters) == [["alice", "=", "#a", "@alice bob"], ["alice", "#a", "End of /NAMES list"], ["alice", "#none", "End of /NAMES list"]])
+        a.clear()
+        a.send("LIST")
+        #expect(a.received.map(\.parameters) == [["alice", "Channel", "Users  Name"], ["alice", "#a", "2", "about a"], ["alice", "#b", "1", ""], ["alice", "End of /LIST"]])
+        a.clear()
+        a.send("LIST #b")
+        #expect(a.received("322").map { $0.parameters[1] } == ["#b"])
+    }
+
+    @Test func kickRemovesTheMemberEverywhereAtOnce() {
+        let a = harness.login("alice")
+        let b = harness.login("bob")
+        a.send("JOIN #k"); b.send("JOIN #k")
+        b.clear()
+        b.send("KICK #k alice")
+        #expect(b.take().first?.command == "482")
+        a.send("KICK #k carol")
+        #expect(a.received.last?.command == "441")
+        a.send("KICK #k bob :behave")
+        #expect(b.received.first?.parameters == ["#k", "bob", "behave"])
+        #expect(b.handle!.roomCount == 0)  // the kicked session's room list changed with the room
+        #expect(harness.core.registry.room(named: "#k")?.memberCount == 1)
+        b.send("PRIVMSG #k :still here?")
+        #expect(b.received.last?.command == "404")
+    }
+
+    @Test func inviteLetsSomeoneIntoAnInviteOnlyRoom() {
+        let a = harness.login("alice")
+        let b = harness.login("bob")
+        a.send("JOIN #i"); a.send("MODE #i +i")
+        a.clear()
+        a.send("INVITE nobody #i")
+        a.send("INVITE bob #elsewhere")
+        a.send("INVITE bob #i")
+        #expect(a.received.map(\.command) == ["401", "403", "341"])
+        #expect(b.received.first == IRCMessage(source: "alice!~alice@user/alice", command: "INVITE", parameters: ["bob", "#i"]))
+        b.send("JOIN #i")
+        #expect(b.received.last?.command == "366")
+        a.clear()
+        a.send("INVITE bob #i")
+        #expect(a.received.first?.command == "443")
+    }
+
+    @Test func modeQueriesAndChanges() {
+        let a = harness.login("alice")
+        let b = harness.login("bob")
+        let c = harness.login("carol")
+        a.send("JOIN #m"); b.send("JOIN #m")
+        a.clear(); b.clear()
+        a.send("MODE #m +k key")
+        #expect(b.take().first?.parameters == ["#m", "+k", "key"])
+        b.send("MODE #m")
+        #expect(b.received.map(\.command) == ["324", "329"])
+        #expect(b.received[0].parameters == ["bob", "#m", "+knt", "key"])
+        c.send("MODE #m")
+        #expect(c.received[0].parameters == ["carol", "#m", "+knt", "*"])  // outsiders do not see the key
+        b.clear()
+        b.send("MODE #m -t")
+        #expect(b.take().first?.command == "482")
+        a.send("MODE #m +o-t bob")
+        #expect(b.take().first?.parameters == ["#m", "+o-t", "bob"])
+        #expect(harness.core.registry.room(named: "#m")!.isOperator(b.handle!))
+        a.clear()
+        a.send("MODE #m +z")
+        #expect(a.received.first?.command == "472")
+    }
+
+    @Test func listQueriesAnswerEndOfListToAnyoneWithoutAnError() {
+        // irssi sends MODE #room b on every join; it must not see "You're not a room operator".
+        let a = harness.login("alice")
+        let b = harness.login("bob")
+        let c = harness.login("carol")
+        a.send("JOIN #q"); b.send("JOIN #q")
+        b.clear()
+        b.send("MODE #q b")
+        #expect(b.take().map(\.parameters) == [["bob", "#q", "End of channel ban list"]])
+        #expect(b.received.isEmpty)
+        a.clear()
+        a.send("MODE #q +beI")
+        #expect(a.received.map(\.command) == ["368", "349", "347"])
+        c.send("MODE #q e")
+        #expect(c.received.map(\.command) == ["349"])
+    }
+
+    @Test func userModes() {
+        let a = harness.login("alice")
+        _ = harness.login("bob")
+        a.send("MODE alice")
+        a.send("MODE alice +w")
+        a.send("MODE bob")
+        a.send("MODE nobody")
+        #expect(a.received.map(\.command) == ["221", "501", "221", "502", "401"])
+    }
+}
