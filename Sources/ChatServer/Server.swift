@@ -133,15 +133,23 @@ public final class Server: Sendable {
                         handshakeExecutor: handshakeExecutor)
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(tls)
-                    try sync.addHandler(ByteToMessageHandler(LineDecoder(maximumLength: limits.lineLength + IRCMessage.Limits.clientTags + 2)))
-                    try sync.addHandler(SendQueueWatchdog())
-                    try sync.addHandler(KeepaliveHandler(
-                        serverName: core.configuration.serverName, registrationTimeoutSeconds: limits.registrationTimeoutSeconds,
-                        pingIntervalSeconds: limits.pingIntervalSeconds, pingTimeoutSeconds: limits.pingTimeoutSeconds))
-                    try sync.addHandler(FloodControlHandler(perSecond: limits.messagesPerSecond, burst: limits.messageBurst))
-                    try sync.addHandler(ClientConnection(core: core, eventLoop: channel.eventLoop, address: address))
+                    try Server.addSessionHandlers(to: sync, core: core, eventLoop: channel.eventLoop, address: address)
                 }
             }
+    }
+
+    /// Adds what sits above TLS in every client's pipeline: the line decoder, the send-queue
+    /// watchdog, keepalive, flood control and the connection that runs the session.
+    public static func addSessionHandlers(to pipeline: ChannelPipeline.SynchronousOperations, core: ServerCore, eventLoop: EventLoop,
+                                          address: String, now: @escaping () -> Date = Date.init) throws {
+        let limits = core.configuration.limits
+        try pipeline.addHandler(ByteToMessageHandler(LineDecoder(maximumLength: limits.lineLength + IRCMessage.Limits.clientTags + 2)))
+        try pipeline.addHandler(SendQueueWatchdog())
+        try pipeline.addHandler(KeepaliveHandler(
+            serverName: core.configuration.serverName, registrationTimeoutSeconds: limits.registrationTimeoutSeconds,
+            pingIntervalSeconds: limits.pingIntervalSeconds, pingTimeoutSeconds: limits.pingTimeoutSeconds))
+        try pipeline.addHandler(FloodControlHandler(perSecond: limits.messagesPerSecond, burst: limits.messageBurst))
+        try pipeline.addHandler(ClientConnection(core: core, eventLoop: eventLoop, address: address, now: now))
     }
 
     /// Re-reads the users file and the certificate and key (SIGHUP). A bad new certificate is

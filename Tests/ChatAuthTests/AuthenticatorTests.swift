@@ -1,3 +1,4 @@
+import ChatTesting
 import Foundation
 import Testing
 @testable import ChatAuth
@@ -114,13 +115,10 @@ struct Fixture {
         let weak = try PasswordHash.make(password: Password("old password"), parameters: ScryptParameters(ln: 4, r: 8, p: 1))
         try f.store.update { try $0.add(Account(name: "old", hash: weak.phc, created: "t", updated: "t")) }
         #expect(await f.login("old", "old password") == .success(account: "old"))
-        var upgraded: PasswordHash?
-        for _ in 0..<250 {
-            let current = try PasswordHash(phc: try f.store.load().account(named: "old")!.hash)
-            if current.parameters == Fixture.policy { upgraded = current; break }
-            try await Task.sleep(nanoseconds: 20_000_000)
-        }
-        let hash = try #require(upgraded)
+        // The re-hash runs in the background after the login's answer.
+        #expect(await waitUntil { (try? PasswordHash(phc: f.store.load().account(named: "old")!.hash).parameters) == Fixture.policy })
+        let hash = try PasswordHash(phc: try f.store.load().account(named: "old")!.hash)
+        #expect(hash.parameters == Fixture.policy)
         #expect(try hash.verify(Password("old password")))
         #expect(await f.login("old", "old password") == .success(account: "old"))
     }
@@ -136,7 +134,7 @@ struct Fixture {
         let f = try Fixture(threads: 1, queue: 0)
         let gate = DispatchSemaphore(value: 0)
         #expect(f.pool.enqueue { gate.wait() })
-        try await Task.sleep(nanoseconds: 50_000_000)  // the thread picks it up
+        #expect(await waitUntil { f.pool.statistics.started == 1 })  // the thread picked it up
         #expect(await f.login("alice", "correct horse") == .busy)
         gate.signal()
     }
@@ -146,12 +144,12 @@ struct Fixture {
         let gate = DispatchSemaphore(value: 0)
         let done = Lines()
         #expect(pool.enqueue { gate.wait(); done.append("a") })
-        try await Task.sleep(nanoseconds: 50_000_000)
+        #expect(await waitUntil { pool.statistics.started == 1 })
         #expect(pool.enqueue { done.append("b") })
         #expect(!pool.enqueue { done.append("c") })
         await #expect(throws: WorkerPoolError.busy) { try await pool.run { 1 } }
         gate.signal()
-        for _ in 0..<100 where done.all.count < 2 { try await Task.sleep(nanoseconds: 10_000_000) }
+        #expect(await waitUntil { done.all.count == 2 })
         #expect(done.all == ["a", "b"])
         #expect(pool.statistics.rejected == 2)
         #expect(try await pool.run { 42 } == 42)
@@ -167,7 +165,7 @@ struct Fixture {
             #expect(try await pool.run { secret.bytes.count } == 32)
         }
         // The queue slot no longer holds the job: what it captured (a password) is gone.
-        for _ in 0..<100 where watched != nil { try await Task.sleep(nanoseconds: 5_000_000) }
+        #expect(await waitUntil { watched == nil })
         #expect(watched == nil)
     }
 

@@ -142,6 +142,7 @@ func account(_ name: String, locked: Bool = false, hash: String = fastHash) -> A
         var lost = 0
         for round in 0..<16 {
             let process = try Self.start(["adduser", "killed\(round)", "--config", config, "--password-stdin"], input: "password-\(round)\n")
+            // Not a wait: a random moment in the write to kill the process at, the point of this test.
             usleep(UInt32(Double.random(in: 0.3...1.1) * duration * 1_000_000))
             process.signal(SIGKILL)
             process.finish(timeout: 10)

@@ -28,10 +28,8 @@ final class ClientProcess: @unchecked Sendable {
     /// Waits for an output line containing `text`.
     @discardableResult
     func waitFor(_ text: String, timeout: Double = 15) async throws -> String {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if let line = lines.first(where: { $0.contains(text) }) { return line }
-            try await Task.sleep(nanoseconds: 20_000_000)
+        if await waitUntil(timeout: timeout, { lines.contains { $0.contains(text) } }), let line = lines.first(where: { $0.contains(text) }) {
+            return line
         }
         throw TestIRCClient.Timeout(waitingFor: "'\(text)' from chat-client", received: lines + ["stderr: " + stderr])
     }
@@ -172,9 +170,7 @@ let bob = ("bob", "bob password!")
         let again = try await TestServer.start(accounts: [alice]) { $0.listeners[0].port = port }
         try again.addAccount(bob.0, password: bob.1)
         try await a.waitFor("reconnected as alice", timeout: 30)
-        for _ in 0..<250 where a.lines.filter({ $0.contains("#back -!- alice joined") }).count < 2 {
-            try await Task.sleep(nanoseconds: 20_000_000)
-        }
+        _ = await waitUntil { a.lines.filter({ $0.contains("#back -!- alice joined") }).count >= 2 }
         #expect(a.lines.filter { $0.contains("#back -!- alice joined") }.count == 2)  // rejoined
         let b = try await again.loggedIn(bob.0, bob.1)
         try await b.send("JOIN #back")
@@ -240,11 +236,7 @@ let bob = ("bob", "bob password!")
         defer { _ = Self.run(["tmux", "kill-session", "-t", session]) }
         func screen() -> String { Self.run(["tmux", "capture-pane", "-t", session, "-p"]) }
         func waitForScreen(_ text: String) async throws -> String {
-            for _ in 0..<150 {
-                let s = screen()
-                if s.contains(text) { return s }
-                try await Task.sleep(nanoseconds: 100_000_000)
-            }
+            if await waitUntil(timeout: 15, { screen().contains(text) }) { return screen() }
             Issue.record("the screen never showed '\(text)':\n\(screen())")
             return screen()
         }

@@ -17,12 +17,7 @@ import Testing
         var log: String { child.output }
 
         func waitForLog(_ text: String, timeout: Double = 20) async -> Bool {
-            let deadline = Date().addingTimeInterval(timeout)
-            while Date() < deadline {
-                if log.contains(text) { return true }
-                try? await Task.sleep(nanoseconds: 20_000_000)
-            }
-            return false
+            await waitUntil(timeout: timeout) { log.contains(text) }
         }
 
         /// The exit status, or nil if the server was still running after `timeout` seconds.

@@ -117,15 +117,6 @@ let carol = ("carol", "carol password")
         #expect(try await watcher.next("PRIVMSG").parameters == ["bob", "still here"])
         await server.stop()
     }
-
-    @Test func registrationTimesOut() async throws {
-        // Long enough for the TLS handshake on a busy machine (the timer starts at accept).
-        let server = try await TestServer.start { $0.limits.registrationTimeoutSeconds = 1.5 }
-        let client = try await server.client()
-        #expect(try await client.next("ERROR").parameters[0] == "Registration timed out: log in within 1.5 seconds")
-        #expect(await client.waitUntilClosed())
-        await server.stop()
-    }
 }
 
 /// Rooms, messages, modes and information commands between logged-in clients.

@@ -56,32 +56,6 @@ import TLS
         await server.stop()
     }
 
-    @Test func vanishedClientTimesOutAndTheRoomSeesItLeave() async throws {
-        let server = try await TestServer.start(accounts: [alice, bob]) {
-            $0.limits.pingIntervalSeconds = 2
-            $0.limits.pingTimeoutSeconds = 2
-        }
-        // alice keeps talking from the start, so only bob times out.
-        let a = try await server.loggedIn(alice.0, alice.1)
-        let keepAlive = Task {
-            while !Task.isCancelled {
-                try? await a.send("PING keep")
-                try? await Task.sleep(nanoseconds: 50_000_000)
-            }
-        }
-        defer { keepAlive.cancel() }
-        try await a.send("JOIN #keepalive")
-        try await a.next("366")
-        // bob never answers PING; after joining he also stops reading: silent, TLS still open.
-        let b = try await server.loggedIn(bob.0, bob.1)
-        try? await b.send("JOIN #keepalive")
-        try? await b.channel.setOption(ChannelOptions.autoRead, value: false).get()
-        let quit = try await a.next("bob's QUIT", timeout: 20) { $0.command == "QUIT" }
-        #expect(quit.source?.hasPrefix("bob!") == true)
-        #expect(quit.parameters == ["Ping timeout: 0 seconds"] || quit.parameters.first?.hasPrefix("Ping timeout") == true)
-        await server.stop()
-    }
-
     @Test func slowReaderIsDisconnectedAndOthersKeepReceiving() async throws {
         let server = try await TestServer.start(accounts: [alice, bob, carol]) {
             // Room for a fast reader that a busy machine stalls for a moment; far less than the flood.
@@ -112,27 +86,11 @@ import TLS
         #expect(fast.received.filter { $0.command == "PRIVMSG" }.count == total)
         // The slow reader was disconnected with a reason (within the 2-second grace after it
         // passed the limit, which may be after the flood); the room saw it leave.
-        for _ in 0..<200 where !fast.received.contains(where: { $0.command == "QUIT" }) { try await Task.sleep(nanoseconds: 50_000_000) }
+        _ = await waitUntil { fast.received.contains { $0.command == "QUIT" } }
         let quit = fast.received.first { $0.command == "QUIT" }
         #expect(quit?.source?.hasPrefix("bob!") == true)
         #expect(quit?.parameters == ["SendQ exceeded"])
         #expect(server.logs.contains("send queue exceeded account=bob"))
-        await server.stop()
-    }
-
-    @Test func floodControlDelaysButLosesNothing() async throws {
-        let server = try await TestServer.start(accounts: [alice]) {
-            $0.limits.messagesPerSecond = 20
-            $0.limits.messageBurst = 5
-        }
-        let a = try await server.loggedIn(alice.0, alice.1)
-        // All 30 in one write: 5 are answered at once, the rest at 20 per second (about 1.3 s).
-        try await a.sendRaw(Array((0..<30).map { "PING n\($0)\r\n" }.joined().utf8))
-        try await Task.sleep(nanoseconds: 200_000_000)
-        let early = a.received.filter { $0.command == "PONG" }.count
-        #expect(early < 30)
-        try await a.next("last PONG", timeout: 10) { $0.command == "PONG" && $0.parameters.last == "n29" }
-        #expect(a.received.filter { $0.command == "PONG" }.map { $0.parameters.last! } == (0..<30).map { "n\($0)" })
         await server.stop()
     }
 

@@ -66,13 +66,33 @@ import Testing
         #expect(throws: IRCParseError.containsNUL) { try IRCMessage.parse(Array("PING a".utf8) + [0]) }
     }
 
-    @Test func randomBytesNeverCrash() {
-        var rng = SystemRandomNumberGenerator()
-        let alphabet: [UInt8] = Array("@:; =\\#PRIVMSG".utf8) + [0x00, 0xff, 0xc3, 0xa9, 0x20]
+    /// SplitMix64: the same inputs on every run, so a failure can be reproduced.
+    struct SeededGenerator: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    @Test func randomLinesParseOrFailCleanlyAndRoundTrip() throws {
+        var rng = SeededGenerator(state: 20261203)
+        let alphabet: [UInt8] = Array("@:; =\\#PRIVMSG+a".utf8) + [0x00, 0xff, 0xc3, 0xa9, 0x20, 0x0d]
+        var parsed = 0
         for _ in 0..<20_000 {
             let line = (0..<Int.random(in: 0...40, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }
-            _ = try? IRCMessage.parse(line)
+            guard let message = try? IRCMessage.parse(line) else { continue }
+            parsed += 1
+            // Whatever parses serialises to a line that parses back to the same message.
+            var bytes = message.serialized()
+            #expect(bytes.suffix(2) == [0x0d, 0x0a])
+            bytes.removeLast(2)
+            #expect(try IRCMessage.parse(bytes) == message)
         }
+        #expect(parsed > 100)  // the alphabet makes valid lines often enough to test something
     }
 
     @Test func names() {

@@ -1,3 +1,4 @@
+import ChatTesting
 import Foundation
 import NIOCore
 import NIOPosix
@@ -12,6 +13,7 @@ final class TestHandshakeExecutor: TLSHandshakeExecutor, @unchecked Sendable {
     private let lock = NSLock()
     private var taken = 0
     private var turnedAway = 0
+    private var done = 0
 
     init(delay: Double = 0, refuse: Bool = false) {
         self.delay = delay
@@ -20,11 +22,16 @@ final class TestHandshakeExecutor: TLSHandshakeExecutor, @unchecked Sendable {
 
     var steps: Int { lock.withLock { taken } }
     var refused: Int { lock.withLock { turnedAway } }
+    /// Steps that ran to their end.
+    var finished: Int { lock.withLock { done } }
 
     func execute(_ job: @escaping @Sendable () -> Void) -> Bool {
         lock.withLock { if refuse { turnedAway += 1 } else { taken += 1 } }
         if refuse { return false }
-        queue.asyncAfter(deadline: .now() + delay) { job() }
+        queue.asyncAfter(deadline: .now() + delay) {
+            job()
+            self.lock.withLock { self.done += 1 }
+        }
         return true
     }
 }
@@ -89,7 +96,8 @@ final class TestHandshakeExecutor: TLSHandshakeExecutor, @unchecked Sendable {
         let client = try? await TestClient.connect(port: server.port, context: pki.clientContext())
         let error = await server.errors.wait { ($0 as? TLSError).map { if case .handshakeTimedOut = $0 { return true } else { return false } } ?? false }
         #expect(error != nil)
-        try await Task.sleep(nanoseconds: 1_200_000_000)  // the late step comes back to a closed handler
+        // The late step comes back to a handler that already closed, and is dropped there.
+        #expect(await waitUntil { executor.finished == 1 })
         #expect(executor.steps == 1)
         if let client { _ = try? await client.recorder.handshake.futureResult.get() }
         try await server.stop()

@@ -175,12 +175,8 @@ final class NIOLockedErrors: @unchecked Sendable {
 
     /// Waits up to `seconds` for an error matching `predicate`.
     func wait(seconds: Double = 10, _ predicate: (Error) -> Bool) async -> Error? {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if let match = all.first(where: predicate) { return match }
-            try? await Task.sleep(nanoseconds: 20_000_000)
-        }
-        return nil
+        _ = await waitUntil(timeout: seconds) { all.contains(where: predicate) }
+        return all.first(where: predicate)
     }
 }
 
@@ -229,12 +225,7 @@ final class Subprocess: @unchecked Sendable {
     /// Waits up to `seconds` for the output to contain `needle`.
     @discardableResult
     func waitFor(_ needle: String, seconds: Double = 10) async -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if text.contains(needle) { return true }
-            try? await Task.sleep(nanoseconds: 20_000_000)
-        }
-        return text.contains(needle)
+        await waitUntil(timeout: seconds) { text.contains(needle) }
     }
 
     /// Waits up to `seconds` for the process to exit; kills it after that.

@@ -25,13 +25,7 @@ let core: ServerCore = {
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let channel = EmbeddedChannel()
-    let limits = core.configuration.limits
-    let sync = channel.pipeline.syncOperations
-    try! sync.addHandler(ByteToMessageHandler(LineDecoder(maximumLength: 512 + 4096 + 2)))
-    try! sync.addHandler(KeepaliveHandler(serverName: "fuzz", registrationTimeoutSeconds: limits.registrationTimeoutSeconds,
-                                          pingIntervalSeconds: limits.pingIntervalSeconds, pingTimeoutSeconds: limits.pingTimeoutSeconds))
-    try! sync.addHandler(FloodControlHandler(perSecond: limits.messagesPerSecond, burst: limits.messageBurst))
-    try! sync.addHandler(ClientConnection(core: core, eventLoop: channel.embeddedEventLoop, address: "192.0.2.1"))
+    try! Server.addSessionHandlers(to: channel.pipeline.syncOperations, core: core, eventLoop: channel.embeddedEventLoop, address: "192.0.2.1")
     try! channel.connect(to: SocketAddress(ipAddress: "192.0.2.1", port: 1)).wait()
     var input = Array(UnsafeBufferPointer(start: data, count: size))
     if let first = input.first, first & 1 == 0 {

@@ -1,0 +1,226 @@
+import ChatTesting
+import Foundation
+import IRC
+import IRCFraming
+import Logging
+import NIOCore
+import NIOEmbedded
+import Testing
+@testable import ChatServer
+
+/// The single-job handlers and `ClientConnection`, each in an `EmbeddedChannel` with a virtual
+/// clock (`advanceTime`): no sockets, no sleeps, nothing that depends on the machine's speed.
+@Suite struct ConnectionHandlerTests {
+    static func line(_ text: String) -> InboundLine {
+        .line(ByteBufferAllocator().buffer(string: text))
+    }
+
+    /// Everything written to the channel so far, as text.
+    static func written(_ channel: EmbeddedChannel) throws -> String {
+        var text = ""
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
+        return text
+    }
+
+    /// Collects the events the handlers send towards ClientConnection.
+    final class EventRecorder: ChannelInboundHandler {
+        typealias InboundIn = InboundLine
+        var events: [SessionEvent] = []
+        var lines: [String] = []
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            if case let .line(buffer) = unwrapInboundIn(data) { lines.append(String(buffer: buffer)) }
+        }
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if let event = event as? SessionEvent { events.append(event) }
+        }
+    }
+
+    // MARK: Keepalive
+
+    @Test func registrationTimesOutOnTheVirtualClock() throws {
+        let recorder = EventRecorder()
+        let channel = EmbeddedChannel(handlers: [
+            KeepaliveHandler(serverName: "s", registrationTimeoutSeconds: 60, pingIntervalSeconds: 90, pingTimeoutSeconds: 120), recorder,
+        ])
+        channel.embeddedEventLoop.advanceTime(by: .seconds(59))
+        #expect(recorder.events.isEmpty)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(recorder.events == [.registrationTimedOut(seconds: 60)])
+        _ = try channel.finish()
+    }
+
+    @Test func pingAfterSilenceAndTimeoutWithoutAnswer() throws {
+        let recorder = EventRecorder()
+        let keepalive = KeepaliveHandler(serverName: "s", registrationTimeoutSeconds: 60, pingIntervalSeconds: 90, pingTimeoutSeconds: 120)
+        let channel = EmbeddedChannel(handlers: [keepalive, recorder])
+        let loop = channel.embeddedEventLoop
+        channel.pipeline.triggerUserOutboundEvent(SessionRegistered(), promise: nil)
+        loop.advanceTime(by: .seconds(60))
+        #expect(recorder.events.isEmpty)  // the registration timer is gone
+        loop.advanceTime(by: .seconds(20))
+        try channel.writeInbound(Self.line("PRIVMSG #r :talking"))  // input at 80 s: idle again from here
+        loop.advanceTime(by: .seconds(89))
+        #expect(try Self.written(channel).isEmpty)
+        loop.advanceTime(by: .seconds(1))
+        #expect(try Self.written(channel) == "PING s\r\n")
+        try channel.writeInbound(Self.line("PONG s"))  // answered: no timeout
+        loop.advanceTime(by: .seconds(150))  // 320 s
+        #expect(recorder.events.isEmpty)
+        #expect(try Self.written(channel) == "PING s\r\n")  // the next round, at 260 s: 90 s after the PONG
+        loop.advanceTime(by: .seconds(59))  // 379 s
+        #expect(recorder.events.isEmpty)
+        loop.advanceTime(by: .seconds(1))
+        #expect(recorder.events == [.pingTimedOut(seconds: 120)])
+        #expect(recorder.lines == ["PRIVMSG #r :talking", "PONG s"])  // lines pass through
+        _ = try channel.finish()
+    }
+
+    // MARK: Flood control
+
+    @Test func floodControlHoldsLinesAndReadsInOrderLosingNothing() throws {
+        let recorder = EventRecorder()
+        let flood = FloodControlHandler(perSecond: 2, burst: 3)
+        let channel = EmbeddedChannel(handlers: [flood, recorder])
+        let loop = channel.embeddedEventLoop
+        for i in 0..<10 { try channel.writeInbound(Self.line("PING \(i)")) }
+        #expect(recorder.lines == ["PING 0", "PING 1", "PING 2"])
+        #expect(flood.queuedCount == 7)
+        loop.advanceTime(by: .milliseconds(500))
+        #expect(recorder.lines.count == 4)
+        loop.advanceTime(by: .seconds(3))
+        #expect(recorder.lines == (0..<10).map { "PING \($0)" })
+        #expect(flood.queuedCount == 0)
+        #expect(recorder.events.isEmpty)
+        _ = try channel.finish()
+    }
+
+    @Test func floodControlPausesReadingWhileLinesWait() throws {
+        final class ReadCounter: ChannelOutboundHandler {
+            typealias OutboundIn = NIOAny
+            var reads = 0
+            func read(context: ChannelHandlerContext) { reads += 1; context.read() }
+        }
+        let counter = ReadCounter()
+        let flood = FloodControlHandler(perSecond: 1, burst: 1)
+        let channel = EmbeddedChannel(handlers: [counter, flood, EventRecorder()])
+        channel.read()
+        #expect(counter.reads == 1)
+        try channel.writeInbound(Self.line("a"))
+        try channel.writeInbound(Self.line("b"))  // waits for a token
+        channel.read()
+        #expect(counter.reads == 1)  // held back
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(counter.reads == 2)  // released once the queue drained
+        _ = try channel.finish()
+    }
+
+    @Test func excessFloodClosesAndDropsTheQueue() throws {
+        let recorder = EventRecorder()
+        let channel = EmbeddedChannel(handlers: [FloodControlHandler(perSecond: 1, burst: 1, maximumQueued: 5), recorder])
+        for i in 0..<10 { try channel.writeInbound(Self.line("x\(i)")) }
+        #expect(recorder.events == [.excessFlood])
+        channel.embeddedEventLoop.advanceTime(by: .seconds(60))
+        #expect(recorder.lines == ["x0"])
+        _ = try channel.finish()
+    }
+
+    // MARK: Send queue
+
+    @Test func aClientThatStopsReadingIsToldAfterTheGrace() throws {
+        let recorder = EventRecorder()
+        let channel = EmbeddedChannel(handlers: [SendQueueWatchdog(grace: .seconds(2)), recorder])
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        channel.isWritable = true  // it caught up: no action
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(5))
+        #expect(recorder.events.isEmpty)
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        #expect(recorder.events == [.sendQueueExceeded])
+        _ = try channel.finish(acceptAlreadyClosed: true)
+    }
+
+    // MARK: ClientConnection
+
+    static func connection(_ logins: TestLogins, logs: LogRecorder = LogRecorder()) throws -> (EmbeddedChannel, ServerCore) {
+        var configuration = ServerConfiguration(path: "/nonexistent/server.json", tls: .init(certificateChain: "unused", privateKey: "unused"),
+                                                usersFile: "/nonexistent/users.json")
+        configuration.motd = "Hi."
+        let core = ServerCore(configuration: configuration, logins: logins, logger: Logger(label: "test", factory: { _ in logs }))
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(ClientConnection(core: core, eventLoop: channel.embeddedEventLoop, address: "192.0.2.7"))
+        try channel.connect(to: SocketAddress(ipAddress: "192.0.2.7", port: 1)).wait()
+        return (channel, core)
+    }
+
+    @Test func linesPipelinedBehindALoginWaitAndAreProcessedInOrder() throws {
+        let logins = TestLogins(accounts: ["alice": "pw"])
+        logins.holding = true
+        let (channel, core) = try Self.connection(logins)
+        for text in ["PASS alice:pw", "NICK alice", "USER a 0 * :A", "JOIN #bots", "PRIVMSG #bots :ready"] {
+            try channel.writeInbound(Self.line(text))
+        }
+        #expect(try Self.written(channel).isEmpty)
+        logins.finishHeld()
+        channel.embeddedEventLoop.run()
+        let output = try Self.written(channel)
+        #expect(!output.contains(" 451 "))  // nothing refused as "not registered"
+        #expect(output.contains(" 001 alice "))
+        #expect(output.contains(":alice!~a@user/alice JOIN #bots\r\n"))
+        #expect(core.registry.room(named: "#bots")?.memberCount == 1)
+        _ = try channel.finish(acceptAlreadyClosed: true)
+    }
+
+    @Test func readingPausesWhileAPasswordIsChecked() throws {
+        final class ReadCounter: ChannelOutboundHandler {
+            typealias OutboundIn = NIOAny
+            var reads = 0
+            func read(context: ChannelHandlerContext) { reads += 1; context.read() }
+        }
+        let logins = TestLogins(accounts: ["alice": "pw"])
+        logins.holding = true
+        let (channel, _) = try Self.connection(logins)
+        let counter = ReadCounter()
+        try channel.pipeline.syncOperations.addHandler(counter, position: .first)
+        for text in ["PASS alice:pw", "NICK alice", "USER a 0 * :A"] { try channel.writeInbound(Self.line(text)) }
+        channel.read()
+        #expect(counter.reads == 0)
+        logins.finishHeld()
+        channel.embeddedEventLoop.run()
+        #expect(counter.reads == 1)
+        _ = try channel.finish(acceptAlreadyClosed: true)
+    }
+
+    @Test func everyDisconnectionIsLoggedOnceWithReasonAndDuration() throws {
+        let logs = LogRecorder()
+        let (channel, _) = try Self.connection(TestLogins(accounts: ["alice": "pw"]), logs: logs)
+        for text in ["PASS alice:pw", "NICK alice", "USER a 0 * :A"] { try channel.writeInbound(Self.line(text)) }
+        channel.embeddedEventLoop.run()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(5))
+        try channel.writeInbound(Self.line("QUIT :bye"))
+        channel.embeddedEventLoop.run()
+        let lines = logs.all.filter { $0.contains("disconnected") }
+        #expect(lines == ["info disconnected account=alice address=192.0.2.7 duration=5.0s reason=Quit: bye"])
+    }
+
+    @Test func eventsFromTheHandlersCloseWithTheirReason() throws {
+        let logs = LogRecorder()
+        let (channel, _) = try Self.connection(TestLogins(accounts: ["alice": "pw"]), logs: logs)
+        for text in ["PASS alice:pw", "NICK alice", "USER a 0 * :A"] { try channel.writeInbound(Self.line(text)) }
+        channel.embeddedEventLoop.run()
+        _ = try Self.written(channel)
+        channel.pipeline.fireUserInboundEventTriggered(SessionEvent.sendQueueExceeded)
+        #expect(try Self.written(channel) == "ERROR :SendQ exceeded\r\n")
+        #expect(logs.contains("send queue exceeded account=alice"))
+        #expect(logs.all.last?.contains("reason=SendQ exceeded") == true)
+    }
+
+    @Test func socketErrorsAreWordedWithoutStrayPunctuation() {
+        let reset = ClientConnection.describe(IOError(errnoCode: ECONNRESET, reason: "read(descriptor:pointer:size:)"))
+        #expect(reset == "connection error: Connection reset by peer")
+    }
+}
