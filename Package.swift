@@ -31,26 +31,30 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]
         ),
+        // Small shared pieces with no chat logic: the worker pool, JSON syntax, base64, `Password`,
+        // the atomic file writer for secrets.
+        .target(name: "ChatSupport"),
+        .testTarget(name: "ChatSupportTests", dependencies: ["ChatSupport"]),
         // TLS over COpenSSL: configuration, engine, SwiftNIO handler, development certificates.
         .target(
             name: "TLS",
             dependencies: [
-                "COpenSSL",
+                "COpenSSL", "ChatSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         // The IRC protocol as pure values: parsing, serialising, names, numerics. No I/O.
-        .target(name: "IRC"),
+        .target(name: "IRC", dependencies: ["ChatSupport"]),
         .testTarget(name: "IRCTests", dependencies: ["IRC"]),
         // IRC line framing for SwiftNIO pipelines (server and client), with a length cap.
         .target(name: "IRCFraming", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         // Accounts: scrypt hashes, the users file, login checks and throttling.
-        .target(name: "ChatAuth", dependencies: ["COpenSSL"]),
+        .target(name: "ChatAuth", dependencies: ["COpenSSL", "ChatSupport"]),
         // The server: configuration, sessions, rooms, delivery, limits.
         .target(
             name: "ChatServer",
             dependencies: [
-                "IRC", "IRCFraming", "ChatAuth", "TLS",
+                "IRC", "IRCFraming", "ChatAuth", "ChatSupport", "TLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -72,7 +76,7 @@ let package = Package(
         .target(
             name: "ChatClient",
             dependencies: [
-                "IRC", "IRCFraming", "TLS", "ChatAuth",
+                "IRC", "IRCFraming", "TLS", "ChatSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -81,13 +85,13 @@ let package = Package(
         .executableTarget(
             name: "chat-client",
             dependencies: [
-                "ChatClient", "ChatAuth", "TLS",
+                "ChatClient", "ChatSupport", "TLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(
             name: "ChatClientTests",
-            dependencies: ["ChatClient", "ChatTesting", "ChatAuth", "IRC", "TLS"]
+            dependencies: ["ChatClient", "ChatTesting", "ChatSupport", "IRC", "TLS"]
         ),
         // posix_spawn's GNU additions, for ChatTesting's ChildProcess.
         .target(name: "CChildProcess"),
@@ -96,7 +100,7 @@ let package = Package(
         .target(
             name: "ChatTesting",
             dependencies: [
-                "CChildProcess", "ChatServer", "ChatAuth", "TLS", "IRC", "IRCFraming",
+                "CChildProcess", "ChatServer", "ChatAuth", "ChatSupport", "TLS", "IRC", "IRCFraming",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -107,7 +111,7 @@ let package = Package(
         .testTarget(
             name: "ChatServerTests",
             dependencies: [
-                "ChatServer", "ChatTesting", "ChatAuth", "IRC", "IRCFraming", "TLS",
+                "ChatServer", "ChatTesting", "ChatAuth", "ChatSupport", "IRC", "IRCFraming", "TLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -117,7 +121,7 @@ let package = Package(
         .executableTarget(
             name: "chat-admin",
             dependencies: [
-                "ChatAuth", "TLS",
+                "ChatAuth", "ChatSupport", "TLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -125,7 +129,7 @@ let package = Package(
         .executableTarget(
             name: "chat-bench",
             dependencies: [
-                "ChatAuth", "TLS", "IRC", "IRCFraming",
+                "ChatAuth", "ChatSupport", "TLS", "IRC", "IRCFraming",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -133,7 +137,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "ChatAuthTests", dependencies: ["ChatAuth", "TLS", "ChatTesting"]),
+        .testTarget(name: "ChatAuthTests", dependencies: ["ChatAuth", "ChatSupport", "TLS", "ChatTesting"]),
         .testTarget(
             name: "TLSTests",
             dependencies: [

@@ -1,3 +1,4 @@
+import ChatSupport
 import Foundation
 
 /// The answer to a login attempt.

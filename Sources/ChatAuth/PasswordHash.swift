@@ -1,3 +1,4 @@
+import ChatSupport
 import COpenSSL
 
 /// An scrypt password hash in PHC string format: `$scrypt$ln=15,r=8,p=3$<salt>$<hash>` with a
@@ -86,10 +87,10 @@ public struct PasswordHash: Sendable, Hashable, CustomStringConvertible {
         }
         let parameters = ScryptParameters(ln: ln, r: r, p: p)
         do { try parameters.validate() } catch { throw .malformed(reason: error.description) }
-        guard let salt = Base64.decode(parts[3]), salt.count >= 8, salt.count <= 64 else {
+        guard let salt = Base64.decode(parts[3].utf8), salt.count >= 8, salt.count <= 64 else {
             throw .malformed(reason: "salt is not unpadded base64 of 8 to 64 bytes")
         }
-        guard let hash = Base64.decode(parts[4]), hash.count >= 16, hash.count <= 64 else {
+        guard let hash = Base64.decode(parts[4].utf8), hash.count >= 16, hash.count <= 64 else {
             throw .malformed(reason: "hash is not unpadded base64 of 16 to 64 bytes")
         }
         self.init(parameters: parameters, salt: salt, hash: hash)

@@ -1,3 +1,4 @@
+import ChatSupport
 import Foundation
 
 /// One account as stored in the users file.

@@ -1,3 +1,4 @@
+import ChatSupport
 import Foundation
 
 /// The users file on disk: read it, and change it safely from several processes at once.
@@ -13,7 +14,7 @@ public struct UsersStore: Sendable {
 
     /// Called to write the new file's bytes to an open descriptor; tests inject failures here
     /// (a full disk) to check that the old file survives.
-    public var writeBytes: @Sendable (Int32, [UInt8]) -> Int32 = UsersStore.writeAll
+    public var writeBytes: AtomicFile.Writer = AtomicFile.writeAll
 
     public init(path: String) {
         self.path = path
@@ -108,45 +109,11 @@ public struct UsersStore: Sendable {
     }
 
     private func write(_ database: UsersDatabase) throws(UsersFileError) {
-        let bytes = database.encoded()
-        let directory = (path as NSString).deletingLastPathComponent
-        var random: UInt64 = 0
-        arc4random_buf(&random, 8)
-        let temporary = "\(path).tmp-\(getpid())-\(String(random, radix: 36))"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        if fd < 0 { throw .writeFailed(path: path, reason: "cannot create \(temporary): \(String(cString: strerror(errno)))") }
-        var failure: String?
-        if fchmod(fd, 0o600) != 0 { failure = String(cString: strerror(errno)) }
-        if failure == nil {
-            let code = writeBytes(fd, bytes)
-            if code != 0 { failure = String(cString: strerror(code)) }
+        do {
+            try AtomicFile.write(database.encoded(), to: path, mode: 0o600, writer: writeBytes)
+        } catch {
+            throw .writeFailed(path: path, reason: error.reason)
         }
-        if failure == nil && fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
-        close(fd)
-        if failure == nil && rename(temporary, path) != 0 { failure = String(cString: strerror(errno)) }
-        if let failure {
-            unlink(temporary)
-            throw .writeFailed(path: path, reason: failure)
-        }
-        let dirfd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dirfd >= 0 {
-            fsync(dirfd)
-            close(dirfd)
-        }
-    }
-
-    /// Writes every byte, returning 0 or the errno of the failure.
-    public static let writeAll: @Sendable (Int32, [UInt8]) -> Int32 = { fd, bytes in
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return errno
-            }
-            offset += n
-        }
-        return 0
     }
 }
 

@@ -1,4 +1,4 @@
-import ChatAuth
+import ChatSupport
 import Foundation
 import IRC
 import IRCFraming

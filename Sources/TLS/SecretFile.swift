@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import ChatSupport
 
 /// Small, blocking file helpers for configuration files and secrets (certificates, keys).
 ///
@@ -47,40 +48,12 @@ public enum SecretFile {
         return bytes
     }
 
-    /// Writes `bytes` to `path` atomically: a temporary file in the same folder with `mode`,
-    /// fsync, rename over `path`, fsync of the folder. An existing file is replaced only when
-    /// everything before the rename succeeded.
+    /// Writes `bytes` to `path` atomically with `mode` (see `AtomicFile`).
     public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t) throws(TLSError) {
-        let directory = path.directoryPart
-        let temporary = "\(path).tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-        if fd < 0 {
-            throw .fileUnreadable(what: "output", path: temporary, reason: String(cString: strerror(errno)))
-        }
-        var failure: String?
-        // The umask may have removed bits, never added them; fchmod makes the mode exact.
-        if fchmod(fd, mode) != 0 { failure = String(cString: strerror(errno)) }
-        var offset = 0
-        while failure == nil && offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                failure = String(cString: strerror(errno))
-            } else {
-                offset += n
-            }
-        }
-        if failure == nil && fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
-        close(fd)
-        if failure == nil && rename(temporary, path) != 0 { failure = String(cString: strerror(errno)) }
-        if let failure {
-            unlink(temporary)
-            throw .fileUnreadable(what: "output", path: path, reason: "write failed: \(failure)")
-        }
-        let dirfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dirfd >= 0 {
-            fsync(dirfd)
-            close(dirfd)
+        do {
+            try AtomicFile.write(bytes, to: path, mode: mode)
+        } catch {
+            throw .fileUnreadable(what: "output", path: path, reason: "write failed: \(error.reason)")
         }
     }
 

@@ -1,3 +1,4 @@
+import ChatSupport
 import ArgumentParser
 import ChatAuth
 import Foundation

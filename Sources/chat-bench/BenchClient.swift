@@ -1,3 +1,4 @@
+import ChatSupport
 import ChatAuth
 import Dispatch
 import Foundation

@@ -1,5 +1,5 @@
+import ChatSupport
 import ArgumentParser
-import ChatAuth
 import ChatClient
 import Foundation
 import TLS

@@ -1,3 +1,4 @@
+import ChatSupport
 import ChatTesting
 import Foundation
 import Testing

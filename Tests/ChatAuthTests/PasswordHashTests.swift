@@ -1,3 +1,4 @@
+import ChatSupport
 import Foundation
 import Testing
 @testable import ChatAuth
@@ -71,19 +72,6 @@ import Testing
             let text = (0..<Int.random(in: 0...12, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
             _ = try? PasswordHash(phc: text)
         }
-    }
-
-    @Test func base64MatchesFoundationWithoutPadding() {
-        for length in 0..<40 {
-            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 * 37 + 11) }
-            let ours = Base64.encode(bytes)
-            let foundation = Data(bytes).base64EncodedString().replacingOccurrences(of: "=", with: "")
-            #expect(ours == foundation)
-            #expect(Base64.decode(Substring(ours)) == bytes)
-        }
-        #expect(Base64.decode("A") == nil)
-        #expect(Base64.decode("AA") == [0])
-        #expect(Base64.decode("AB") == nil)  // non-zero trailing bits: not canonical
     }
 
     @Test func policyComparisons() {

@@ -1,3 +1,4 @@
+import ChatSupport
 import ChatAuth
 import IRC
 import Testing
@@ -110,9 +111,9 @@ import Testing
         #expect(decoded.account == "alice" && decoded.password == Array("pw d".utf8))
         #expect(throws: SASLPlain.Failure.notBase64) { try SASLPlain.decode(Array("abc".utf8)) }
         #expect(throws: SASLPlain.Failure.wrongShape) { try SASLPlain.decode(Array("YWJj".utf8)) }
-        let other = SASLPlain.base64Encode(Array("bob\0alice\0pw".utf8))
+        let other = Base64.encode(Array("bob\0alice\0pw".utf8), padded: true)
         #expect(throws: SASLPlain.Failure.identityMismatch) { try SASLPlain.decode(Array(other.utf8)) }
-        let same = SASLPlain.base64Encode(Array("Alice\0alice\0pw".utf8))
+        let same = Base64.encode(Array("Alice\0alice\0pw".utf8), padded: true)
         #expect(try SASLPlain.decode(Array(same.utf8)).account == "alice")
     }
 }

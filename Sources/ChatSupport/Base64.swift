@@ -1,5 +1,6 @@
-/// Standard base64 (RFC 4648 alphabet) without padding, as PHC strings use it.
-enum Base64 {
+/// Standard base64 (the RFC 4648 alphabet), the one codec of the project: unpadded for PHC
+/// password hashes, padded for SASL (IRCv3 `AUTHENTICATE`).
+public enum Base64 {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
     private static let values: [UInt8] = {
         var table = [UInt8](repeating: 0xff, count: 256)
@@ -7,9 +8,10 @@ enum Base64 {
         return table
     }()
 
-    static func encode(_ bytes: [UInt8]) -> String {
+    /// Encodes `bytes`; with `padded`, the output is filled to a multiple of four with `=`.
+    public static func encode(_ bytes: [UInt8], padded: Bool = false) -> String {
         var out: [UInt8] = []
-        out.reserveCapacity((bytes.count * 4 + 2) / 3)
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
         var i = 0
         while i + 2 < bytes.count {
             let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
@@ -20,23 +22,34 @@ enum Base64 {
         if rest == 1 {
             let n = UInt32(bytes[i]) << 16
             out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)]]
+            if padded { out += Array("==".utf8) }
         } else if rest == 2 {
             let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
             out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)]]
+            if padded { out.append(UInt8(ascii: "=")) }
         }
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Decodes unpadded base64; nil for any character outside the alphabet, padding, or an
-    /// impossible length.
-    static func decode(_ text: Substring) -> [UInt8]? {
-        let chars = Array(text.utf8)
-        if chars.count % 4 == 1 { return nil }
+    /// Decodes `chars`; nil for any character outside the alphabet, an impossible length, or
+    /// non-zero leftover bits (only the canonical encoding is accepted). With `padded`, the
+    /// length must be a multiple of four and `=` may end it; without, `=` is refused.
+    public static func decode(_ chars: some Collection<UInt8>, padded: Bool = false) -> [UInt8]? {
+        var body = Array(chars)
+        if padded {
+            guard body.count % 4 == 0 else { return nil }
+            var padding = 0
+            while padding < 2, body.last == UInt8(ascii: "=") {
+                body.removeLast()
+                padding += 1
+            }
+        }
+        if body.count % 4 == 1 { return nil }
         var out: [UInt8] = []
-        out.reserveCapacity(chars.count * 3 / 4)
+        out.reserveCapacity(body.count * 3 / 4)
         var buffer: UInt32 = 0
         var bits = 0
-        for c in chars {
+        for c in body {
             let v = values[Int(c)]
             if v == 0xff { return nil }
             buffer = buffer << 6 | UInt32(v)
@@ -46,7 +59,6 @@ enum Base64 {
                 out.append(UInt8(truncatingIfNeeded: buffer >> UInt32(bits)))
             }
         }
-        // Leftover bits must be zero (canonical encoding).
         if bits > 0 && buffer & ((1 << UInt32(bits)) - 1) != 0 { return nil }
         return out
     }

@@ -13,7 +13,7 @@ import Foundation
 /// `chat-bench idle`). One arena keeps it together; small allocations still come from each
 /// thread's own cache without a lock, and fan-out throughput did not change in the same run. An
 /// operator's `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES` wins. Process-wide: call once at start-up.
-public enum MallocTuning {
+enum MallocTuning {
     @_silgen_name("mallopt")
     private static func mallopt(_ parameter: Int32, _ value: Int32) -> Int32
 
@@ -25,7 +25,7 @@ public enum MallocTuning {
     /// bytes from the heap and uses at most `arenas` arenas (unless the environment sets them).
     /// Returns false if glibc refused (other C libraries).
     @discardableResult
-    public static func apply(trim: Int32 = 32 << 20, mmap: Int32 = 1 << 20, arenas: Int32 = 1) -> Bool {
+    static func apply(trim: Int32 = 32 << 20, mmap: Int32 = 1 << 20, arenas: Int32 = 1) -> Bool {
         #if os(Linux)
         let environment = ProcessInfo.processInfo.environment
         let arenasChosen = environment["MALLOC_ARENA_MAX"] != nil || environment["GLIBC_TUNABLES"] != nil

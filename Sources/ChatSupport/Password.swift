@@ -1,4 +1,8 @@
-import COpenSSL
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A password's bytes, zeroed when the last copy goes away.
 ///
@@ -18,7 +22,15 @@ public final class Password: @unchecked Sendable, CustomStringConvertible {
     }
 
     deinit {
-        bytes.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
+        bytes.withUnsafeMutableBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            // A wipe the optimiser may not remove, unlike a plain loop or memset.
+            #if canImport(Darwin)
+            _ = memset_s(base, raw.count, 0, raw.count)
+            #else
+            explicit_bzero(base, raw.count)
+            #endif
+        }
     }
 
     public var description: String { "Password(redacted)" }
@@ -45,37 +57,17 @@ public final class Password: @unchecked Sendable, CustomStringConvertible {
 
     /// Overwrites an array's bytes with zeros.
     public static func wipe(_ bytes: inout [UInt8]) {
-        bytes.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
-    }
-}
-
-extension Password {
-    /// Letters and digits without look-alikes (no 0/O, 1/l/I): easy to read out and type.
-    static let generatorAlphabet = Array("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789".utf8)
-
-    /// A random password of `length` characters from the system's CSPRNG (about 5.8 bits each;
-    /// 20 characters ≈ 117 bits).
-    public static func generate(length: Int = 20) throws(PasswordHashError) -> Password {
-        var out: [UInt8] = []
-        out.reserveCapacity(length)
-        let alphabet = generatorAlphabet
-        // Rejection sampling keeps every character equally likely.
-        let limit = UInt8(256 - 256 % alphabet.count)
-        var random = [UInt8](repeating: 0, count: 64)
-        while out.count < length {
-            guard RAND_bytes(&random, Int32(random.count)) == 1 else { throw .randomFailed }
-            for byte in random where byte < limit && out.count < length {
-                out.append(alphabet[Int(byte) % alphabet.count])
-            }
+        bytes.withUnsafeMutableBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            // A wipe the optimiser may not remove, unlike a plain loop or memset.
+            #if canImport(Darwin)
+            _ = memset_s(base, raw.count, 0, raw.count)
+            #else
+            explicit_bzero(base, raw.count)
+            #endif
         }
-        Password.wipe(&random)
-        return Password(bytes: out)
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 extension Password {
     /// Asks on standard error and reads one line from the terminal with echo off; nil when
