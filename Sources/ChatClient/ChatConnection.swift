@@ -130,50 +130,29 @@ public final class ChatConnection: Sendable {
         try await channel.writeAndFlush(channel.allocator.buffer(string: line + "\r\n"))
     }
 
-    /// CAP, NICK, USER, SASL PLAIN, CAP END; returns the nick from 001.
+    /// CAP, NICK, USER, SASL PLAIN, CAP END (`SASLClientLogin`); returns the nick from 001.
     private static func login(_ options: ChatClientOptions, channel: Channel, messages: IteratorBox) async throws -> String {
-        let account = options.account
-        try await send("CAP LS 302", on: channel)
-        try await send("NICK \(account)", on: channel)
-        try await send("USER \(account) 0 * :\(account)", on: channel)
-        try await send("CAP REQ :sasl server-time echo-message away-notify", on: channel)
-        var failure: (code: String, text: String)?
+        var login = SASLClientLogin(account: options.account, password: options.password.bytes,
+                                    capabilities: ["server-time", "echo-message", "away-notify"])
+        for line in login.opening { try await send(line, on: channel) }
         while let m = await messages.next() {
-            switch m.command {
-            case "CAP" where m.parameters.count >= 2 && m.parameters[1] == "ACK":
-                try await send("AUTHENTICATE PLAIN", on: channel)
-            case "CAP" where m.parameters.count >= 2 && m.parameters[1] == "NAK":
-                throw ChatClientError.loginRefused("the server does not offer SASL PLAIN")
-            case "AUTHENTICATE" where m.parameters.first == "+":
-                let payload = SASLPlain.encode(account: account, password: options.password.bytes)
-                // AUTHENTICATE carries at most 400 characters per line.
-                var chunks = stride(from: 0, to: payload.utf8.count, by: 400).map { start -> String in
-                    let bytes = Array(payload.utf8)
-                    return String(decoding: bytes[start..<min(start + 400, bytes.count)], as: UTF8.self)
+            switch login.receive(m) {
+            case .wait:
+                continue
+            case let .send(lines):
+                for line in lines { try await send(line, on: channel) }
+            case let .welcome(nick):
+                return nick
+            case let .failed(failure):
+                switch failure {
+                case .saslUnavailable: throw ChatClientError.loginRefused("the server does not offer SASL PLAIN")
+                case .invalidCredentials: throw ChatClientError.wrongPassword
+                case let .accountLocked(text): throw ChatClientError.accountLocked(text)
+                case let .serverBusy(text): throw ChatClientError.serverBusy(text)
+                case let .rateLimited(text): throw ChatClientError.rateLimited(text)
+                case let .refused(text): throw ChatClientError.loginRefused(text)
+                case let .disconnected(text): throw ChatClientError.disconnected(text)
                 }
-                if payload.utf8.count % 400 == 0 { chunks.append("+") }
-                for chunk in chunks { try await send("AUTHENTICATE \(chunk)", on: channel) }
-            case "FAIL" where m.parameters.count >= 3:
-                failure = (m.parameters[1], m.parameters.last!)
-            case "903":
-                try await send("CAP END", on: channel)
-            case "904", "905", "906":
-                let text = failure?.text ?? m.parameters.last ?? "SASL authentication failed"
-                switch failure?.code {
-                case "ACCOUNT_LOCKED": throw ChatClientError.accountLocked(text)
-                case "SERVER_BUSY": throw ChatClientError.serverBusy(text)
-                case "RATE_LIMITED": throw ChatClientError.rateLimited(text)
-                case "INVALID_CREDENTIALS", nil: throw ChatClientError.wrongPassword
-                default: throw ChatClientError.loginRefused(text)
-                }
-            case "464", "465":
-                throw ChatClientError.loginRefused(m.parameters.last ?? "password refused")
-            case "ERROR":
-                throw ChatClientError.disconnected(m.parameters.first ?? "closing")
-            case "001":
-                return m.parameters.first ?? account
-            default:
-                break
             }
         }
         throw ChatClientError.disconnected("the connection closed during login")

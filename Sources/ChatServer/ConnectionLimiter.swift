@@ -2,6 +2,7 @@ import NIOConcurrencyHelpers
 
 /// Counts connections in total and per address, so that limits are enforced when a TCP
 /// connection is accepted — before a TLS handshake costs anything.
+// @unchecked Sendable: `total` and `perAddress` are only touched with `lock` held.
 public final class ConnectionLimiter: @unchecked Sendable {
     private let lock = NIOLock()
     private var total = 0

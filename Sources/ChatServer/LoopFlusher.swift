@@ -5,6 +5,8 @@ import NIOCore
 /// A message to a room is written to each recipient at once but flushed later in the same loop
 /// turn, so that several messages for one recipient leave in one TLS record and one system call
 /// instead of one each. Confined to its loop; sessions find their loop's flusher once, at creation.
+// @unchecked Sendable: no lock, because it is confined to `eventLoop` (sessions call `mark` on
+// their own loop, which is this one; `run` is executed there).
 final class LoopFlusher: @unchecked Sendable {
     let eventLoop: EventLoop
     private var pending: [ClientConnection] = []

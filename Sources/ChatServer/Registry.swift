@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 
 /// Who is connected and which rooms exist. Touched at registration, join, part and private
 /// messages, never per recipient of a room message.
+// @unchecked Sendable: `sessions` and `rooms` are only touched with `lock` held.
 public final class Registry: @unchecked Sendable {
     private let lock = NIOLock()
     private var sessions: [String: SessionHandle] = [:]

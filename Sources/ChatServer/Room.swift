@@ -8,6 +8,7 @@ import NIOCore
 /// The lock is per room, never global, and is held only to read or change the room: delivery
 /// works on a snapshot of the members, grouped by event loop, that is rebuilt only when
 /// membership changes.
+// @unchecked Sendable: every stored `var` is only touched with `lock` held.
 public final class Room: @unchecked Sendable {
     public let name: String
     public let folded: String

@@ -123,16 +123,24 @@ public final class TestIRCClient: @unchecked Sendable {
             try await send("NICK \(nick)")
             try await send("USER \(nick) 0 * :Test \(nick)")
         } else {
-            try await send("CAP LS 302")
-            try await send("NICK \(nick)")
-            try await send("USER \(nick) 0 * :Test \(nick)")
-            try await send("CAP REQ :" + (["sasl"] + capabilities).joined(separator: " "))
-            try await next("CAP ACK") { $0.command == "CAP" && $0.parameters.dropFirst().first == "ACK" }
-            try await send("AUTHENTICATE PLAIN")
-            try await next("AUTHENTICATE +") { $0.command == "AUTHENTICATE" }
-            try await send("AUTHENTICATE " + SASLPlain.encode(account: account, password: Array(password.utf8)))
-            try await next("903 or 904") { $0.command == "903" || $0.command == "904" }
-            try await send("CAP END")
+            var login = SASLClientLogin(account: account, password: Array(password.utf8), nick: nick, realname: "Test \(nick)", capabilities: capabilities)
+            for line in login.opening { try await send(line) }
+            // Until the SASL exchange ends either way; then CAP END, so a failed login also ends
+            // registration (the server then refuses it).
+            var done = false
+            while !done {
+                let reply = try await next("the SASL exchange") { ["CAP", "AUTHENTICATE", "FAIL", "903", "904", "905", "906", "ERROR"].contains($0.command) }
+                switch login.receive(reply) {
+                case .wait: break
+                case let .send(lines):
+                    for line in lines { try await send(line) }
+                    done = lines == ["CAP END"]
+                case .failed(.disconnected): return reply
+                case .failed, .welcome:
+                    try await send("CAP END")
+                    done = true
+                }
+            }
         }
         return try await next("001 (welcome)") { $0.command == "001" || $0.command == "ERROR" }
     }

@@ -43,12 +43,14 @@ final class BenchConnection: ChannelInboundHandler, @unchecked Sendable {
     let registered: EventLoopPromise<Void>
     var joined: EventLoopPromise<Void>?
     let stats: LoopStats
+    private var login: SASLClientLogin?
     private var context: ChannelHandlerContext?
     private var done = false
 
     init(nick: String, target: BenchTarget, eventLoop: EventLoop, stats: LoopStats) {
         self.nick = nick
         self.target = target
+        self.login = target.login ? SASLClientLogin(account: nick, password: Array(target.password.utf8), pipelined: true) : nil
         self.registered = eventLoop.makePromise()
         self.stats = stats
     }
@@ -57,8 +59,8 @@ final class BenchConnection: ChannelInboundHandler, @unchecked Sendable {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case .handshakeCompleted? = event as? TLSEvent {
-            if target.login {
-                send("CAP LS 302\r\nNICK \(nick)\r\nUSER \(nick) 0 * :\(nick)\r\nCAP REQ :sasl\r\nAUTHENTICATE PLAIN\r\n")
+            if let login {
+                send(login.opening.map { $0 + "\r\n" }.joined())
             } else {
                 send("NICK \(nick)\r\nUSER \(nick) 0 * :\(nick)\r\n")
             }
@@ -96,16 +98,28 @@ final class BenchConnection: ChannelInboundHandler, @unchecked Sendable {
         switch message.command {
         case "PING":
             send("PONG :\(message.parameters.first ?? "")\r\n")
-        case "AUTHENTICATE" where message.parameters.first == "+":
-            send("AUTHENTICATE \(SASLPlain.encode(account: nick, password: Array(target.password.utf8)))\r\n")
-        case "903":
-            send("CAP END\r\n")
-        case "001":
-            registered.succeed(())
+            return
         case "366":
             joined?.succeed(())
             joined = nil
-        case "904", "464", "433", "432", "465":
+            return
+        default:
+            break
+        }
+        if login != nil {
+            // SecureChat and other SASL servers: the shared client login decides.
+            switch login!.receive(message) {
+            case .wait: break
+            case let .send(lines): send(lines.map { $0 + "\r\n" }.joined())
+            case .welcome: registered.succeed(())
+            case let .failed(failure): registered.fail(BenchError("\(nick): login failed: \(failure)"))
+            }
+            return
+        }
+        switch message.command {
+        case "001":
+            registered.succeed(())
+        case "464", "433", "432", "465":
             registered.fail(BenchError("\(nick): \(message.command) \(message.parameters.last ?? "")"))
         case "ERROR":
             registered.fail(BenchError("\(nick): ERROR \(message.parameters.first ?? "")"))

@@ -1,0 +1,100 @@
+/// The client side of logging in with SASL PLAIN (IRCv3 sasl 3.1), as a plain value: the lines to
+/// open with, and what each reply from the server means. `chat-client`'s library, the test client
+/// and `chat-bench` all log in through it, each doing its own I/O.
+public struct SASLClientLogin: Sendable {
+    /// Why the login did not succeed.
+    public enum Failure: Error, Sendable, Equatable {
+        /// The server does not offer SASL (CAP NAK).
+        case saslUnavailable
+        /// Unknown account or wrong password (the server does not say which).
+        case invalidCredentials(String)
+        case accountLocked(String)
+        case rateLimited(String)
+        case serverBusy(String)
+        /// Refused for another reason (the server's text).
+        case refused(String)
+        /// The server closed the connection (`ERROR`).
+        case disconnected(String)
+    }
+
+    /// What to do after a reply.
+    public enum Step: Sendable, Equatable {
+        /// Nothing yet: keep reading.
+        case wait
+        /// Send these lines (without CR LF).
+        case send([String])
+        /// Registered: 001 arrived with this nick.
+        case welcome(nick: String)
+        case failed(Failure)
+    }
+
+    public let account: String
+    public let nick: String
+    private let password: [UInt8]
+    private let capabilities: [String]
+    private let realname: String
+    private let pipelined: Bool
+    private var failure: (code: String, text: String)?
+
+    /// - Parameters:
+    ///   - capabilities: requested with `sasl` in one `CAP REQ`.
+    ///   - pipelined: send `AUTHENTICATE PLAIN` without waiting for `CAP ACK` (one round trip
+    ///     less, for load generators).
+    public init(account: String, password: [UInt8], nick: String? = nil, realname: String? = nil,
+                capabilities: [String] = [], pipelined: Bool = false) {
+        self.account = account
+        self.nick = nick ?? account
+        self.password = password
+        self.realname = realname ?? account
+        self.capabilities = capabilities
+        self.pipelined = pipelined
+    }
+
+    /// The first lines to send, in order.
+    public var opening: [String] {
+        var lines = ["CAP LS 302", "NICK \(nick)", "USER \(nick) 0 * :\(realname)", "CAP REQ :" + (["sasl"] + capabilities).joined(separator: " ")]
+        if pipelined { lines.append("AUTHENTICATE PLAIN") }
+        return lines
+    }
+
+    /// Reads one message from the server.
+    public mutating func receive(_ m: IRCMessage) -> Step {
+        switch m.command {
+        case "CAP" where m.parameters.count >= 2 && m.parameters[1] == "ACK":
+            return pipelined ? .wait : .send(["AUTHENTICATE PLAIN"])
+        case "CAP" where m.parameters.count >= 2 && m.parameters[1] == "NAK":
+            return .failed(.saslUnavailable)
+        case "AUTHENTICATE" where m.parameters.first == "+":
+            // AUTHENTICATE carries at most 400 characters per line; a payload that is an exact
+            // multiple of 400 ends with "+".
+            let payload = Array(SASLPlain.encode(account: account, password: password).utf8)
+            var lines = stride(from: 0, to: payload.count, by: 400).map {
+                "AUTHENTICATE " + String(decoding: payload[$0..<min($0 + 400, payload.count)], as: UTF8.self)
+            }
+            if payload.count % 400 == 0 { lines.append("AUTHENTICATE +") }
+            return .send(lines)
+        case "FAIL" where m.parameters.count >= 3:
+            failure = (m.parameters[1], m.parameters.last!)
+            return .wait
+        case Numeric.saslSuccess.rawValue:
+            return .send(["CAP END"])
+        case Numeric.saslFail.rawValue, Numeric.saslTooLong.rawValue, Numeric.saslAborted.rawValue:
+            let text = failure?.text ?? m.parameters.last ?? "SASL authentication failed"
+            switch failure.flatMap({ FailCode(rawValue: $0.code) }) {
+            case .accountLocked: return .failed(.accountLocked(text))
+            case .serverBusy: return .failed(.serverBusy(text))
+            case .rateLimited: return .failed(.rateLimited(text))
+            case .invalidCredentials, nil: return .failed(.invalidCredentials(text))
+            default: return .failed(.refused(text))
+            }
+        case Numeric.passwdMismatch.rawValue, "465":
+            return .failed(.refused(m.parameters.last ?? "password refused"))
+        case "ERROR":
+            return .failed(.disconnected(m.parameters.first ?? "closing"))
+        case Numeric.welcome.rawValue:
+            return .welcome(nick: m.parameters.first ?? nick)
+        default:
+            return .wait
+        }
+    }
+}
