@@ -22,15 +22,7 @@ public final class Password: @unchecked Sendable, CustomStringConvertible {
     }
 
     deinit {
-        bytes.withUnsafeMutableBytes { raw in
-            guard let base = raw.baseAddress else { return }
-            // A wipe the optimiser may not remove, unlike a plain loop or memset.
-            #if canImport(Darwin)
-            _ = memset_s(base, raw.count, 0, raw.count)
-            #else
-            explicit_bzero(base, raw.count)
-            #endif
-        }
+        Self.wipe(&bytes)
     }
 
     public var description: String { "Password(redacted)" }

@@ -82,7 +82,7 @@ public final class TestIRCClient: @unchecked Sendable {
 
     /// The next message after the cursor that matches, moving the cursor past it.
     @discardableResult
-    public func next(_ description: String = "a matching message", timeout: Double = 10, where predicate: (IRCMessage) -> Bool) async throws -> IRCMessage {
+    public func next(_ description: String = "a matching message", timeout: Double = 60, where predicate: (IRCMessage) -> Bool) async throws -> IRCMessage {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             let (found, closed) = state.withLockedValue { state -> (IRCMessage?, Bool) in
@@ -102,12 +102,12 @@ public final class TestIRCClient: @unchecked Sendable {
 
     /// The next message with this command (or numeric).
     @discardableResult
-    public func next(_ command: String, timeout: Double = 10) async throws -> IRCMessage {
+    public func next(_ command: String, timeout: Double = 60) async throws -> IRCMessage {
         try await next(command, timeout: timeout) { $0.command == command }
     }
 
     /// Waits until the server closes the connection.
-    public func waitUntilClosed(timeout: Double = 10) async -> Bool {
+    public func waitUntilClosed(timeout: Double = 60) async -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while !isClosed && Date() < deadline { try? await Task.sleep(nanoseconds: 5_000_000) }
         return isClosed
