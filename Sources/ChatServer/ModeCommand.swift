@@ -64,13 +64,14 @@ enum ModeCommand {
             switch flag {
             case "+": adding = true
             case "-": adding = false
-            case "i", "t", "n":
+            case "i", "t", "n", "s":
                 changes += 1
                 let value = adding
                 room.updateModes { modes in
                     switch flag {
                     case "i": modes.inviteOnly = value
                     case "t": modes.topicLocked = value
+                    case "s": modes.secret = value
                     default: modes.noExternal = value
                     }
                 }
@@ -102,7 +103,7 @@ enum ModeCommand {
                 room.setOperator(member, adding)
                 note("o", member.nick)
             default:
-                c.out.numeric(.unknownMode, String(flag), "is an unknown mode char to me (rooms have i, k, n, o, t)")
+                c.out.numeric(.unknownMode, String(flag), "is an unknown mode char to me (rooms have i, k, n, o, s, t)")
             }
             if changes >= 4 { break }
         }

@@ -30,7 +30,7 @@ enum QueryCommands {
         }
         let nick = session.nick
         c.out.numeric(.whoisUser, nick, session.username, session.host, "*", session.realname)
-        let rooms = session.rooms.values.sorted { $0.folded < $1.folded }
+        let rooms = session.rooms.values.filter { !$0.modes.secret || $0.isMember(c.me) }.sorted { $0.folded < $1.folded }
         if !rooms.isEmpty {
             c.out.numeric(.whoisChannels, nick, rooms.map { ($0.isOperator(session) ? "@" : "") + $0.name }.joined(separator: " "))
         }

@@ -195,7 +195,7 @@ public struct Registration {
             account = name
             var actions: [Action] = []
             if method == .sasl {
-                let mask = "\(nick ?? name)!\(username ?? name)@user/\(name)"
+                let mask = "\(name)!\(name)@user/\(name)"
                 actions.append(reply(.loggedIn, mask, name, "You are now logged in as \(name)"))
                 actions.append(reply(.saslSuccess, "SASL authentication successful"))
             }

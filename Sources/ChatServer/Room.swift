@@ -18,6 +18,8 @@ public final class Room: @unchecked Sendable {
         public var inviteOnly = false
         public var topicLocked = true
         public var noExternal = true
+        /// +s: hidden from everyone who is not in it (LIST, WHOIS, NAMES, WHO, TOPIC).
+        public var secret = false
         public var key: String?
 
         /// "+ntk" style, with the key as a parameter when `showKey`.
@@ -26,6 +28,7 @@ public final class Room: @unchecked Sendable {
             if inviteOnly { flags += "i" }
             if key != nil { flags += "k" }
             if noExternal { flags += "n" }
+            if secret { flags += "s" }
             if topicLocked { flags += "t" }
             return key.map { [flags, showKey ? $0 : "*"] } ?? [flags]
         }

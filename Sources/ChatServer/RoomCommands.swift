@@ -116,6 +116,7 @@ enum RoomCommands {
         let wanted = message.parameters.first.map { Set($0.split(separator: ",").map { IRCName.fold(String($0)) }) }
         for room in c.registry.allRooms.sorted(by: { $0.folded < $1.folded }) {
             if let wanted, !wanted.contains(room.folded) { continue }
+            if room.modes.secret && !room.isMember(c.me) { continue }
             c.out.numeric(.list, room.name, String(room.memberCount), room.topic?.text ?? "")
         }
         c.out.numeric(.listEnd, "End of /LIST")
@@ -145,15 +146,18 @@ enum RoomCommands {
             return
         }
         guard let room = c.me.room(folded: IRCName.fold(p[1])) else { return c.notInRoom(p[1]) }
-        if room.modes.inviteOnly && !room.isOperator(c.me) {
-            c.out.numeric(.chanOPrivsNeeded, room.name, "You're not a room operator (+i: only operators invite)")
+        let modes = room.modes
+        let isOperator = room.isOperator(c.me)
+        if (modes.inviteOnly || modes.key != nil) && !isOperator {
+            c.out.numeric(.chanOPrivsNeeded, room.name, "You're not a room operator (+\(modes.inviteOnly ? "i" : "k"): only operators invite)")
             return
         }
         if room.isMember(invitee) {
             c.out.numeric(.userOnChannel, invitee.nick, room.name, "is already on channel")
             return
         }
-        room.invite(invitee)
+        // Only an operator's invitation lets someone past +i or +k (a room that gets them later).
+        if isOperator { room.invite(invitee) }
         c.out.numeric(.inviting, invitee.nick, room.name)
         c.out.deliver(c.relay("INVITE", [invitee.nick, room.name]), to: Audience([invitee]))
     }

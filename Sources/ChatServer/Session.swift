@@ -92,15 +92,18 @@ public struct Session {
         switch error {
         case .lineTooLong, .tagsTooLong:
             out.numeric(.inputTooLong, "Input line was too long (limit \(core.configuration.limits.lineLength) bytes without tags)")
-        case .invalidUTF8, .containsNUL:
+        case .invalidUTF8, .containsNUL, .containsLineBreak:
             // Never relayed. Name the command if it can be read.
             let word = buffer.getBytes(at: buffer.readerIndex, length: min(buffer.readableBytes, 20)).map {
                 String(decoding: $0.prefix { $0 > 0x20 && $0 < 0x80 }, as: UTF8.self)
             } ?? "*"
             let command = word.isEmpty || word.hasPrefix("@") || word.hasPrefix(":") ? "*" : word.uppercased()
-            let utf8 = error == .invalidUTF8
-            out.reply("FAIL", [command, utf8 ? FailCode.invalidUTF8.rawValue : FailCode.invalidMessage.rawValue,
-                               utf8 ? "Message rejected: it is not valid UTF-8 (set your client to UTF-8)" : "Message rejected: it contains a NUL byte"])
+            let text = switch error {
+            case .invalidUTF8: "Message rejected: it is not valid UTF-8 (set your client to UTF-8)"
+            case .containsNUL: "Message rejected: it contains a NUL byte"
+            default: "Message rejected: it contains a CR or LF inside the line (a line ends only at CR LF)"
+            }
+            out.reply("FAIL", [command, error == .invalidUTF8 ? FailCode.invalidUTF8.rawValue : FailCode.invalidMessage.rawValue, text])
         case .empty:
             break
         case .invalidCommand, .tooManyParameters:
@@ -146,8 +149,9 @@ public struct Session {
 
     private mutating func complete(account: String, requestedNick: String, username: String, realname: String,
                                    capabilities: Capabilities, now: Date) -> [Action] {
-        let user = "~" + String(username.filter { $0.isLetter || $0.isNumber }.prefix(10))
-        let me = SessionHandle(nick: account, username: user == "~" ? "~" + account.prefix(10) : user, realname: realname,
+        // The user part of the mask is the account name, never what the client sent in USER (its
+        // machine's login name): nothing about the client's computer is shown to others.
+        let me = SessionHandle(nick: account, username: account, realname: realname,
                                address: address, signonTime: Int(now.timeIntervalSince1970), eventLoop: eventLoop, target: target)
         handle = me
         phase = .registered
@@ -162,7 +166,7 @@ public struct Session {
         out.numeric(.welcome, "Welcome to the \(c.networkName) network, \(me.mask)")
         out.numeric(.yourHost, "Your host is \(c.serverName), running version \(core.version)")
         out.numeric(.created, core.createdText)
-        out.numeric(.myInfo, c.serverName, core.version, "i", "iknot", "ko")
+        out.numeric(.myInfo, c.serverName, core.version, "i", "iknost", "ko")
         for tokens in core.isupportLines {
             out.numeric(.isupport, tokens + ["are supported by this server"])
         }

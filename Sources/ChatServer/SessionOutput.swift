@@ -71,16 +71,18 @@ struct CommandContext {
         return true
     }
 
-    /// The room called `name` if this session is in it, else the room if it exists.
+    /// The room called `name` if this session is in it, else the room if it exists and is not
+    /// secret (+s): to outsiders a secret room does not exist.
     func room(_ name: String) -> (room: Room, isMember: Bool)? {
         let folded = IRCName.fold(name)
         if let room = me.room(folded: folded) { return (room, true) }
-        return registry.room(named: name).map { ($0, false) }
+        guard let room = registry.room(named: name), !room.modes.secret else { return nil }
+        return (room, false)
     }
 
-    /// 403 when the room does not exist, 442 when this session is not in it.
+    /// 403 when the room does not exist (or is secret), 442 when this session is not in it.
     mutating func notInRoom(_ name: String) {
-        if registry.room(named: name) == nil {
+        if room(name) == nil {
             out.numeric(.noSuchChannel, name, "No such channel")
         } else {
             out.numeric(.notOnChannel, name, "You're not on that channel")

@@ -63,6 +63,9 @@ public enum IRCParseError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidUTF8
     /// A NUL byte, which IRC forbids.
     case containsNUL
+    /// A CR or LF inside the line (a bare CR would end the line early in some clients: a way to
+    /// forge a second line). The whole line is refused.
+    case containsLineBreak
     /// No command, or a command that is neither letters nor three digits.
     case invalidCommand
     /// More than 15 parameters.
@@ -75,6 +78,7 @@ public enum IRCParseError: Error, Sendable, Equatable, CustomStringConvertible {
         case .tagsTooLong: return "message tags too long"
         case .invalidUTF8: return "not valid UTF-8"
         case .containsNUL: return "contains a NUL byte"
+        case .containsLineBreak: return "contains a CR or LF inside the line"
         case .invalidCommand: return "missing or invalid command"
         case .tooManyParameters: return "more than 15 parameters"
         }
@@ -96,7 +100,10 @@ extension IRCMessage {
     public static func parse(buffer bytes: UnsafeBufferPointer<UInt8>, maximumTagBytes: Int = Limits.clientTags, maximumLineBytes: Int = Limits.line) throws(IRCParseError) -> IRCMessage {
         var i = 0
         let n = bytes.count
-        if bytes.contains(0) { throw .containsNUL }
+        for byte in bytes where byte <= 0x0d {
+            if byte == 0 { throw .containsNUL }
+            if byte == 0x0d || byte == 0x0a { throw .containsLineBreak }
+        }
         if !isValidUTF8(bytes) { throw .invalidUTF8 }
         func skipSpaces() { while i < n && bytes[i] == 0x20 { i += 1 } }
         func string(_ start: Int, _ end: Int) -> String {
@@ -162,7 +169,7 @@ extension IRCMessage {
                 value = unescapeTagValue(UnsafeBufferPointer(rebasing: bytes[valueStart..<i]))
             }
             if i < end { i += 1 }  // ';'
-            if !key.isEmpty {
+            if isValidTagKey(key) {
                 if let existing = tags.firstIndex(where: { $0.key == key }) {
                     tags[existing].value = value  // the last of duplicate keys wins
                 } else {
@@ -171,6 +178,15 @@ extension IRCMessage {
             }
         }
         return tags
+    }
+
+    /// An IRCv3 tag key: an optional `+` (client-only), then letters, digits, `-`, `.` and `/`
+    /// (a vendor prefix). Tags with other keys are dropped.
+    static func isValidTagKey(_ key: String) -> Bool {
+        let body = key.utf8.first == UInt8(ascii: "+") ? key.utf8.dropFirst() : key.utf8[...]
+        return !body.isEmpty && body.allSatisfy { b in
+            (b | 0x20) >= 0x61 && (b | 0x20) <= 0x7a || b >= 0x30 && b <= 0x39 || b == UInt8(ascii: "-") || b == UInt8(ascii: ".") || b == UInt8(ascii: "/")
+        }
     }
 
     /// IRCv3 tag value unescaping: \: ; \s space, \\ backslash, \r CR, \n LF; a lone trailing
@@ -217,7 +233,9 @@ extension IRCMessage {
     }
 
     /// The message as it goes on the wire, with CR LF. The last parameter gets a colon when it is
-    /// empty, contains a space or starts with a colon.
+    /// empty, contains a space or starts with a colon. A CR, LF or NUL inside any part (which the
+    /// parser never lets in, but a caller could build) goes out as a space: nothing sent can ever
+    /// split into two lines.
     public func serialized() -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(64 + parameters.reduce(0) { $0 + $1.utf8.count + 1 })
@@ -225,31 +243,40 @@ extension IRCMessage {
             out.append(UInt8(ascii: "@"))
             for (k, tag) in tags.enumerated() {
                 if k > 0 { out.append(UInt8(ascii: ";")) }
-                out.append(contentsOf: tag.key.utf8)
+                Self.appendSafely(tag.key, to: &out)
                 if let value = tag.value, !value.isEmpty {
                     out.append(UInt8(ascii: "="))
-                    out.append(contentsOf: Self.escapeTagValue(value).utf8)
+                    Self.appendSafely(Self.escapeTagValue(value), to: &out)
                 }
             }
             out.append(0x20)
         }
         if let source {
             out.append(UInt8(ascii: ":"))
-            out.append(contentsOf: source.utf8)
+            Self.appendSafely(source, to: &out)
             out.append(0x20)
         }
-        out.append(contentsOf: command.utf8)
+        Self.appendSafely(command, to: &out)
         for (k, parameter) in parameters.enumerated() {
             out.append(0x20)
             let isLast = k == parameters.count - 1
             if isLast && (parameter.isEmpty || parameter.utf8.contains(0x20) || parameter.utf8.first == UInt8(ascii: ":")) {
                 out.append(UInt8(ascii: ":"))
             }
-            out.append(contentsOf: parameter.utf8)
+            Self.appendSafely(parameter, to: &out)
         }
         out.append(0x0d)
         out.append(0x0a)
         return out
+    }
+
+    @inline(__always)
+    private static func appendSafely(_ text: String, to out: inout [UInt8]) {
+        let start = out.count
+        out.append(contentsOf: text.utf8)
+        for k in start..<out.count where out[k] <= 0x0d && (out[k] == 0 || out[k] == 0x0d || out[k] == 0x0a) {
+            out[k] = 0x20
+        }
     }
 }
 

@@ -170,7 +170,7 @@ import Testing
         let output = try Self.written(channel)
         #expect(!output.contains(" 451 "))  // nothing refused as "not registered"
         #expect(output.contains(" 001 alice "))
-        #expect(output.contains(":alice!~a@user/alice JOIN #bots\r\n"))
+        #expect(output.contains(":alice!alice@user/alice JOIN #bots\r\n"))
         #expect(core.registry.room(named: "#bots")?.memberCount == 1)
         _ = try channel.finish(acceptAlreadyClosed: true)
     }

@@ -143,7 +143,7 @@ let carol = ("carol", "carol password")
         for client in [a, c] {
             let m = try await client.next("PRIVMSG")
             #expect(m.parameters == ["#Lobby", "hello room"] || m.parameters == ["#lobby", "hello room"])
-            #expect(m.source == "bob!~bob@user/bob")
+            #expect(m.source == "bob!bob@user/bob")
         }
         #expect(!b.received.contains { $0.command == "PRIVMSG" })  // no echo without echo-message
         try await c.send("PART #lobby :bye now")

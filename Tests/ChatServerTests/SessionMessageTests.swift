@@ -18,8 +18,8 @@ import Testing
         a.send("PRIVMSG #r :hello")
         #expect(a.received.isEmpty)  // no echo-message
         #expect(b.received == [IRCMessage(tags: [IRCTag("time", "2027-01-15T08:00:00.000Z"), IRCTag("account", "alice")],
-                                          source: "alice!~alice@user/alice", command: "PRIVMSG", parameters: ["#r", "hello"])])
-        #expect(c.received == [IRCMessage(source: "alice!~alice@user/alice", command: "PRIVMSG", parameters: ["#r", "hello"])])
+                                          source: "alice!alice@user/alice", command: "PRIVMSG", parameters: ["#r", "hello"])])
+        #expect(c.received == [IRCMessage(source: "alice!alice@user/alice", command: "PRIVMSG", parameters: ["#r", "hello"])])
     }
 
     @Test func echoMessageAndCapabilityChangesApplyAtDelivery() {
@@ -98,8 +98,8 @@ import Testing
         a.clear()
         a.send("WHO #w")
         #expect(a.received.map { $0.parameters } == [
-            ["alice", "#w", "~alice", "user/alice", "localhost", "alice", "H@", "0 Alice"],
-            ["alice", "#w", "~bob", "user/bob", "localhost", "bob", "G", "0 Bob"],
+            ["alice", "#w", "alice", "user/alice", "localhost", "alice", "H@", "0 Alice"],
+            ["alice", "#w", "bob", "user/bob", "localhost", "bob", "G", "0 Bob"],
             ["alice", "#w", "End of /WHO list"],
         ])
         a.clear()
@@ -121,7 +121,7 @@ import Testing
         for s in [a, b, c] { s.clear() }
         a.send("AWAY :brb")
         #expect(a.take().map(\.command) == ["306"])
-        #expect(b.take() == [IRCMessage(source: "alice!~alice@user/alice", command: "AWAY", parameters: ["brb"])])
+        #expect(b.take() == [IRCMessage(source: "alice!alice@user/alice", command: "AWAY", parameters: ["brb"])])
         #expect(c.received.isEmpty)
         a.send("AWAY")
         #expect(a.received.map(\.command) == ["305"])
@@ -141,7 +141,7 @@ import Testing
         a.send("CAP REQ -sasl")
         a.send("CAP BOGUS")
         #expect(a.received.map(\.parameters) == [
-            ["alice", "bob=+~bob@user/bob"], ["alice", "bob alice"],
+            ["alice", "bob=+bob@user/bob"], ["alice", "bob alice"],
             ["alice", "- localhost Message of the day - "], ["alice", "- Test server."], ["alice", "End of /MOTD command."],
             ["localhost", "token"], ["alice", "LIST", ""], ["alice", "NAK", "no-such-cap"], ["alice", "NAK", "-sasl"],
             ["alice", "BOGUS", "Invalid CAP command"],

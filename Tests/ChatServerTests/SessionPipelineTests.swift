@@ -73,7 +73,7 @@ import Testing
         #expect(try alice.lines().isEmpty)
         bob.loop.advanceTime(by: .seconds(1))
         #expect(try bob.lines() == ["ERROR :Ping timeout: 120 seconds"])
-        #expect(try alice.lines() == [":bob!~b@user/bob QUIT :Ping timeout: 120 seconds"])
+        #expect(try alice.lines() == [":bob!bob@user/bob QUIT :Ping timeout: 120 seconds"])
         #expect(core.registry.session(named: "bob") == nil)
         #expect(core.registry.room(named: "#keepalive")?.memberCount == 1)
     }
@@ -105,6 +105,6 @@ import Testing
         _ = try alice.lines()
         bob.channel.pipeline.fireUserInboundEventTriggered(SessionEvent.shutdown)
         #expect(try bob.lines().last == "ERROR :Server shutting down")
-        #expect(try alice.lines() == [":bob!~b@user/bob QUIT :Server shutting down"])
+        #expect(try alice.lines() == [":bob!bob@user/bob QUIT :Server shutting down"])
     }
 }
