@@ -33,7 +33,7 @@ import Testing
         let payload = SASLPlain.encode(account: "alice", password: Array("correct horse".utf8))
         #expect(run(&m, ["AUTHENTICATE \(payload)"]) == ["VERIFY alice correct horse sasl"])
         #expect(describe(m.loginFinished(.success(account: "alice"), via: .sasl)) == [
-            ":srv 900 Al Al!al@user/alice alice :You are now logged in as alice",
+            ":srv 900 Al alice!alice@user/alice alice :You are now logged in as alice",  // the nick becomes the account name
             ":srv 903 Al :SASL authentication successful",
         ])
         #expect(run(&m, ["CAP END"]) == ["COMPLETE alice Al al sasl,server-time,cap-notify"])
