@@ -7,12 +7,37 @@ import Foundation
 /// locked or deleted with `chat-admin` takes effect at the next login without a restart or a
 /// signal; `reload()` forces a re-read (SIGHUP). A new file that cannot be read or parsed is
 /// reported once and the last good copy stays in use.
+// @unchecked Sendable: every stored `var` is only touched with `lock` held.
 public final class AccountDirectory: @unchecked Sendable {
+    /// What a re-read found changed for an account, so the server can act on its live sessions.
+    public enum Change: Sendable, Equatable {
+        case deleted(String)
+        case locked(String)
+        case passwordChanged(String)
+
+        public var account: String {
+            switch self {
+            case let .deleted(name), let .locked(name), let .passwordChanged(name): return name
+            }
+        }
+
+        /// What the account's sessions are told as they are closed.
+        public var reason: String {
+            switch self {
+            case .deleted: return "Account deleted by the server's operator"
+            case .locked: return "Account locked by the server's operator"
+            case .passwordChanged: return "Password changed: log in again with the new password"
+            }
+        }
+    }
+
     public let store: UsersStore
     private let lock = NSLock()
     private var database = UsersDatabase()
     private var identity: FileIdentity?
     private var lastError: UsersFileError?
+    private var warning: String?
+    private var onChange: (@Sendable ([Change]) -> Void)?
     private let report: @Sendable (String) -> Void
 
     /// Loads the file now; a missing file means no accounts yet.
@@ -23,6 +48,15 @@ public final class AccountDirectory: @unchecked Sendable {
         self.report = report
         identity = store.identity()
         database = try store.load()
+        warning = store.permissionWarning()
+        if let warning { report(warning) }
+    }
+
+    /// Called (on the thread that noticed) with what changed each time the file is re-read.
+    public func setChangeHandler(_ handler: @escaping @Sendable ([Change]) -> Void) {
+        lock.lock()
+        onChange = handler
+        lock.unlock()
     }
 
     /// The account named `name` (ignoring case), after a cheap check for a changed file.
@@ -56,19 +90,35 @@ public final class AccountDirectory: @unchecked Sendable {
         if changed { reload() }
     }
 
+    static func changes(from old: UsersDatabase, to new: UsersDatabase) -> [Change] {
+        old.accounts.compactMap { before in
+            guard let after = new.account(named: before.name) else { return .deleted(before.name) }
+            if after.locked && !before.locked { return .locked(before.name) }
+            if after.hash != before.hash { return .passwordChanged(before.name) }
+            return nil
+        }
+    }
+
     /// Re-reads the file; on failure keeps the last good copy and reports why.
     @discardableResult
     public func reload() -> Bool {
         let now = store.identity()
         do {
             let fresh = try store.load()
+            let newWarning = store.permissionWarning()
             lock.lock()
             let recovered = lastError != nil
+            let changes = Self.changes(from: database, to: fresh)
+            let handler = onChange
+            let warn = newWarning != warning ? newWarning : nil
             database = fresh
             identity = now
             lastError = nil
+            warning = newWarning
             lock.unlock()
             if recovered { report("users file \(store.path) is readable again: \(fresh.accounts.count) accounts") }
+            if let warn { report(warn) }
+            if !changes.isEmpty { handler?(changes) }
             return true
         } catch {
             lock.lock()

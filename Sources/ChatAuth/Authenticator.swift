@@ -26,20 +26,24 @@ public final class Authenticator: Sendable {
     public let policy: ScryptParameters
     public let pool: WorkerPool
     public let throttle: LoginThrottle
+    /// Where checks wait for a hashing thread, fairly (see `LoginQueue`).
+    public let queue: LoginQueue
     private let dummy: PasswordHash
     private let now: @Sendable () -> Date
     private let report: @Sendable (String) -> Void
 
     /// - Parameters:
     ///   - policy: parameters for new hashes; records below them are re-hashed at login.
+    ///   - perNetwork: checks one network (/24, /64) may have waiting (see `LoginQueue`).
     ///   - report: receives log lines (malformed records, re-hash results); never passwords.
-    public init(directory: AccountDirectory, policy: ScryptParameters, pool: WorkerPool, throttle: LoginThrottle,
+    public init(directory: AccountDirectory, policy: ScryptParameters, pool: WorkerPool, throttle: LoginThrottle, perNetwork: Int = 16,
                 now: @escaping @Sendable () -> Date = Date.init,
                 report: @escaping @Sendable (String) -> Void = { _ in }) throws {
         self.directory = directory
         self.policy = policy
         self.pool = pool
         self.throttle = throttle
+        self.queue = LoginQueue(pool: pool, capacity: pool.queueLimit, perNetwork: perNetwork)
         self.now = now
         self.report = report
         // Unknown accounts are checked against this, so they cost what a real account costs.
@@ -56,16 +60,36 @@ public final class Authenticator: Sendable {
     }
 
     /// Checks `password` for `account` from `address` and hands the outcome to `completion`, on a
-    /// hashing thread (or at once on the calling thread when throttled or busy).
+    /// hashing thread (or at once on the calling thread when throttled or busy). Returns the
+    /// queued check, which the caller cancels if its client leaves before the check runs.
+    ///
+    /// The attempt is charged to the address and the account before it is queued (see
+    /// `LoginThrottle.admit`), and waits its turn in `queue`.
     ///
     /// The server uses this form: the outcome goes straight from the hashing thread to the
     /// connection's event loop, with no other thread woken on the way (an async hop wakes
     /// Swift's executor threads, which can preempt an event loop during a login storm).
+    @discardableResult
     public func login(account: String, password: Password, address: String,
-                      completion: @escaping @Sendable (LoginOutcome) -> Void) {
-        let wait = throttle.wait(address: address, account: account)
-        if wait > 0 { return completion(.throttled(retryAfter: wait)) }
-        let accepted = pool.enqueue { [self] in
+                      completion: @escaping @Sendable (LoginOutcome) -> Void) -> LoginQueue.Ticket? {
+        let wait = throttle.admit(address: address, account: account)
+        if wait > 0 {
+            completion(.throttled(retryAfter: wait))
+            return nil
+        }
+        let throttle = self.throttle
+        let refuse: @Sendable () -> Void = {
+            throttle.refund(address: address, account: account)
+            completion(.busy)
+        }
+        let ticket = queue.submit(address: address, account: account, priority: throttle.isKnown(address: address, account: account), run: { [self] in
+            // The address's own failures are checked now, at its turn (it has no other check
+            // running, so the count is exact).
+            let wait = throttle.addressWait(address)
+            if wait > 0 {
+                throttle.refund(address: address, account: account)
+                return completion(.throttled(retryAfter: wait))
+            }
             let record = directory.lookup(account)
             var hash = dummy
             if let record {
@@ -78,14 +102,18 @@ public final class Authenticator: Sendable {
             let valid = ((try? hash.verify(password)) ?? false) && record != nil && hash != dummy
             completion(outcome(record: valid ? record : nil, weak: hash.parameters.isWeaker(than: policy),
                                account: account, password: password, address: address))
-        }
-        if !accepted { completion(.busy) }
+        }, refuse: refuse, cancelled: {
+            // Dropped before its turn (the client left): never checked, so not charged.
+            throttle.refund(address: address, account: account)
+        })
+        if ticket == nil { refuse() }
+        return ticket
     }
 
     /// What a finished check means: `record` is the account when the password was right.
     private func outcome(record: Account?, weak: Bool, account: String, password: Password, address: String) -> LoginOutcome {
         guard let record else {
-            throttle.recordFailure(address: address, account: account)
+            throttle.recordAdmittedFailure(address: address)  // the account was charged when admitted
             return .invalidCredentials
         }
         if record.locked { return .locked(account: record.name) }

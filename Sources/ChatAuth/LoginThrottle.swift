@@ -6,6 +6,15 @@ import Foundation
 /// wait, up to a cap, and the count is forgotten after a quiet period. An attempt made too soon
 /// is refused without running scrypt, so a guessing flood costs the server almost nothing.
 /// Unknown accounts are throttled exactly like real ones. Time comes from the injected clock.
+///
+/// `admit` charges an attempt to its account as a failure when it is let through, before its
+/// hash runs, so attempts made in parallel cannot all slip in before the first result; a
+/// success refunds it. The address's own limit is checked again when the check gets its turn
+/// (`addressWait`), which is exact because one address never has two checks running (see
+/// `LoginQueue`), and its failures are recorded with the result. An address that logged in to an account before is *known* for that account (for
+/// `knownFor` seconds): failures from elsewhere never slow it down, so guessing from many
+/// addresses cannot keep the owner out, and its checks go first (`isKnown`).
+// @unchecked Sendable: every stored `var` is only touched with `lock` held.
 public final class LoginThrottle: @unchecked Sendable {
     public struct Policy: Sendable, Equatable {
         /// Failures allowed before any delay.
@@ -38,6 +47,10 @@ public final class LoginThrottle: @unchecked Sendable {
     private let lock = NSLock()
     private var byAddress: [String: Entry] = [:]
     private var byAccount: [String: Entry] = [:]
+    /// "account NUL address" → time of the last successful login from there.
+    private var known: [String: Double] = [:]
+    /// How long an address stays known for an account after a successful login (30 days).
+    public let knownFor: Double = 30 * 24 * 3600
     private let addressPolicy: Policy
     private let accountPolicy: Policy
     private let maximumEntries: Int
@@ -53,12 +66,79 @@ public final class LoginThrottle: @unchecked Sendable {
     }
 
     /// Seconds until an attempt for `account` from `address` is allowed; 0 when it is allowed now.
+    /// The account's own limit does not apply to an address known for it.
     public func wait(address: String, account: String) -> Double {
         let key = AccountName.folded(account)
         let t = now()
         lock.lock()
         defer { lock.unlock() }
-        return max(remaining(byAddress[address], addressPolicy, t), remaining(byAccount[key], accountPolicy, t))
+        return waitLocked(address: address, key: key, t: t)
+    }
+
+    private func waitLocked(address: String, key: String, t: Double) -> Double {
+        let accountWait = isKnownLocked(address: address, key: key, t: t) ? 0 : remaining(byAccount[key], accountPolicy, t)
+        return max(remaining(byAddress[address], addressPolicy, t), accountWait)
+    }
+
+    /// Lets an attempt through (returns 0) and charges it to the account as a failure at once
+    /// (unless the address is known for it), or returns the seconds to wait. Then exactly one
+    /// of `recordFailure`, `recordSuccess` or `refund` follows.
+    public func admit(address: String, account: String) -> Double {
+        let key = AccountName.folded(account)
+        let t = now()
+        lock.lock()
+        defer { lock.unlock() }
+        let wait = waitLocked(address: address, key: key, t: t)
+        if wait > 0 { return wait }
+        if !isKnownLocked(address: address, key: key, t: t) { bump(&byAccount, key, accountPolicy, t) }
+        return 0
+    }
+
+    /// Seconds until the address may try again (its own failures only).
+    public func addressWait(_ address: String) -> Double {
+        let t = now()
+        lock.lock()
+        defer { lock.unlock() }
+        return remaining(byAddress[address], addressPolicy, t)
+    }
+
+    /// Takes back the charge of an admitted attempt whose password was never checked (the
+    /// server was busy, the client left before its turn, or the address had to wait).
+    public func refund(address: String, account: String) {
+        let key = AccountName.folded(account)
+        let t = now()
+        lock.lock()
+        defer { lock.unlock() }
+        if !isKnownLocked(address: address, key: key, t: t) { unbump(&byAccount, key) }
+    }
+
+    /// An admitted attempt failed: the address's count goes up (the account's was charged by
+    /// `admit`).
+    public func recordAdmittedFailure(address: String) {
+        let t = now()
+        lock.lock()
+        defer { lock.unlock() }
+        bump(&byAddress, address, addressPolicy, t)
+    }
+
+    /// Whether `address` logged in to `account` successfully within `knownFor`.
+    public func isKnown(address: String, account: String) -> Bool {
+        let key = AccountName.folded(account)
+        let t = now()
+        lock.lock()
+        defer { lock.unlock() }
+        return isKnownLocked(address: address, key: key, t: t)
+    }
+
+    private func isKnownLocked(address: String, key: String, t: Double) -> Bool {
+        guard let last = known[key + "\u{0}" + address] else { return false }
+        return t - last < knownFor
+    }
+
+    private func unbump(_ table: inout [String: Entry], _ key: String) {
+        guard var entry = table[key] else { return }
+        entry.failures -= 1
+        table[key] = entry.failures > 0 ? entry : nil
     }
 
     public func recordFailure(address: String, account: String) {
@@ -70,12 +150,21 @@ public final class LoginThrottle: @unchecked Sendable {
         bump(&byAccount, key, accountPolicy, t)
     }
 
-    /// A successful login clears the account's failures (the address keeps its own).
+    /// A successful login: its charge is refunded, the account's failures are cleared, and the
+    /// address becomes known for the account.
     public func recordSuccess(address: String, account: String) {
         let key = AccountName.folded(account)
+        let t = now()
         lock.lock()
         defer { lock.unlock() }
         byAccount[key] = nil
+        known[key + "\u{0}" + address] = t
+        if known.count > maximumEntries {
+            known = known.filter { t - $0.value < knownFor }
+            if known.count > maximumEntries {
+                known = Dictionary(uniqueKeysWithValues: known.sorted { $0.value > $1.value }.prefix(maximumEntries / 2).map { ($0.key, $0.value) })
+            }
+        }
     }
 
     /// Number of addresses and accounts being tracked.

@@ -10,6 +10,10 @@ public enum UsersFileError: Error, Sendable, Equatable, CustomStringConvertible 
     case accountExists(String)
     case noSuchAccount(String)
     case invalidName(String)
+    /// Group or others may write the file: anyone on the machine could plant a password hash.
+    case writableByOthers(path: String, mode: UInt32)
+    /// The configured path is a symbolic link (a server and chat-admin would drift apart).
+    case symbolicLink(path: String)
 
     public var description: String {
         switch self {
@@ -31,6 +35,10 @@ public enum UsersFileError: Error, Sendable, Equatable, CustomStringConvertible 
             return "no account '\(name)' — 'chat-admin list' shows the accounts"
         case let .invalidName(reason):
             return "invalid account name: \(reason)"
+        case let .writableByOthers(path, mode):
+            return "users file \(path) can be changed by other users (mode \(String(mode & 0o777, radix: 8))): refused — run: chmod 600 \(path)"
+        case let .symbolicLink(path):
+            return "users file \(path) is a symbolic link: refused — point \"usersFile\" in the configuration at the real file"
         }
     }
 }

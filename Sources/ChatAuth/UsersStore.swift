@@ -52,16 +52,30 @@ public struct UsersStore: Sendable {
                             modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
     }
 
+    /// A warning for a file that group or others may read (hashes are secrets), or nil.
+    public func permissionWarning() -> String? {
+        var info = stat()
+        guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_mode & 0o044 != 0 else { return nil }
+        return "users file \(path) can be read by other users (mode \(String(info.st_mode & 0o777, radix: 8))): run chmod 600 \(path)"
+    }
+
     private func readIfPresent() throws(UsersFileError) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NOFOLLOW: a link is refused, not followed (chat-admin would replace the link with a
+        // file, and the server would keep reading the other copy).
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         if fd < 0 {
-            if errno == ENOENT { return nil }
-            throw .unreadable(path: path, reason: String(cString: strerror(errno)))
+            let code = errno
+            if code == ENOENT { return nil }
+            if code == ELOOP { throw .symbolicLink(path: path) }
+            throw .unreadable(path: path, reason: String(cString: strerror(code)))
         }
         defer { close(fd) }
         var info = stat()
         if fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) != S_IFREG {
             throw .unreadable(path: path, reason: "not a regular file")
+        }
+        if info.st_mode & 0o022 != 0 {
+            throw .writableByOthers(path: path, mode: UInt32(info.st_mode))
         }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
@@ -97,7 +111,7 @@ public struct UsersStore: Sendable {
         if !directory.isEmpty && !FileManager.default.fileExists(atPath: directory) {
             throw .lockFailed(path: lockPath, reason: "folder \(directory) does not exist")
         }
-        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         if fd < 0 { throw .lockFailed(path: lockPath, reason: String(cString: strerror(errno))) }
         while flock(fd, LOCK_EX) != 0 {
             if errno == EINTR { continue }

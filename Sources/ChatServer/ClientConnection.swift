@@ -17,12 +17,17 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
     public typealias OutboundIn = ByteBuffer
     public typealias OutboundOut = ByteBuffer
 
-    private var session: Session!
+    private var session: Session
+    /// The session's capabilities, copied after every change: read per delivery, so it must
+    /// cost one load, not an access to the whole `Session` value.
+    private var capabilities: Capabilities = []
     private let core: ServerCore
     private let address: String
     private let now: () -> Date
     private var context: ChannelHandlerContext?
-    private var held = CircularBuffer<InboundLine>()
+    /// Lines that came while a password was checked. Made on first use: most connections never
+    /// need it, and an empty CircularBuffer still allocates 16 slots (idle memory).
+    private var held: CircularBuffer<InboundLine>?
     private var readPending = false
     private var closing = false
     private var flushPending = false
@@ -30,6 +35,8 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
     private let connectedAt: NIODeadline
     private var tlsSummary = ""
     private var failure: String?
+    /// The password check waiting for a hashing thread, dropped if the client leaves first.
+    private var pendingLogin: LoginQueue.Ticket?
 
     public init(core: ServerCore, eventLoop: EventLoop, address: String, now: @escaping () -> Date = Date.init) {
         self.core = core
@@ -37,7 +44,8 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
         self.now = now
         self.flusher = core.flusher(for: eventLoop)
         self.connectedAt = eventLoop.now
-        self.session = Session(core: core, address: address, eventLoop: eventLoop, target: self)
+        self.session = Session(core: core, address: address, eventLoop: eventLoop, target: nil)
+        session.attach(self)
     }
 
     private var logger: Logger { core.logger }
@@ -54,8 +62,10 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
+        pendingLogin?.cancel()
+        pendingLogin = nil
         perform(session.connectionLost(now: now()))
-        held.removeAll()
+        held = nil
         let seconds = Double((context.eventLoop.now - connectedAt).nanoseconds) / 1e9
         let metadata: Logger.Metadata = [
             "account": "\(account)", "address": "\(address)",
@@ -100,8 +110,9 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let line = unwrapInboundIn(data)
-        if session.isAwaitingLogin || !held.isEmpty {
-            held.append(line)
+        if session.isAwaitingLogin || held != nil {
+            held = held ?? CircularBuffer(initialCapacity: 4)
+            held!.append(line)
             return
         }
         perform(session.receive(line, now: now()))
@@ -123,6 +134,7 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
     // MARK: Actions
 
     private func perform(_ actions: [Session.Action]) {
+        capabilities = session.capabilities
         for action in actions { perform(action) }
     }
 
@@ -140,10 +152,10 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
             context.triggerUserOutboundEvent(SessionRegistered(), promise: nil)
         case let .replace(old):
             logger.info("replacing an older connection", metadata: ["account": "\(old.nick)"])
-            old.replace()
+            old.end(reason: Session.replacedReason)
         case let .close(reason):
             closing = true
-            held.removeAll()
+            held = nil
             context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: IRCMessage(command: "ERROR", parameters: [reason]).serialized())), promise: nil)
             context.flush()
             context.close(promise: nil)
@@ -157,7 +169,7 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
         let connection = NIOLoopBound(self, eventLoop: loop)
         // The outcome goes from the hashing thread straight to this loop (see
         // `Authenticator.login(…completion:)`), always on a later turn of the loop.
-        core.logins.login(account: account, password: password, address: address) { outcome in
+        pendingLogin = core.logins.login(account: account, password: password, address: address) { outcome in
             loop.execute {
                 switch outcome {
                 case .success: break
@@ -170,12 +182,15 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
     }
 
     private func loginFinished(_ outcome: LoginOutcome, via method: Registration.Method) {
+        pendingLogin = nil
         guard let context, !closing else { return }
         perform(session.loginFinished(outcome, via: method, now: now()))
         // Lines that came while the password was checked, in order, until one starts another check.
-        while !held.isEmpty && !session.isAwaitingLogin && !closing {
-            perform(session.receive(held.removeFirst(), now: now()))
+        while let line = held?.popFirst(), !closing {
+            perform(session.receive(line, now: now()))
+            if session.isAwaitingLogin { break }
         }
+        if held?.isEmpty == true { held = nil }
         context.flush()
         if readPending && !session.isAwaitingLogin {
             readPending = false
@@ -192,17 +207,16 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
     // MARK: DeliveryTarget
 
     public func deliver(_ relay: Relay, cache: inout Relay.Cache, requiring: Capabilities) {
-        guard let context, !closing, session.capabilities.isSuperset(of: requiring) else { return }
-        context.write(wrapOutboundOut(relay.buffer(for: session.capabilities, cache: &cache, allocator: context.channel.allocator)), promise: nil)
+        guard let context, !closing, capabilities.isSuperset(of: requiring) else { return }
+        context.write(wrapOutboundOut(relay.buffer(for: capabilities, cache: &cache, allocator: context.channel.allocator)), promise: nil)
         if !flushPending {
             flushPending = true
             flusher.mark(self)
         }
     }
 
-    public func replaced() {
-        guard !closing else { return }
-        perform(session.replaced(now: now()))
+    public func end(reason: String) {
+        close(reason: reason)
     }
 
     /// Called by the loop's flusher at the end of the turn in which this client was written to.

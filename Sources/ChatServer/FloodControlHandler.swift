@@ -19,7 +19,9 @@ public final class FloodControlHandler: ChannelDuplexHandler {
     private let maximumQueued: Int
     private var tokens: Double
     private var lastRefill: NIODeadline?
-    private var queued = CircularBuffer<NIOAny>()
+    /// Lines waiting; made on first use (an empty CircularBuffer still allocates 16 slots, and
+    /// most connections never wait).
+    private var queued: CircularBuffer<NIOAny>?
     private var drainTimer: Scheduled<Void>?
     private var readPending = false
     private var flooded = false
@@ -32,27 +34,30 @@ public final class FloodControlHandler: ChannelDuplexHandler {
     }
 
     /// Lines waiting for a token.
-    public var queuedCount: Int { queued.count }
+    public var queuedCount: Int { queued?.count ?? 0 }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if flooded { return }
-        if queued.isEmpty && takeToken(context.eventLoop.now) {
+        if queued == nil && takeToken(context.eventLoop.now) {
             context.fireChannelRead(data)
             return
         }
-        guard queued.count < maximumQueued else {
+        guard queuedCount < maximumQueued else {
             flooded = true
-            queued.removeAll()
+            queued = nil
             drainTimer?.cancel()
             context.fireUserInboundEventTriggered(SessionEvent.excessFlood)
             return
         }
-        queued.append(data)
-        if queued.count == 1 { scheduleDrain(context) }
+        if queued == nil {
+            queued = CircularBuffer(initialCapacity: 16)
+            scheduleDrain(context)
+        }
+        queued!.append(data)
     }
 
     public func read(context: ChannelHandlerContext) {
-        if queued.isEmpty {
+        if queued == nil {
             context.read()
         } else {
             readPending = true
@@ -61,7 +66,7 @@ public final class FloodControlHandler: ChannelDuplexHandler {
 
     public func channelInactive(context: ChannelHandlerContext) {
         drainTimer?.cancel()
-        queued.removeAll()
+        queued = nil
         context.fireChannelInactive()
     }
 
@@ -92,14 +97,17 @@ public final class FloodControlHandler: ChannelDuplexHandler {
     private func drain(_ context: ChannelHandlerContext) {
         drainTimer = nil
         var passed = false
-        while !queued.isEmpty && !flooded && takeToken(context.eventLoop.now) {
-            context.fireChannelRead(queued.removeFirst())
+        while !flooded, queuedCount > 0, takeToken(context.eventLoop.now) {
+            context.fireChannelRead(queued!.removeFirst())
             passed = true
         }
         if passed { context.fireChannelReadComplete() }
-        if !queued.isEmpty {
+        if queuedCount > 0 {
             scheduleDrain(context)
-        } else if readPending {
+            return
+        }
+        queued = nil
+        if readPending {
             readPending = false
             context.read()
         }

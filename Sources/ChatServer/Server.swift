@@ -28,6 +28,11 @@ public final class Server: Sendable {
     /// clients slows their handshakes, not the chat of those already connected.
     let handshakes: WorkerPool
     public let directory: AccountDirectory
+    /// Looks at the users file (one `stat`) twice a second, off the event loops, so changes
+    /// made with chat-admin reach live sessions within a second.
+    private let accountWatchQueue = DispatchQueue(label: "securechat-users-file")
+    private let watchingAccounts = NIOLockedValueBox(false)
+    static let accountCheckInterval = DispatchTimeInterval.milliseconds(500)
 
     /// The plaintext line sent to a client that connects without TLS, before closing.
     static let plaintextReply = "ERROR :This port speaks TLS only: turn TLS on in your IRC client (irssi: /connect -tls; WeeChat: /set irc.server.NAME.ssl on, or .tls on in WeeChat 4)\r\n"
@@ -62,8 +67,20 @@ public final class Server: Sendable {
         handshakes = WorkerPool(threads: System.coreCount, queueLimit: 4096, scheduling: .background, name: "securechat-tls")
         let authenticator = try Authenticator(
             directory: directory, policy: configuration.passwordHashing, pool: pool,
-            throttle: LoginThrottle(now: { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }), report: report)
-        core = ServerCore(configuration: configuration, registry: Registry(), logins: authenticator, logger: logger)
+            throttle: LoginThrottle(now: { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }),
+            perNetwork: configuration.limits.loginQueuePerNetwork, report: report)
+        let core = ServerCore(configuration: configuration, registry: Registry(), logins: authenticator, logger: logger)
+        self.core = core
+        // An operator's change takes effect at once: a locked or deleted account's sessions end,
+        // and so do those of an account whose password changed.
+        directory.setChangeHandler { changes in
+            for change in changes {
+                guard let session = core.registry.session(named: change.account) else { continue }
+                logger.notice("ending the session: \(change.reason)", metadata: ["account": "\(session.nick)", "address": "\(session.address)"])
+                session.end(reason: change.reason)
+            }
+        }
+
         limiter = ConnectionLimiter(maximum: configuration.limits.maxClients, maximumPerAddress: configuration.limits.maxClientsPerAddress)
     }
 
@@ -79,6 +96,8 @@ public final class Server: Sendable {
 
     /// Binds every listener and logs where the server listens, with which certificate and users file.
     public func start() async throws {
+        watchingAccounts.withLockedValue { $0 = true }
+        watchUsersFile()
         for listener in configuration.listeners {
             let channel: Channel
             do {
@@ -139,6 +158,14 @@ public final class Server: Sendable {
             }
     }
 
+    private func watchUsersFile() {
+        accountWatchQueue.asyncAfter(deadline: .now() + Self.accountCheckInterval) { [weak self] in
+            guard let self, self.watchingAccounts.withLockedValue({ $0 }) else { return }
+            self.directory.refreshIfChanged()
+            self.watchUsersFile()
+        }
+    }
+
     /// Adds what sits above TLS in every client's pipeline: the line decoder, the send-queue
     /// watchdog, keepalive, flood control and the connection that runs the session.
     public static func addSessionHandlers(to pipeline: ChannelPipeline.SynchronousOperations, core: ServerCore, eventLoop: EventLoop,
@@ -191,6 +218,7 @@ public final class Server: Sendable {
             try? await Task.sleep(nanoseconds: 20_000_000)
         }
         for channel in connections.withLockedValue({ Array($0.values) }) { try? await channel.close() }
+        watchingAccounts.withLockedValue { $0 = false }
         pool.shutdown()
         handshakes.shutdown()
     }

@@ -47,6 +47,8 @@ public struct ServerConfiguration: Sendable, Equatable {
         public var messageBurst = 20
         /// Logins waiting for a hashing thread beyond those being checked.
         public var loginQueue = 64
+        /// Of those, how many one network (an IPv4 /24, an IPv6 /64) may have waiting.
+        public var loginQueuePerNetwork = 16
         public init() {}
     }
 
@@ -226,7 +228,7 @@ extension ServerConfiguration {
             if let value = root["limits"] {
                 guard let t = value as? [String: Any] else { throw fail("limits", "an object", value) }
                 let p = "limits."
-                try checkKeys(t, allowed: ["maxClients", "maxClientsPerAddress", "lineLength", "sendQueueBytes", "handshakeTimeoutSeconds", "registrationTimeoutSeconds", "pingIntervalSeconds", "pingTimeoutSeconds", "roomsPerUser", "messagesPerSecond", "messageBurst", "loginQueue"], at: p)
+                try checkKeys(t, allowed: ["maxClients", "maxClientsPerAddress", "lineLength", "sendQueueBytes", "handshakeTimeoutSeconds", "registrationTimeoutSeconds", "pingIntervalSeconds", "pingTimeoutSeconds", "roomsPerUser", "messagesPerSecond", "messageBurst", "loginQueue", "loginQueuePerNetwork"], at: p)
                 var l = ServerConfiguration.Limits()
                 l.maxClients = try integer(t, "maxClients", at: p, 1...1_000_000) ?? l.maxClients
                 l.maxClientsPerAddress = try integer(t, "maxClientsPerAddress", at: p, 1...1_000_000) ?? l.maxClientsPerAddress
@@ -240,6 +242,7 @@ extension ServerConfiguration {
                 l.messagesPerSecond = try number(t, "messagesPerSecond", at: p, 0.1...1_000_000) ?? l.messagesPerSecond
                 l.messageBurst = try integer(t, "messageBurst", at: p, 1...1_000_000) ?? l.messageBurst
                 l.loginQueue = try integer(t, "loginQueue", at: p, 0...100_000) ?? l.loginQueue
+                l.loginQueuePerNetwork = try integer(t, "loginQueuePerNetwork", at: p, 1...100_000) ?? l.loginQueuePerNetwork
                 if l.maxClientsPerAddress > l.maxClients {
                     throw ConfigurationError(path: path, message: "\"limits.maxClientsPerAddress\" (\(l.maxClientsPerAddress)) cannot exceed \"limits.maxClients\" (\(l.maxClients))")
                 }

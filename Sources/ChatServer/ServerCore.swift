@@ -9,8 +9,9 @@ import NIOCore
 /// Checks a login: the server's `Authenticator`, or an injected checker in tests and fuzzing.
 public protocol LoginChecker: Sendable {
     /// Checks `password` for `account` from `address` and hands the outcome to `completion`, on
-    /// any thread (the connection hops back to its own loop).
-    func login(account: String, password: Password, address: String, completion: @escaping @Sendable (LoginOutcome) -> Void)
+    /// any thread (the connection hops back to its own loop). Returns the waiting check, which
+    /// the connection cancels if it closes first, or nil.
+    func login(account: String, password: Password, address: String, completion: @escaping @Sendable (LoginOutcome) -> Void) -> LoginQueue.Ticket?
 }
 
 extension Authenticator: LoginChecker {}

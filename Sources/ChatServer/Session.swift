@@ -55,6 +55,11 @@ public struct Session {
         self.registration = Registration(serverName: core.configuration.serverName)
     }
 
+    /// Sets the connection that delivery to this session ends in (before registration).
+    public mutating func attach(_ target: any DeliveryTarget) {
+        self.target = target
+    }
+
     /// True while a password is being checked: the connection holds further input until the
     /// result, so a client that pipelines `PASS`, `NICK`, `USER` and `JOIN` loses nothing.
     public var isAwaitingLogin: Bool { registration.isVerifying }
@@ -231,10 +236,8 @@ public struct Session {
         return actions
     }
 
-    /// A newer login took this account.
-    public mutating func replaced(now: Date) -> [Action] {
-        close(reason: "Closing link: logged in from another connection", now: now)
-    }
+    /// What a session hears when a newer login takes its account.
+    public static let replacedReason = "Closing link: logged in from another connection"
 
     /// The connection went away without a goodbye (or after one): rooms see the quit if they
     /// have not yet.

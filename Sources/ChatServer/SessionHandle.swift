@@ -11,8 +11,8 @@ public protocol DeliveryTarget: AnyObject {
     /// Writes `relay` in the variant this session's capabilities call for, if it has every
     /// capability in `requiring`. `cache` holds variants already serialised on this loop.
     func deliver(_ relay: Relay, cache: inout Relay.Cache, requiring: Capabilities)
-    /// Another connection logged in to this account: close with a reason.
-    func replaced()
+    /// End the session with `reason` (a newer login, an operator's change to the account).
+    func end(reason: String)
 }
 
 /// What every other connection may know of a registered session, safe to read from any loop.
@@ -90,8 +90,8 @@ public final class SessionHandle: Sendable, CustomStringConvertible {
         target?.deliver(relay, cache: &cache, requiring: requiring)
     }
 
-    /// Tells the session, on its own loop, that a newer login took its account.
-    public func replace() {
-        eventLoop.execute { self.target?.replaced() }
+    /// Ends the session, on its own loop, telling it and its rooms `reason`.
+    public func end(reason: String) {
+        eventLoop.execute { self.target?.end(reason: reason) }
     }
 }

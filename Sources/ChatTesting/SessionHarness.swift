@@ -75,7 +75,8 @@ public final class TestLogins: LoginChecker, Sendable {
     /// How many logins were checked.
     public var attempts: Int { state.withLockedValue { $0.attempts } }
 
-    public func login(account: String, password: Password, address: String, completion: @escaping @Sendable (LoginOutcome) -> Void) {
+    @discardableResult
+    public func login(account: String, password: Password, address: String, completion: @escaping @Sendable (LoginOutcome) -> Void) -> LoginQueue.Ticket? {
         let name = accounts.keys.first { $0.lowercased() == account.lowercased() }
         let outcome: LoginOutcome = name.map { Array(accounts[$0]!.utf8) == password.bytes ? .success(account: $0) : .invalidCredentials }
             ?? .invalidCredentials
@@ -86,6 +87,7 @@ public final class TestLogins: LoginChecker, Sendable {
             return !state.holding
         }
         if now { answer() }
+        return nil
     }
 
     /// Gives every held answer, in order.
@@ -180,7 +182,7 @@ public final class TestSession: DeliveryTarget {
             case .registered:
                 break
             case let .replace(old):
-                old.replace()
+                old.end(reason: Session.replacedReason)
             case let .close(reason):
                 received.append(IRCMessage(command: "ERROR", parameters: [reason]))
                 closedWith = reason
@@ -194,7 +196,7 @@ public final class TestSession: DeliveryTarget {
         received.append(relay.message(for: session.capabilities))
     }
 
-    public func replaced() {
-        perform(session.replaced(now: harness.now))
+    public func end(reason: String) {
+        close(reason: reason)
     }
 }

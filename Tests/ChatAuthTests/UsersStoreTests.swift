@@ -161,3 +161,65 @@ func account(_ name: String, locked: Bool = false, hash: String = fastHash) -> A
         #expect(leftovers.isEmpty)
     }
 }
+
+/// Finding 8 of issue 13: a users file others may change, or a link in its place, is refused.
+@Suite struct UsersFileSafetyTests {
+    @Test func aFileOthersCanWriteIsRefusedAndOneTheyCanReadIsWarned() throws {
+        let store = UsersStore(path: temporaryFolder() + "/users.json")
+        try store.update { try $0.add(account("alice")) }
+        chmod(store.path, 0o666)
+        #expect(throws: UsersFileError.writableByOthers(path: store.path, mode: UInt32(S_IFREG | 0o666))) { try store.load() }
+        #expect("\(UsersFileError.writableByOthers(path: store.path, mode: 0o100666))".contains("chmod 600 \(store.path)"))
+        chmod(store.path, 0o644)
+        #expect(try store.load().accounts.count == 1)
+        let lines = Lines()
+        _ = try AccountDirectory(store: store, report: { lines.append($0) })
+        #expect(lines.all == ["users file \(store.path) can be read by other users (mode 644): run chmod 600 \(store.path)"])
+    }
+
+    @Test func aSymbolicLinkIsRefusedNotFollowedNorReplaced() throws {
+        let folder = temporaryFolder()
+        let real = UsersStore(path: folder + "/real.json")
+        try real.update { try $0.add(account("alice")) }
+        let linked = UsersStore(path: folder + "/users.json")
+        try FileManager.default.createSymbolicLink(atPath: linked.path, withDestinationPath: real.path)
+        #expect(throws: UsersFileError.symbolicLink(path: linked.path)) { try linked.load() }
+        #expect(throws: UsersFileError.symbolicLink(path: linked.path)) { try linked.update { try $0.add(account("bob")) } }
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: linked.path) == real.path)  // still a link
+        #expect("\(UsersFileError.symbolicLink(path: linked.path))".contains("point \"usersFile\" in the configuration at the real file"))
+        // chat-admin says the same and changes nothing.
+        try "{\"usersFile\": \"users.json\"}".write(toFile: folder + "/server.json", atomically: true, encoding: .utf8)
+        let result = ChildProcess.run([TestBinaries.path("chat-admin"), "list", "--config", folder + "/server.json"])
+        #expect(result.status != 0)
+        #expect(result.output.contains("is a symbolic link: refused"))
+    }
+
+    @Test func aReloadOfAnUnsafeFileKeepsTheLastGoodCopy() throws {
+        let store = UsersStore(path: temporaryFolder() + "/users.json")
+        try store.update { try $0.add(account("alice")) }
+        let lines = Lines()
+        let directory = try AccountDirectory(store: store, report: { lines.append($0) })
+        try store.update { try $0.add(account("mallory")) }
+        chmod(store.path, 0o666)
+        directory.reload()
+        #expect(directory.lookup("mallory") == nil)
+        #expect(directory.lookup("alice") != nil)
+        #expect(lines.all.contains { $0.contains("can be changed by other users") && $0.contains("keeping the last good copy (1 accounts)") })
+    }
+
+    @Test func changesThatEndSessionsAreReported() throws {
+        let store = UsersStore(path: temporaryFolder() + "/users.json")
+        try store.update { for name in ["alice", "bob", "carol", "dave"] { try $0.add(account(name)) } }
+        let directory = try AccountDirectory(store: store)
+        let seen = Lines()
+        directory.setChangeHandler { for change in $0 { seen.append("\(change)") } }
+        let other = try PasswordHash.make(password: Password("another one"), parameters: ScryptParameters(ln: 4, r: 8, p: 1)).phc
+        try store.update { database in
+            try database.remove("alice")
+            try database.modify("bob") { $0.locked = true }
+            try database.modify("carol") { $0.hash = other }
+        }
+        directory.reload()
+        #expect(seen.all == ["deleted(\"alice\")", "locked(\"bob\")", "passwordChanged(\"carol\")"])
+    }
+}

@@ -309,7 +309,8 @@ let carol = ("carol", "carol password")
         let count = 500
         let server = try await TestServer.start(accounts: [alice]) {
             $0.limits.maxClients = 1000
-            $0.limits.loginQueue = 1000  // all 500 log in at once
+            $0.limits.loginQueue = 1000  // all 500 log in at once, from one address
+            $0.limits.loginQueuePerNetwork = 1000
             $0.limits.handshakeTimeoutSeconds = 120  // 500 handshakes at once on a slow (sanitized) build
         }
         for i in 0..<count { try server.addAccount("user\(i)", password: "password\(i)") }
