@@ -5,6 +5,7 @@ import Foundation
 import Histogram
 import IRC
 import IRCFraming
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import TLS
@@ -164,6 +165,7 @@ final class BenchPool: @unchecked Sendable {
     let target: BenchTarget
     private var statsByLoop: [ObjectIdentifier: LoopStats] = [:]
     let loops: [EventLoop]
+    private let connections = NIOLockedValueBox(0)
 
     /// - Parameter background: run this pool's loops at nice 19 (Linux), like the server's hashing
     ///   and handshake threads, so that their work yields to the server and to the clients that
@@ -181,12 +183,26 @@ final class BenchPool: @unchecked Sendable {
         }
     }
 
+    /// The loopback address client number `n` connects from, when the server is on loopback:
+    /// consecutive clients come from different /24 networks, as users on the Internet do (a
+    /// server may share its login queue between networks, and limit connections per address).
+    static func sourceAddress(_ n: Int) -> String {
+        "127.\(1 + (n / 62_500) % 250).\(n % 250).\(1 + (n / 250) % 250)"
+    }
+
     /// Connects and registers `nick`; returns the channel and its handler.
     func connect(_ nick: String) -> EventLoopFuture<(Channel, BenchConnection)> {
         let loop = group.next()
         let handler = BenchConnection(nick: nick, target: target, eventLoop: loop, stats: statsByLoop[ObjectIdentifier(loop)]!)
         let target = self.target
-        return ClientBootstrap(group: loop)
+        var bootstrap = ClientBootstrap(group: loop)
+        if target.host.hasPrefix("127."), let source = try? SocketAddress(ipAddress: Self.sourceAddress(connections.withLockedValue { n in
+            defer { n += 1 }
+            return n
+        }), port: 0) {
+            bootstrap = bootstrap.bind(to: source)
+        }
+        return bootstrap
             .connectTimeout(.seconds(30))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
