@@ -149,7 +149,7 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
             verify(account: account, password: password, method: method)
         case let .registered(handle):
             logger.info("logged in", metadata: ["account": "\(handle.nick)", "address": "\(address)", "tls": "\(tlsSummary)"])
-            context.triggerUserOutboundEvent(SessionRegistered(), promise: nil)
+            context.channel.pipeline.fireUserInboundEventTriggered(SessionRegistered())
         case let .replace(old):
             logger.info("replacing an older connection", metadata: ["account": "\(old.nick)"])
             old.end(reason: Session.replacedReason)

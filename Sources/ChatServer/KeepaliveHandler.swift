@@ -6,11 +6,12 @@ import NIOCore
 ///
 /// Each timer belongs to the state it serves, so a state change cancels exactly the timer that
 /// no longer applies. Input only records the time (no timer per line); the idle timer checks that
-/// time when it fires. It asks `ClientConnection` to close with a `SessionEvent`.
-public final class KeepaliveHandler: ChannelDuplexHandler {
+/// time when it fires. It asks `ClientConnection` to close with a `SessionEvent`, and learns of
+/// the login from `SessionRegistered`, fired from the head of the pipeline. Inbound only, so
+/// the messages written to the client never pass through it.
+public final class KeepaliveHandler: ChannelInboundHandler {
     public typealias InboundIn = InboundLine
     public typealias InboundOut = InboundLine
-    public typealias OutboundIn = ByteBuffer
     public typealias OutboundOut = ByteBuffer
 
     private enum State {
@@ -69,14 +70,15 @@ public final class KeepaliveHandler: ChannelDuplexHandler {
         context.fireChannelRead(data)
     }
 
-    public func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
-        if event is SessionRegistered, case let .registering(timer) = state {
-            timer.cancel()
-            scheduleIdleCheck(context, in: pingInterval)
-            promise?.succeed(())
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is SessionRegistered {
+            if case let .registering(timer) = state {
+                timer.cancel()
+                scheduleIdleCheck(context, in: pingInterval)
+            }
             return
         }
-        context.triggerUserOutboundEvent(event, promise: promise)
+        context.fireUserInboundEventTriggered(event)
     }
 
     private func scheduleIdleCheck(_ context: ChannelHandlerContext, in delay: TimeAmount) {

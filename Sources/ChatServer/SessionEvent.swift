@@ -28,8 +28,8 @@ public enum SessionEvent: Sendable, Equatable {
     }
 }
 
-/// Sent from `ClientConnection` towards the head of the pipeline when registration completes,
-/// so the keepalive handler switches from the registration timeout to PING.
+/// Fired by `ClientConnection` from the head of the pipeline when registration completes, so the
+/// keepalive handler switches from the registration timeout to PING.
 public struct SessionRegistered: Sendable, Equatable {
     public init() {}
 }

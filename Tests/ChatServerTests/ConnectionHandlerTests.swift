@@ -54,7 +54,7 @@ import Testing
         let keepalive = KeepaliveHandler(serverName: "s", registrationTimeoutSeconds: 60, pingIntervalSeconds: 90, pingTimeoutSeconds: 120)
         let channel = EmbeddedChannel(handlers: [keepalive, recorder])
         let loop = channel.embeddedEventLoop
-        channel.pipeline.triggerUserOutboundEvent(SessionRegistered(), promise: nil)
+        channel.pipeline.fireUserInboundEventTriggered(SessionRegistered())
         loop.advanceTime(by: .seconds(60))
         #expect(recorder.events.isEmpty)  // the registration timer is gone
         loop.advanceTime(by: .seconds(20))
