@@ -7,6 +7,7 @@ let package = Package(
     name: "SecureChat",
     platforms: [.macOS(.v14)],
     products: [
+        .library(name: "ChatSupport", targets: ["ChatSupport"]),
         .library(name: "TLS", targets: ["TLS"]),
         .library(name: "ChatAuth", targets: ["ChatAuth"]),
         .library(name: "IRC", targets: ["IRC"]),

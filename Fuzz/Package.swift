@@ -22,6 +22,7 @@ let package = Package(
             name: "FuzzSession",
             dependencies: [
                 .product(name: "ChatServer", package: "SecureChat"), .product(name: "ChatAuth", package: "SecureChat"),
+                .product(name: "ChatSupport", package: "SecureChat"),
                 .product(name: "IRCFraming", package: "SecureChat"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -67,6 +67,15 @@ public final class AccountDirectory: @unchecked Sendable {
         return database.account(named: name)
     }
 
+    /// The account whose registered client certificate has this fingerprint, after the same
+    /// cheap check for a changed file.
+    public func lookup(certificate fingerprint: String) -> Account? {
+        refreshIfChanged()
+        lock.lock()
+        defer { lock.unlock() }
+        return database.account(withCertificate: fingerprint)
+    }
+
     /// Number of accounts in the copy in use.
     public var count: Int {
         lock.lock()

@@ -110,6 +110,19 @@ public final class Authenticator: Sendable {
         return ticket
     }
 
+    /// A login with a client certificate (SASL EXTERNAL): the account that registered the
+    /// certificate's fingerprint, if `account` (the authorization identity, when the client gave
+    /// one) names it. No hashing and no throttling: the TLS handshake proved the client holds the
+    /// certificate's key, and a fingerprint cannot be guessed. Answers at once.
+    public func login(certificate fingerprint: String, account: String?, address: String) -> LoginOutcome {
+        guard let record = directory.lookup(certificate: fingerprint),
+              account.map({ AccountName.folded($0) == AccountName.folded(record.name) }) ?? true
+        else { return .invalidCredentials }
+        if record.locked { return .locked(account: record.name) }
+        throttle.recordSuccess(address: address, account: record.name)
+        return .success(account: record.name)
+    }
+
     /// What a finished check means: `record` is the account when the password was right.
     private func outcome(record: Account?, weak: Bool, account: String, password: Password, address: String) -> LoginOutcome {
         guard let record else {

@@ -13,13 +13,44 @@ public struct Account: Sendable, Equatable, Codable {
     public var updated: String
     /// A locked account cannot log in, even with the right password.
     public var locked: Bool
+    /// SHA-256 fingerprints (64 upper-case hex digits) of client certificates that log in to this
+    /// account with SASL EXTERNAL. Written only when there are some, so files without
+    /// certificates look as they always did.
+    public var certificates: [String]
 
-    public init(name: String, hash: String, created: String, updated: String, locked: Bool = false) {
+    public init(name: String, hash: String, created: String, updated: String, locked: Bool = false, certificates: [String] = []) {
         self.name = name
         self.hash = hash
         self.created = created
         self.updated = updated
         self.locked = locked
+        self.certificates = certificates
+    }
+
+    private enum CodingKeys: String, CodingKey { case name, hash, created, updated, locked, certificates }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        hash = try c.decode(String.self, forKey: .hash)
+        created = try c.decode(String.self, forKey: .created)
+        updated = try c.decode(String.self, forKey: .updated)
+        locked = try c.decode(Bool.self, forKey: .locked)
+        certificates = try c.decodeIfPresent([String].self, forKey: .certificates) ?? []
+        for (i, fingerprint) in certificates.enumerated() where fingerprint.count != 64 || !fingerprint.allSatisfy({ $0.isHexDigit && !$0.isLowercase }) {
+            throw DecodingError.dataCorruptedError(forKey: .certificates, in: c,
+                debugDescription: "certificates[\(i)] is not a SHA-256 fingerprint (64 upper-case hex digits)")
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(hash, forKey: .hash)
+        try c.encode(created, forKey: .created)
+        try c.encode(updated, forKey: .updated)
+        try c.encode(locked, forKey: .locked)
+        if !certificates.isEmpty { try c.encode(certificates, forKey: .certificates) }
     }
 }
 
@@ -41,6 +72,11 @@ public struct UsersDatabase: Sendable, Equatable {
     /// The account named `name`, ignoring ASCII case.
     public func account(named name: String) -> Account? {
         index[AccountName.folded(name)].map { accounts[$0] }
+    }
+
+    /// The account that registered the client certificate with this SHA-256 fingerprint.
+    public func account(withCertificate fingerprint: String) -> Account? {
+        accounts.first { $0.certificates.contains(fingerprint) }
     }
 
     /// Adds a new account; refuses a duplicate name (ignoring case) or an invalid one.

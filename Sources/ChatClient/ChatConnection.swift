@@ -19,6 +19,9 @@ public struct ChatClientOptions: Sendable {
     public var insecure: Bool
     /// Seconds for TCP, TLS and login together.
     public var loginTimeout: Double
+    /// A client certificate and its key (PEM files): log in with SASL EXTERNAL instead of the
+    /// password, when the certificate is registered with the account (`chat-admin cert add`).
+    public var clientCertificate: (certificateFile: String, keyFile: String)?
 
     public init(host: String, port: Int, account: String, password: Password, trust: TLSConfiguration.Trust = .system, insecure: Bool = false, loginTimeout: Double = 30) {
         self.host = host
@@ -55,6 +58,10 @@ public final class ChatConnection: Sendable {
     public static func connect(_ options: ChatClientOptions, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> ChatConnection {
         var configuration = TLSConfiguration.client(trust: options.trust)
         if options.insecure { configuration.verification = .none }
+        if let identity = options.clientCertificate {
+            configuration.certificateChainFile = identity.certificateFile
+            configuration.privateKeyFile = identity.keyFile
+        }
         let context: TLSContext
         do { context = try TLSContext(configuration: configuration) } catch { throw ChatClientError.tls(error) }
         let (stream, continuation) = AsyncStream<IRCMessage>.makeStream()
@@ -132,7 +139,7 @@ public final class ChatConnection: Sendable {
 
     /// CAP, NICK, USER, SASL PLAIN, CAP END (`SASLClientLogin`); returns the nick from 001.
     private static func login(_ options: ChatClientOptions, channel: Channel, messages: IteratorBox) async throws -> String {
-        var login = SASLClientLogin(account: options.account, password: options.password.bytes,
+        var login = SASLClientLogin(account: options.account, password: options.clientCertificate == nil ? options.password.bytes : nil,
                                     capabilities: ["server-time", "echo-message", "away-notify"])
         for line in login.opening { try await send(line, on: channel) }
         while let m = await messages.next() {

@@ -78,6 +78,7 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case let .handshakeCompleted(info)? = event as? TLSEvent {
             tlsSummary = "\(info.version) \(info.cipherSuite)"
+            session.tlsEstablished(clientCertificate: info.peerCertificate.flatMap { ClientCertificate.normalizedFingerprint($0.sha256Fingerprint) })
             logger.debug("TLS handshake completed", metadata: ["address": "\(address)", "tls": "\(tlsSummary)"])
         } else if let event = event as? SessionEvent {
             if event == .sendQueueExceeded {
@@ -147,6 +148,14 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
             audience.deliver(relay, except: except, requiring: requiring)
         case let .verify(account, password, method):
             verify(account: account, password: password, method: method)
+        case let .verifyCertificate(fingerprint, account):
+            let outcome = core.logins.login(certificate: fingerprint, account: account, address: address)
+            if case .success = outcome {} else {
+                logger.notice("certificate login failed: \(outcome)", metadata: ["fingerprint": "\(fingerprint)", "address": "\(address)"])
+            }
+            // A later turn of the loop, like a password check's answer.
+            let connection = NIOLoopBound(self, eventLoop: context.eventLoop)
+            context.eventLoop.execute { connection.value.loginFinished(outcome, via: .sasl) }
         case let .registered(handle):
             logger.info("logged in", metadata: ["account": "\(handle.nick)", "address": "\(address)", "tls": "\(tlsSummary)"])
             context.channel.pipeline.fireUserInboundEventTriggered(SessionRegistered())

@@ -15,13 +15,16 @@ public struct Registration {
         case send(IRCMessage)
         /// Check this password (on the hashing pool) and call `loginFinished`.
         case verify(account: String, password: Password, method: Method)
+        /// Find the account that registered this client certificate (SASL EXTERNAL; `account` is
+        /// the authorization identity, if the client gave one) and call `loginFinished`.
+        case verifyCertificate(fingerprint: String, account: String?)
         /// Registration is done: the account is logged in.
         case complete(account: String, requestedNick: String, username: String, realname: String, capabilities: Capabilities)
         /// Send `ERROR :reason` and close.
         case close(reason: String)
     }
 
-    private enum SASLState { case idle, collecting([UInt8]), verifying }
+    private enum SASLState { case idle, collecting([UInt8]), collectingExternal([UInt8]), verifying }
 
     public let serverName: String
     public let maximumFailures = 3
@@ -29,6 +32,9 @@ public struct Registration {
     public private(set) var account: String?
     public private(set) var failures = 0
     public private(set) var isComplete = false
+    /// The SHA-256 fingerprint of the client's TLS certificate, if it presented one (for SASL
+    /// EXTERNAL).
+    public var clientCertificate: String?
     private var negotiating = false
     private var capVersion = 0
     private var nick: String?
@@ -133,11 +139,45 @@ public struct Registration {
             return []
         case .idle:
             if argument == "*" { return [reply(.saslAborted, "SASL authentication aborted")] }
-            guard argument.uppercased() == "PLAIN" else {
-                return [reply(.saslMechs, "PLAIN", "are available SASL mechanisms"), reply(.saslFail, "SASL authentication failed: only PLAIN is supported")]
+            switch argument.uppercased() {
+            case "PLAIN":
+                sasl = .collecting([])
+            case "EXTERNAL":
+                guard clientCertificate != nil else {
+                    return fail(.sasl, "SASL authentication failed: EXTERNAL needs a client certificate, and this connection presented none", code: .invalidCredentials)
+                }
+                sasl = .collectingExternal([])
+            default:
+                return [reply(.saslMechs, Capabilities.saslMechanisms, "are available SASL mechanisms"),
+                        reply(.saslFail, "SASL authentication failed: the mechanisms are \(Capabilities.saslMechanisms)")]
             }
-            sasl = .collecting([])
             return [.send(IRCMessage(command: "AUTHENTICATE", parameters: ["+"]))]
+        case var .collectingExternal(buffer):
+            if argument == "*" {
+                sasl = .idle
+                return [reply(.saslAborted, "SASL authentication aborted")]
+            }
+            if argument != "+" { buffer.append(contentsOf: argument.utf8) }
+            if buffer.count > 400 {
+                sasl = .idle
+                return [reply(.saslFail, "SASL authentication failed: the EXTERNAL message is too long")]
+            }
+            if argument.utf8.count == 400 {
+                sasl = .collectingExternal(buffer)
+                return []
+            }
+            // The message is the authorization identity (base64), or empty for "the account the
+            // certificate belongs to".
+            var identity: String?
+            if !buffer.isEmpty {
+                guard let bytes = Base64.decode(buffer, padded: true), let name = String(validating: bytes, as: UTF8.self), !name.isEmpty else {
+                    sasl = .idle
+                    return fail(.sasl, "SASL authentication failed: malformed EXTERNAL message", code: .invalidCredentials)
+                }
+                identity = name
+            }
+            sasl = .verifying
+            return [.verifyCertificate(fingerprint: clientCertificate!, account: identity)]
         case var .collecting(buffer):
             if argument == "*" {
                 sasl = .idle

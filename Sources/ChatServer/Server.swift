@@ -88,6 +88,8 @@ public final class Server: Sendable {
         var tls = TLSConfiguration.server(certificateChainFile: configuration.tls.certificateChain, privateKeyFile: configuration.tls.privateKey)
         tls.minimumVersion = configuration.tls.minimumVersion
         tls.clientCAFile = configuration.tls.clientCA
+        // Clients may present a certificate (self-signed is fine) to log in with SASL EXTERNAL.
+        tls.acceptsAnyClientCertificate = true
         return try TLSContext(configuration: tls)
     }
 

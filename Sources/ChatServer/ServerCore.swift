@@ -12,6 +12,9 @@ public protocol LoginChecker: Sendable {
     /// any thread (the connection hops back to its own loop). Returns the waiting check, which
     /// the connection cancels if it closes first, or nil.
     func login(account: String, password: Password, address: String, completion: @escaping @Sendable (LoginOutcome) -> Void) -> LoginQueue.Ticket?
+    /// A login with a client certificate's SHA-256 fingerprint (SASL EXTERNAL), answered at once;
+    /// `account` is the identity the client asked for, if any.
+    func login(certificate fingerprint: String, account: String?, address: String) -> LoginOutcome
 }
 
 extension Authenticator: LoginChecker {}

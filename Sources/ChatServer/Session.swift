@@ -21,6 +21,9 @@ public struct Session {
         /// Check this password off the event loop, then call `loginFinished`. Input that
         /// arrives meanwhile waits (see `isAwaitingLogin`).
         case verify(account: String, password: Password, method: Registration.Method)
+        /// Look up the account of this client certificate (SASL EXTERNAL), then call
+        /// `loginFinished(via: .sasl)`.
+        case verifyCertificate(fingerprint: String, account: String?)
         /// Registration completed: start the keepalive, log the login.
         case registered(SessionHandle)
         /// `handle` held this account until now: tell it (on its own loop) it was replaced.
@@ -58,6 +61,12 @@ public struct Session {
     /// Sets the connection that delivery to this session ends in (before registration).
     public mutating func attach(_ target: any DeliveryTarget) {
         self.target = target
+    }
+
+    /// The TLS handshake finished; `fingerprint` is the SHA-256 of the client's certificate, if
+    /// it presented one (it may then log in with SASL EXTERNAL).
+    public mutating func tlsEstablished(clientCertificate fingerprint: String?) {
+        registration.clientCertificate = fingerprint
     }
 
     /// True while a password is being checked: the connection holds further input until the
@@ -141,6 +150,7 @@ public struct Session {
             switch step {
             case let .send(message): actions.append(.send(message))
             case let .verify(account, password, method): actions.append(.verify(account: account, password: password, method: method))
+            case let .verifyCertificate(fingerprint, account): actions.append(.verifyCertificate(fingerprint: fingerprint, account: account))
             case let .close(reason): actions += close(reason: reason, now: now)
             case let .complete(account, requestedNick, username, realname, capabilities):
                 actions += complete(account: account, requestedNick: requestedNick, username: username, realname: realname,

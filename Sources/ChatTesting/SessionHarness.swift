@@ -58,13 +58,24 @@ public final class SessionHarness {
 /// `finishHeld()` when `holding` is set (to test what happens while a password is checked).
 public final class TestLogins: LoginChecker, Sendable {
     private let accounts: [String: String]
-    private let state = NIOLockedValueBox<(holding: Bool, held: [@Sendable () -> Void], attempts: Int)>((false, [], 0))
+    private let state = NIOLockedValueBox<(holding: Bool, held: [@Sendable () -> Void], attempts: Int, certificates: [String: String])>((false, [], 0, [:]))
 
     public init(accounts: [String: String]) {
         self.accounts = accounts
     }
 
     public func password(of account: String) -> String? { accounts[account] }
+
+    /// Client certificates by SHA-256 fingerprint → account, for SASL EXTERNAL.
+    public var certificates: [String: String] {
+        get { state.withLockedValue { $0.certificates } }
+        set { state.withLockedValue { $0.certificates = newValue } }
+    }
+
+    public func login(certificate fingerprint: String, account: String?, address: String) -> LoginOutcome {
+        guard let owner = certificates[fingerprint], account.map({ $0.lowercased() == owner.lowercased() }) ?? true else { return .invalidCredentials }
+        return .success(account: owner)
+    }
 
     /// When true, answers wait for `finishHeld()`.
     public var holding: Bool {
@@ -118,6 +129,11 @@ public final class TestSession: DeliveryTarget {
     public var handle: SessionHandle? { session.handle }
     public var isClosed: Bool { closedWith != nil }
 
+    /// The TLS handshake ended with this client certificate (its SHA-256 fingerprint).
+    public func presentCertificate(_ fingerprint: String) {
+        session.tlsEstablished(clientCertificate: fingerprint)
+    }
+
     /// Sends one line (without CR LF) as the client would.
     public func send(_ line: String) {
         var buffer = ByteBufferAllocator().buffer(capacity: line.utf8.count)
@@ -169,6 +185,8 @@ public final class TestSession: DeliveryTarget {
                 received.append(message)
             case let .deliver(relay, audience, except, requiring):
                 audience.deliver(relay, except: except, requiring: requiring)
+            case let .verifyCertificate(fingerprint, account):
+                perform(session.loginFinished(harness.logins.login(certificate: fingerprint, account: account, address: session.address), via: .sasl, now: harness.now))
             case let .verify(account, password, method):
                 let box = NIOLockedValueBox<LoginOutcome?>(nil)
                 harness.logins.login(account: account, password: password, address: session.address) { outcome in

@@ -24,9 +24,13 @@ public struct Capabilities: OptionSet, Sendable, Hashable {
         names.first { $0.1 == name }?.0
     }
 
+    /// The SASL mechanisms offered: PLAIN (account and password) and EXTERNAL (a client
+    /// certificate registered with the account).
+    public static let saslMechanisms = "PLAIN,EXTERNAL"
+
     /// `CAP LS` text; with version 302 `sasl` carries its mechanism list.
     public static func listing(version: Int) -> String {
-        names.map { cap, name in cap == .sasl && version >= 302 ? "sasl=PLAIN" : name }.joined(separator: " ")
+        names.map { cap, name in cap == .sasl && version >= 302 ? "sasl=" + saslMechanisms : name }.joined(separator: " ")
     }
 
     /// A `CAP REQ` list ("away-notify -echo-message"): what to add and what to remove, or nil

@@ -30,7 +30,8 @@ public struct SASLClientLogin: Sendable {
 
     public let account: String
     public let nick: String
-    private let password: [UInt8]
+    /// The password for PLAIN; nil to log in with EXTERNAL (the connection's client certificate).
+    private let password: [UInt8]?
     private let capabilities: [String]
     private let realname: String
     private let pipelined: Bool
@@ -40,7 +41,7 @@ public struct SASLClientLogin: Sendable {
     ///   - capabilities: requested with `sasl` in one `CAP REQ`.
     ///   - pipelined: send `AUTHENTICATE PLAIN` without waiting for `CAP ACK` (one round trip
     ///     less, for load generators).
-    public init(account: String, password: [UInt8], nick: String? = nil, realname: String? = nil,
+    public init(account: String, password: [UInt8]?, nick: String? = nil, realname: String? = nil,
                 capabilities: [String] = [], pipelined: Bool = false) {
         self.account = account
         self.nick = nick ?? account
@@ -53,18 +54,22 @@ public struct SASLClientLogin: Sendable {
     /// The first lines to send, in order.
     public var opening: [String] {
         var lines = ["CAP LS 302", "NICK \(nick)", "USER \(nick) 0 * :\(realname)", "CAP REQ :" + (["sasl"] + capabilities).joined(separator: " ")]
-        if pipelined { lines.append("AUTHENTICATE PLAIN") }
+        if pipelined { lines.append(mechanism) }
         return lines
     }
+
+    private var mechanism: String { password == nil ? "AUTHENTICATE EXTERNAL" : "AUTHENTICATE PLAIN" }
 
     /// Reads one message from the server.
     public mutating func receive(_ m: IRCMessage) -> Step {
         switch m.command {
         case "CAP" where m.parameters.count >= 2 && m.parameters[1] == "ACK":
-            return pipelined ? .wait : .send(["AUTHENTICATE PLAIN"])
+            return pipelined ? .wait : .send([mechanism])
         case "CAP" where m.parameters.count >= 2 && m.parameters[1] == "NAK":
             return .failed(.saslUnavailable)
         case "AUTHENTICATE" where m.parameters.first == "+":
+            // EXTERNAL: the authorization identity is the account the certificate belongs to.
+            guard let password else { return .send(["AUTHENTICATE +"]) }
             // AUTHENTICATE carries at most 400 characters per line; a payload that is an exact
             // multiple of 400 ends with "+".
             let payload = Array(SASLPlain.encode(account: account, password: password).utf8)

@@ -77,7 +77,7 @@ public struct CertificateAuthority: Sendable {
         return (Certificate(taking: x509), key)
     }
 
-    private static func makeCertificate(
+    static func makeCertificate(
         subject: String, publicKey: PrivateKey, issuer: OpaquePointer?, validFrom: Int, validFor: Int
     ) throws(TLSError) -> OpaquePointer {
         guard let x509 = X509_new() else {
@@ -103,7 +103,7 @@ public struct CertificateAuthority: Sendable {
         return x509
     }
 
-    private static func addExtensions(
+    static func addExtensions(
         _ x509: OpaquePointer, issuer: OpaquePointer, _ extensions: [(Int32, String)]
     ) throws(TLSError) {
         var ctx = X509V3_CTX()
@@ -117,7 +117,7 @@ public struct CertificateAuthority: Sendable {
         }
     }
 
-    private static func sign(_ x509: OpaquePointer, with key: PrivateKey) throws(TLSError) {
+    static func sign(_ x509: OpaquePointer, with key: PrivateKey) throws(TLSError) {
         if X509_sign(x509, key.pkey, EVP_sha256()) == 0 {
             throw .openSSLFailure(operation: "sign a certificate", openssl: OpenSSLError.drain())
         }

@@ -40,6 +40,11 @@ public struct TLSConfiguration: Sendable, Equatable {
     public var privateKeyFile: String?
     /// Server only: request client certificates and verify them against this CA file.
     public var clientCAFile: String?
+    /// Server only, without `clientCAFile`: ask every client for a certificate, optionally, and
+    /// accept any (self-signed ones included) without verifying it. The certificate is then only
+    /// an identity, matched by its SHA-256 fingerprint (SASL EXTERNAL); the handshake proves the
+    /// client holds its private key.
+    public var acceptsAnyClientCertificate = false
     /// Client only: whom to trust.
     public var trust: Trust
     /// Client only: whether to verify the server.

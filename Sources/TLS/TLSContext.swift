@@ -137,7 +137,15 @@ public final class TLSContext: @unchecked Sendable {
     private static func loadTrust(_ ctx: OpaquePointer, _ configuration: TLSConfiguration) throws(TLSError) {
         switch configuration.role {
         case .server:
-            guard let caPath = configuration.clientCAFile else { return }
+            guard let caPath = configuration.clientCAFile else {
+                if configuration.acceptsAnyClientCertificate {
+                    // Verification of the chain is skipped on purpose (see the setting).
+                    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE) { _, _ in 1 }
+                    let sessionContext = Array("securechat".utf8)
+                    SSL_CTX_set_session_id_context(ctx, sessionContext, UInt32(sessionContext.count))
+                }
+                return
+            }
             _ = try SecretFile.read(caPath, what: "client CA")
             guard SSL_CTX_load_verify_locations(ctx, caPath, nil) == 1,
                   let names = SSL_load_client_CA_file(caPath)

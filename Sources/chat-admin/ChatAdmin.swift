@@ -14,7 +14,7 @@ struct ChatAdmin: ParsableCommand {
         while the server does; the server picks them up at the next login. Passwords are read from \
         a no-echo prompt, or one line on standard input with --password-stdin; never from arguments.
         """,
-        subcommands: [AddUser.self, Passwd.self, DelUser.self, List.self, Lock.self, Unlock.self, Verify.self, Import.self, Certs.self]
+        subcommands: [AddUser.self, Passwd.self, DelUser.self, List.self, Lock.self, Unlock.self, Verify.self, Import.self, ClientCertificates.self, Certs.self]
     )
 }
 
@@ -166,7 +166,7 @@ struct LockChange {
                 }
                 return found
             }
-            print(locked ? "locked '\(changed)': it cannot log in until 'chat-admin unlock \(changed)'" : "unlocked '\(changed)'")
+            print(locked ? "locked '\(changed)': a running server ends its sessions within a second, and it cannot log in until 'chat-admin unlock \(changed)'" : "unlocked '\(changed)'")
         }
     }
 }

@@ -30,7 +30,12 @@ struct ChatClientCommand: AsyncParsableCommand {
         Exit status: 0 normal quit; 2 bad options or config; 3 cannot connect; 4 TLS failure \
         (certificate not trusted, wrong host name); 5 wrong account or password; 6 account \
         locked; 7 server busy or too many failed logins; 8 disconnected by the server.
-        """)
+
+        With --cert and --key, the client logs in with its certificate (SASL EXTERNAL) and asks \
+        for no password: make one with 'chat-client cert init', and have the server's operator \
+        register it (chat-admin cert add ACCOUNT FINGERPRINT).
+        """,
+        subcommands: [CertCommand.self])
 
     @Option(help: "Server host name (the certificate must be for it).") var host: String?
     @Option(help: "Server port (default 21567).") var port: Int?
@@ -39,6 +44,8 @@ struct ChatClientCommand: AsyncParsableCommand {
     @Option(help: "Trust this CA certificate (PEM) instead of the system's trust store.") var ca: String?
     @Option(help: "A client config file (JSON).") var config: String?
     @Option(help: "Read the password from this file (must not be readable by others).") var passwordFile: String?
+    @Option(help: "A client certificate (PEM) to log in with instead of a password.") var cert: String?
+    @Option(help: "The private key (PEM, mode 0600) of --cert.") var key: String?
     @Flag(help: "Reconnect automatically, with backoff, if the connection drops.") var reconnect = false
     @Flag(help: "Do not verify the server's certificate. Anyone on the path can read and change everything. For tests only.") var insecure = false
 
@@ -68,9 +75,22 @@ struct ChatClientCommand: AsyncParsableCommand {
         if insecure {
             FileHandle.standardError.write(Data("chat-client: WARNING: --insecure: the server's certificate is NOT verified; anyone on the network path can read and change this conversation and steal your password\n".utf8))
         }
-        let password = try readPassword(account: account)
-        let options = ChatClientOptions(host: host, port: port, account: account, password: password,
+        var identity: (certificateFile: String, keyFile: String)?
+        switch (cert, key) {
+        case (nil, nil): identity = nil
+        case let (cert?, key?):
+            for file in [cert, key] where !FileManager.default.fileExists(atPath: file) {
+                throw ClientFailure(status: 2, message: "\(file) does not exist — make a certificate with 'chat-client cert init'")
+            }
+            identity = (cert, key)
+        default:
+            throw ClientFailure(status: 2, message: "--cert and --key go together: the certificate and its private key")
+        }
+        // With a certificate, no password is asked for: the login is SASL EXTERNAL.
+        let password = identity == nil ? try readPassword(account: account) : Password(bytes: [])
+        var options = ChatClientOptions(host: host, port: port, account: account, password: password,
                                         trust: caFile.map { .caFile($0) } ?? .system, insecure: insecure)
+        options.clientCertificate = identity
         let interactive = isatty(0) == 1 && isatty(1) == 1
         let app = ClientApp(options: options, interactive: interactive, reconnect: reconnect,
                             firstRoom: (room ?? settings.room).map(InputCommand.room))

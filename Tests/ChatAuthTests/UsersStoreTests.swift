@@ -223,3 +223,27 @@ func account(_ name: String, locked: Bool = false, hash: String = fastHash) -> A
         #expect(seen.all == ["deleted(\"alice\")", "locked(\"bob\")", "passwordChanged(\"carol\")"])
     }
 }
+
+/// chat-admin cert add, list and remove against a users file.
+@Suite struct ChatAdminCertificateTests {
+    @Test func addListAndRemoveAClientCertificate() throws {
+        let folder = temporaryFolder()
+        let store = UsersStore(path: folder + "/users.json")
+        try store.update { try $0.add(account("alice")) }
+        try "{\"usersFile\": \"users.json\"}".write(toFile: folder + "/server.json", atomically: true, encoding: .utf8)
+        let admin = TestBinaries.path("chat-admin")
+        let config = ["--config", folder + "/server.json"]
+        let colons = (0..<32).map { _ in "ab" }.joined(separator: ":")
+        let added = ChildProcess.run([admin, "cert", "add", "alice", colons] + config)
+        #expect(added.status == 0, "\(added.output)")
+        let fingerprint = String(repeating: "AB", count: 32)
+        #expect(try store.load().account(named: "alice")?.certificates == [fingerprint])
+        #expect(ChildProcess.run([admin, "cert", "list", "alice"] + config).output.contains("alice \(fingerprint)"))
+        let twice = ChildProcess.run([admin, "cert", "add", "alice", fingerprint] + config)
+        #expect(twice.status != 0 && twice.output.contains("already registered for 'alice'"))
+        let bad = ChildProcess.run([admin, "cert", "add", "alice", "not-a-fingerprint"] + config)
+        #expect(bad.status != 0 && bad.output.contains("neither a SHA-256 fingerprint"))
+        #expect(ChildProcess.run([admin, "cert", "remove", "alice", fingerprint] + config).status == 0)
+        #expect(try store.load().account(named: "alice")?.certificates == [])
+    }
+}

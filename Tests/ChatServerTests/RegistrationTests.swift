@@ -20,13 +20,14 @@ import Testing
             case let .verify(account, password, method): return "VERIFY \(account) \(String(decoding: password.bytes, as: UTF8.self)) \(method)"
             case let .complete(account, nick, user, _, caps): return "COMPLETE \(account) \(nick) \(user) \(caps.names.joined(separator: ","))"
             case let .close(reason): return "CLOSE \(reason)"
+            case let .verifyCertificate(fingerprint, account): return "CERTIFICATE \(fingerprint) \(account ?? "-")"
             }
         }
     }
 
     @Test func saslPlainFlow() {
         var m = Registration(serverName: "srv")
-        #expect(run(&m, ["CAP LS 302"]) == [":srv CAP * LS :sasl=PLAIN server-time message-tags echo-message account-tag extended-join away-notify cap-notify multi-prefix"])
+        #expect(run(&m, ["CAP LS 302"]) == [":srv CAP * LS :sasl=PLAIN,EXTERNAL server-time message-tags echo-message account-tag extended-join away-notify cap-notify multi-prefix"])
         #expect(run(&m, ["NICK Al", "USER al 0 * :Alice"]).isEmpty)  // waits for CAP END
         #expect(run(&m, ["CAP REQ :sasl server-time"]) == [":srv CAP Al ACK :sasl server-time"])
         #expect(run(&m, ["AUTHENTICATE PLAIN"]) == ["AUTHENTICATE +"])
@@ -85,7 +86,7 @@ import Testing
     @Test func saslDetails() {
         var m = Registration(serverName: "srv")
         _ = run(&m, ["CAP LS 302", "NICK a"])
-        #expect(run(&m, ["AUTHENTICATE SCRAM-SHA-256"]) == [":srv 908 a PLAIN :are available SASL mechanisms", ":srv 904 a :SASL authentication failed: only PLAIN is supported"])
+        #expect(run(&m, ["AUTHENTICATE SCRAM-SHA-256"]) == [":srv 908 a PLAIN,EXTERNAL :are available SASL mechanisms", ":srv 904 a :SASL authentication failed: the mechanisms are PLAIN,EXTERNAL"])
         #expect(run(&m, ["AUTHENTICATE PLAIN", "AUTHENTICATE *"]) == ["AUTHENTICATE +", ":srv 906 a :SASL authentication aborted"])
         // A payload of exactly 400 characters is continued by the next line.
         let password = String(repeating: "p", count: 300)

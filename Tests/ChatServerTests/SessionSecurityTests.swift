@@ -1,3 +1,4 @@
+import ChatSupport
 import ChatTesting
 import Foundation
 import IRC
@@ -113,5 +114,50 @@ import Testing
         a.send("WHOIS alice")
         #expect(a.received("311").first?.parameters[2] == "alice")
         #expect(!a.received.contains { $0.parameters.contains { $0.contains("root") } })
+    }
+}
+
+/// SASL EXTERNAL with a registered client certificate, through the state machine.
+@Suite struct SessionCertificateTests {
+    let fingerprint = String(repeating: "AB", count: 32)
+
+    func register(_ client: TestSession, _ lines: [String]) {
+        for line in ["CAP LS 302", "CAP REQ :sasl", "NICK someone", "USER u 0 * :U"] + lines { client.send(line) }
+    }
+
+    @Test func aRegisteredCertificateLogsInWithoutAPassword() {
+        let harness = SessionHarness(accounts: ["alice": "unused"])
+        harness.logins.certificates = [fingerprint: "alice"]
+        let client = harness.connect()
+        client.presentCertificate(fingerprint)
+        register(client, ["AUTHENTICATE EXTERNAL"])
+        #expect(client.received.last == IRCMessage(command: "AUTHENTICATE", parameters: ["+"]))
+        client.send("AUTHENTICATE +")
+        client.send("CAP END")
+        #expect(client.received.map(\.command).contains(["900", "903", "NICK", "001"]))
+        #expect(client.handle?.nick == "alice")
+        #expect(harness.logins.attempts == 0)  // no password check
+    }
+
+    @Test func anAuthorizationIdentityMustBeTheCertificatesAccount() {
+        let harness = SessionHarness(accounts: ["alice": "a", "bob": "b"])
+        harness.logins.certificates = [fingerprint: "alice"]
+        let client = harness.connect()
+        client.presentCertificate(fingerprint)
+        register(client, ["AUTHENTICATE EXTERNAL", "AUTHENTICATE " + Base64.encode(Array("bob".utf8), padded: true)])
+        #expect(client.received.suffix(2).map(\.command) == ["FAIL", "904"] || client.received.last?.command == "904")
+        #expect(client.session.phase == .registering)
+    }
+
+    @Test func withoutACertificateExternalFailsAndPlainStillWorks() {
+        let harness = SessionHarness(accounts: ["alice": "pw"])
+        let client = harness.connect()
+        register(client, ["AUTHENTICATE EXTERNAL"])
+        #expect(client.received.last?.command == "904")
+        #expect(client.received.last?.parameters.last?.contains("EXTERNAL needs a client certificate") == true)
+        client.send("AUTHENTICATE PLAIN")
+        client.send("AUTHENTICATE " + SASLPlain.encode(account: "alice", password: Array("pw".utf8)))
+        client.send("CAP END")
+        #expect(client.handle?.nick == "alice")
     }
 }

@@ -15,9 +15,13 @@ final class TestHandshakeExecutor: TLSHandshakeExecutor, @unchecked Sendable {
     private var turnedAway = 0
     private var done = 0
 
-    init(delay: Double = 0, refuse: Bool = false) {
+    /// When set, each step waits for it before running (so a test decides when a step ends).
+    let gate: DispatchSemaphore?
+
+    init(delay: Double = 0, refuse: Bool = false, gate: DispatchSemaphore? = nil) {
         self.delay = delay
         self.refuse = refuse
+        self.gate = gate
     }
 
     var steps: Int { lock.withLock { taken } }
@@ -29,6 +33,7 @@ final class TestHandshakeExecutor: TLSHandshakeExecutor, @unchecked Sendable {
         lock.withLock { if refuse { turnedAway += 1 } else { taken += 1 } }
         if refuse { return false }
         queue.asyncAfter(deadline: .now() + delay) {
+            self.gate?.wait()
             job()
             self.lock.withLock { self.done += 1 }
         }
@@ -91,15 +96,21 @@ final class TestHandshakeExecutor: TLSHandshakeExecutor, @unchecked Sendable {
     }
 
     @Test func aStepStillOutWhenTheHandshakeTimesOutIsDropped() async throws {
-        let executor = TestHandshakeExecutor(delay: 1.0)
-        let server = try await EchoServer(context: pki.serverContext(), handshakeTimeout: .milliseconds(200), handshakeExecutor: executor)
-        let client = try? await TestClient.connect(port: server.port, context: pki.clientContext())
-        let error = await server.errors.wait { ($0 as? TLSError).map { if case .handshakeTimedOut = $0 { return true } else { return false } } ?? false }
+        // The first step (the ClientHello) is held until the handshake has timed out: event by
+        // event, whatever the machine's speed. The timeout is long enough for the ClientHello to
+        // arrive on a busy machine.
+        let gate = DispatchSemaphore(value: 0)
+        let executor = TestHandshakeExecutor(gate: gate)
+        let server = try await EchoServer(context: pki.serverContext(), handshakeTimeout: .seconds(3), handshakeExecutor: executor)
+        let connecting = Task { try? await TestClient.connect(port: server.port, context: pki.clientContext()) }
+        #expect(await waitUntil { executor.steps == 1 })
+        let error = await server.errors.wait(seconds: 60) { ($0 as? TLSError).map { if case .handshakeTimedOut = $0 { return true } else { return false } } ?? false }
         #expect(error != nil)
+        gate.signal()
         // The late step comes back to a handler that already closed, and is dropped there.
         #expect(await waitUntil { executor.finished == 1 })
         #expect(executor.steps == 1)
-        if let client { _ = try? await client.recorder.handshake.futureResult.get() }
+        if let client = await connecting.value { _ = try? await client.recorder.handshake.futureResult.get() }
         try await server.stop()
     }
 }

@@ -134,7 +134,7 @@ final class EchoServer: @unchecked Sendable {
     let errors = NIOLockedErrors()
     var port: Int { channel.localAddress!.port! }
 
-    init(context: TLSContext, handshakeTimeout: TimeAmount = .seconds(10), plaintextReply: String? = nil, handshakeExecutor: TLSHandshakeExecutor? = nil) async throws {
+    init(context: TLSContext, handshakeTimeout: TimeAmount = .seconds(120), plaintextReply: String? = nil, handshakeExecutor: TLSHandshakeExecutor? = nil) async throws {
         self.context = context
         let errors = self.errors
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -196,7 +196,7 @@ struct TestClient {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        TLSHandler(context: context, serverName: serverName, handshakeTimeout: .seconds(10), closeTimeout: closeTimeout),
+                        TLSHandler(context: context, serverName: serverName, handshakeTimeout: .seconds(120), closeTimeout: closeTimeout),
                         name: "tls")
                     try channel.pipeline.syncOperations.addHandler(recorder)
                 }

@@ -1,5 +1,6 @@
 import ChatAuth
 import ChatServer
+import ChatSupport
 import Foundation
 import IRCFraming
 import Logging
@@ -12,6 +13,8 @@ struct FuzzLogins: LoginChecker {
         defer { completion(account.lowercased().hasPrefix("fuzz") && !password.bytes.isEmpty ? .success(account: account) : .invalidCredentials) }
         return nil
     }
+
+    func login(certificate fingerprint: String, account: String?, address: String) -> LoginOutcome { .invalidCredentials }
 }
 
 /// One server core for every input: rooms and users from earlier inputs persist, as on a real
