@@ -119,7 +119,7 @@ public final class Authenticator: Sendable {
               account.map({ AccountName.folded($0) == AccountName.folded(record.name) }) ?? true
         else { return .invalidCredentials }
         if record.locked { return .locked(account: record.name) }
-        throttle.recordSuccess(address: address, account: record.name)
+        throttle.recordKnown(address: address, account: record.name)
         return .success(account: record.name)
     }
 

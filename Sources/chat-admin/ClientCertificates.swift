@@ -22,23 +22,17 @@ struct ClientCertificates: ParsableCommand {
         @Argument(help: "The SHA-256 fingerprint (hex, colons allowed) or a PEM certificate file.") var certificate: String
 
         func run() throws {
-            try reporting {
-                let fingerprint = try ClientCertificates.fingerprint(of: certificate)
-                let (store, _) = try location.store()
-                let now = Timestamp.string(Date())
-                let changed: String = try store.update { database in
-                    if let owner = database.account(withCertificate: fingerprint) {
-                        throw AdminError("that certificate is already registered for '\(owner.name)' — remove it there first (chat-admin cert remove \(owner.name) \(fingerprint))")
-                    }
-                    var found = ""
-                    try database.modify(name) { account in
-                        account.certificates.append(fingerprint)
-                        account.updated = now
-                        found = account.name
-                    }
-                    return found
+            try ClientCertificates.edit(certificate, location) { database, fingerprint, now in
+                if let owner = database.account(withCertificate: fingerprint) {
+                    throw AdminError("that certificate is already registered for '\(owner.name)' — remove it there first (chat-admin cert remove \(owner.name) \(fingerprint))")
                 }
-                print("'\(changed)' can now log in with SASL EXTERNAL using the certificate \(fingerprint)")
+                var found = ""
+                try database.modify(name) { account in
+                    account.certificates.append(fingerprint)
+                    account.updated = now
+                    found = account.name
+                }
+                return "'\(found)' can now log in with SASL EXTERNAL using the certificate \(fingerprint)"
             }
         }
     }
@@ -74,22 +68,29 @@ struct ClientCertificates: ParsableCommand {
         @Argument(help: "The SHA-256 fingerprint or the PEM certificate file.") var certificate: String
 
         func run() throws {
-            try reporting {
-                let fingerprint = try ClientCertificates.fingerprint(of: certificate)
-                let (store, _) = try location.store()
-                let now = Timestamp.string(Date())
-                try store.update { database in
-                    guard let account = database.account(named: name) else { throw UsersFileError.noSuchAccount(name) }
-                    guard account.certificates.contains(fingerprint) else {
-                        throw AdminError("'\(account.name)' has no certificate \(fingerprint) — 'chat-admin cert list \(account.name)' shows its certificates")
-                    }
-                    try database.modify(name) { account in
-                        account.certificates.removeAll { $0 == fingerprint }
-                        account.updated = now
-                    }
+            try ClientCertificates.edit(certificate, location) { database, fingerprint, now in
+                guard let account = database.account(named: name) else { throw UsersFileError.noSuchAccount(name) }
+                guard account.certificates.contains(fingerprint) else {
+                    throw AdminError("'\(account.name)' has no certificate \(fingerprint) — 'chat-admin cert list \(account.name)' shows its certificates")
                 }
-                print("removed the certificate \(fingerprint) from '\(name)'")
+                try database.modify(name) { account in
+                    account.certificates.removeAll { $0 == fingerprint }
+                    account.updated = now
+                }
+                return "removed the certificate \(fingerprint) from '\(account.name)'"
             }
+        }
+    }
+
+    /// Changes the users file under its lock with the certificate's fingerprint and the time,
+    /// then prints what `change` says it did.
+    static func edit(_ certificate: String, _ location: Location,
+                     _ change: @escaping (inout UsersDatabase, String, String) throws -> String) throws {
+        try reporting {
+            let fingerprint = try ClientCertificates.fingerprint(of: certificate)
+            let (store, _) = try location.store()
+            let now = Timestamp.string(Date())
+            print(try store.update { try change(&$0, fingerprint, now) })
         }
     }
 

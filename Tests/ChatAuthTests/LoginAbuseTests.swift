@@ -37,6 +37,8 @@ import Testing
         // ...the owner's usual address is not.
         #expect(await f.login("alice", "correct horse", from: "198.51.100.7") == .success(account: "alice"))
         #expect(f.authenticator.throttle.isKnown(address: "198.51.100.7", account: "ALICE"))
+        // The owner's login does not hand the attacker a fresh budget.
+        if case .throttled = await f.login("alice", "guess again", from: "203.0.113.77") {} else { Issue.record("the owner's success reset the attacker's budget") }
     }
 
     @Test func theOwnerGetsInThroughAFullQueue() async throws {

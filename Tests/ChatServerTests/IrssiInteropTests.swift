@@ -75,4 +75,37 @@ enum InteropTools {
         #expect(try await alice.next("irssi's QUIT", timeout: 20) { $0.command == "QUIT" }.parameters.first?.contains("leaving") == true)
         await server.stop()
     }
+
+    /// irssi logs in with a client certificate (SASL EXTERNAL), as the README says to set it up:
+    /// the certificate and key from `chat-client cert init`, `-sasl_mechanism EXTERNAL`.
+    @Test(.enabled(if: InteropTools.shouldRun, "needs irssi and tmux (apt-get install irssi tmux)"))
+    func irssiLogsInWithAClientCertificate() async throws {
+        let server = try await TestServer.start(accounts: [("alice", "alice password"), ("bob", "an unused password")])
+        let home = NSTemporaryDirectory() + "securechat-irssi-cert-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let made = InteropTools.run([TestBinaries.path("chat-client"), "cert", "init", "--dir", home + "/cert", "--name", "bob"])
+        #expect(made.status == 0, "\(made.output)")
+        let fingerprint = try #require(made.output.split(separator: "\n").first { $0.hasPrefix("SHA-256 fingerprint: ") }?.split(separator: " ").last.map(String.init))
+        try server.store.update { try $0.modify("bob") { $0.certificates = [fingerprint] } }
+        try """
+        servers = ( { address = "localhost"; chatnet = "securechat"; port = "\(server.port)"; use_tls = "yes";
+                      tls_verify = "yes"; tls_cafile = "\(server.caPath)"; tls_cert = "\(home)/cert/client.crt";
+                      tls_pkey = "\(home)/cert/client.key"; autoconnect = "yes"; } );
+        chatnets = { securechat = { type = "IRC"; sasl_mechanism = "EXTERNAL"; }; };
+        channels = ( { name = "#cert"; chatnet = "securechat"; autojoin = "yes"; } );
+        settings = { core = { real_name = "Bob on irssi"; user_name = "bob"; nick = "bob"; }; };
+        """.write(toFile: home + "/config", atomically: true, encoding: .utf8)
+        let alice = try await server.loggedIn("alice", "alice password")
+        try await alice.send("JOIN #cert")
+        try await alice.next("366")
+        let session = "securechat-irssi-cert-\(getpid())"
+        let started = InteropTools.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "40", "irssi --home=\(home)"])
+        #expect(started.status == 0, "tmux: \(started.output)")
+        defer { InteropTools.run(["tmux", "kill-session", "-t", session]) }
+        let join = try await alice.next("irssi's JOIN with a certificate", timeout: 30) { $0.command == "JOIN" }
+        #expect(join.source == "bob!bob@user/bob")
+        #expect(server.logs.contains("logged in account=bob"))
+        await server.stop()
+    }
 }
