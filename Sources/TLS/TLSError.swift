@@ -77,7 +77,7 @@ public enum TLSError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .handshakeTimedOut(milliseconds):
             return "TLS handshake did not finish within \(milliseconds) ms — the peer stalled or is not speaking TLS"
         case .closedDuringHandshake:
-            return "the connection closed during the TLS handshake — the peer gave up or does not speak TLS"
+            return "the connection closed during the TLS handshake — the peer gave up, does not speak TLS, or does not trust this certificate (a client then says so in its own error)"
         case .uncleanShutdown:
             return "the peer closed the connection without a TLS close_notify"
         case let .connectionFailed(reason, _):

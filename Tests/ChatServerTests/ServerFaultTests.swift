@@ -48,6 +48,24 @@ import TLS
         await server.stop()
     }
 
+    @Test func aClientThatRejectsTheCertificateLeavesOneTLSLineAndOneDisconnection() async throws {
+        let server = try await TestServer.start()
+        // A client that trusts only the system's CAs: it refuses the development certificate.
+        let context = try TLSContext(configuration: .client(trust: .system))
+        _ = try? await TestIRCClient.connect(port: server.port, context: context)
+        #expect(await waitUntil { server.logs.contains("disconnected") })
+        let lines = server.logs.all.filter { $0.contains("TLS") || $0.contains("disconnected") }.filter { !$0.contains("listening") }
+        // With the handshake step on the loop the reason is the client's alert ("tlsv1 alert
+        // unknown ca"); with it offloaded, the close usually wins the race, and the line says what
+        // that can mean.
+        let tlsLines = lines.filter { $0.hasPrefix("info TLS: ") }
+        #expect(tlsLines.count == 1, "\(lines)")
+        #expect(tlsLines.allSatisfy { $0.contains("alert unknown ca") || $0.contains("does not trust this certificate") }, "\(lines)")
+        #expect(lines.filter { $0.hasPrefix("info disconnected account=- address=127.0.0.1") && $0.contains("reason=TLS: ") }.count == 1, "\(lines)")
+        #expect(!lines.contains { $0.contains("(errno") || $0.contains("))") })
+        await server.stop()
+    }
+
     @Test func stalledHandshakeIsClosed() async throws {
         let server = try await TestServer.start { $0.limits.handshakeTimeoutSeconds = 0.3 }
         let received = try await rawExchange(port: server.port, send: "\u{16}\u{03}\u{01}")
