@@ -11,7 +11,8 @@ import TLS
 /// `Session` and carries out the actions the session returns. It owns no chat logic.
 ///
 /// Loop-confined: every method runs on the channel's event loop. While a login is being checked it
-/// holds further lines (and stops reading), then processes them in order.
+/// holds further lines (and stops reading), then processes them in order. It also holds back
+/// reading while flood control asks (`ReadPressure`).
 public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
     public typealias InboundIn = InboundLine
     public typealias OutboundIn = ByteBuffer
@@ -29,6 +30,8 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
     /// need it, and an empty CircularBuffer still allocates 16 slots (idle memory).
     private var held: CircularBuffer<InboundLine>?
     private var readPending = false
+    /// Flood control has lines waiting: no reading until it says resume.
+    private var floodPaused = false
     private var closing = false
     private var flushPending = false
     private let flusher: LoopFlusher
@@ -80,6 +83,10 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
             tlsSummary = "\(info.version) \(info.cipherSuite)"
             session.tlsEstablished(clientCertificate: info.peerCertificate.flatMap { ClientCertificate.normalizedFingerprint($0.sha256Fingerprint) })
             logger.debug("TLS handshake completed", metadata: ["address": "\(address)", "tls": "\(tlsSummary)"])
+        } else if let pressure = event as? ReadPressure {
+            floodPaused = pressure == .pause
+            resumeReadingIfAllowed(context)
+            return
         } else if let event = event as? SessionEvent {
             if event == .sendQueueExceeded {
                 logger.notice("send queue exceeded", metadata: ["account": "\(account)", "address": "\(address)"])
@@ -125,9 +132,16 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
     }
 
     public func read(context: ChannelHandlerContext) {
-        if session.isAwaitingLogin {
+        if session.isAwaitingLogin || floodPaused {
             readPending = true
         } else {
+            context.read()
+        }
+    }
+
+    private func resumeReadingIfAllowed(_ context: ChannelHandlerContext) {
+        if readPending && !session.isAwaitingLogin && !floodPaused {
+            readPending = false
             context.read()
         }
     }
@@ -201,10 +215,7 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
         }
         if held?.isEmpty == true { held = nil }
         context.flush()
-        if readPending && !session.isAwaitingLogin {
-            readPending = false
-            context.read()
-        }
+        resumeReadingIfAllowed(context)
     }
 
     /// Ends the session with `reason` (QUIT to its rooms, ERROR to the client).

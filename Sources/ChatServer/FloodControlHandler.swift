@@ -4,15 +4,15 @@ import NIOCore
 /// Flood control: a token bucket of `burst` lines refilled at `perSecond`. Lines beyond it wait
 /// here, in order, and are passed on as tokens come back; nothing is dropped.
 ///
-/// While lines wait, reading from the socket stops (the `read` calls are held back, as NIO's
-/// `BackPressureHandler` does), so a flooding client fills its own TCP window, not the server's
-/// memory. If a single read still brings more than `maximumQueued` lines, the client is asked to
-/// leave with `SessionEvent.excessFlood`.
-public final class FloodControlHandler: ChannelDuplexHandler {
+/// While lines wait, reading from the socket stops: it fires `ReadPressure.pause`, and
+/// `ClientConnection` (the pipeline's tail, where `read` requests start) holds back `read` calls
+/// as NIO's `BackPressureHandler` does, until `ReadPressure.resume`. So a flooding client fills
+/// its own TCP window, not the server's memory; and this handler stays inbound-only, out of the
+/// path of every message written to the client. If a single read still brings more than
+/// `maximumQueued` lines, the client is asked to leave with `SessionEvent.excessFlood`.
+public final class FloodControlHandler: ChannelInboundHandler {
     public typealias InboundIn = InboundLine
     public typealias InboundOut = InboundLine
-    public typealias OutboundIn = ByteBuffer
-    public typealias OutboundOut = ByteBuffer
 
     private let perSecond: Double
     private let burst: Double
@@ -23,7 +23,6 @@ public final class FloodControlHandler: ChannelDuplexHandler {
     /// most connections never wait).
     private var queued: CircularBuffer<NIOAny>?
     private var drainTimer: Scheduled<Void>?
-    private var readPending = false
     private var flooded = false
 
     public init(perSecond: Double, burst: Int, maximumQueued: Int = 4096) {
@@ -52,16 +51,9 @@ public final class FloodControlHandler: ChannelDuplexHandler {
         if queued == nil {
             queued = CircularBuffer(initialCapacity: 16)
             scheduleDrain(context)
+            context.fireUserInboundEventTriggered(ReadPressure.pause)
         }
         queued!.append(data)
-    }
-
-    public func read(context: ChannelHandlerContext) {
-        if queued == nil {
-            context.read()
-        } else {
-            readPending = true
-        }
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
@@ -107,9 +99,6 @@ public final class FloodControlHandler: ChannelDuplexHandler {
             return
         }
         queued = nil
-        if readPending {
-            readPending = false
-            context.read()
-        }
+        context.fireUserInboundEventTriggered(ReadPressure.resume)
     }
 }

@@ -33,3 +33,9 @@ public enum SessionEvent: Sendable, Equatable {
 public struct SessionRegistered: Sendable, Equatable {
     public init() {}
 }
+
+/// Flood control's request to stop or restart reading from the socket; `ClientConnection`, at the
+/// tail of the pipeline where `read` requests start, carries it out.
+public enum ReadPressure: Sendable, Equatable {
+    case pause, resume
+}

@@ -100,18 +100,21 @@ import Testing
             var reads = 0
             func read(context: ChannelHandlerContext) { reads += 1; context.read() }
         }
+        // Flood control decides; ClientConnection, at the tail where reads start, holds them.
         let counter = ReadCounter()
-        let flood = FloodControlHandler(perSecond: 1, burst: 1)
-        let channel = EmbeddedChannel(handlers: [counter, flood, EventRecorder()])
+        let (channel, _) = try Self.connection(TestLogins(accounts: [:]))
+        try channel.pipeline.syncOperations.addHandler(counter, position: .first)
+        try channel.pipeline.syncOperations.addHandler(FloodControlHandler(perSecond: 1, burst: 1), position: .after(counter))
         channel.read()
         #expect(counter.reads == 1)
-        try channel.writeInbound(Self.line("a"))
-        try channel.writeInbound(Self.line("b"))  // waits for a token
+        try channel.writeInbound(Self.line("PING a"))
+        try channel.writeInbound(Self.line("PING b"))  // waits for a token: reading pauses
         channel.read()
         #expect(counter.reads == 1)  // held back
         channel.embeddedEventLoop.advanceTime(by: .seconds(1))
         #expect(counter.reads == 2)  // released once the queue drained
-        _ = try channel.finish()
+        #expect(try Self.written(channel).hasSuffix(":localhost PONG localhost b\r\n"))
+        _ = try channel.finish(acceptAlreadyClosed: true)
     }
 
     @Test func excessFloodClosesAndDropsTheQueue() throws {
