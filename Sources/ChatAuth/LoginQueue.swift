@@ -132,9 +132,19 @@ public final class LoginQueue: @unchecked Sendable {
                 finished(job)
             }
             if !accepted {
-                // The pool is full with other work (re-hashing): this check cannot run now.
+                // The pool is full with other work (background re-hashing): nothing of ours runs
+                // to wake the waiting checks later, so every one of them is told "busy" now.
                 finished(job, dispatchMore: false)
+                let waitingJobs: [Job] = lock.withLock {
+                    let all = priority + byNetwork.values.flatMap { $0 }
+                    priority.removeAll()
+                    byNetwork.removeAll()
+                    turns.removeAll()
+                    waiting = 0
+                    return all
+                }
                 job.refuse()
+                for other in waitingJobs { other.refuse() }
                 return
             }
         }
