@@ -83,6 +83,18 @@ public final class TestServer: @unchecked Sendable {
         return client
     }
 
+    /// Clients logged in as `accounts` (name, password), each past the JOIN of `room`.
+    public func loggedIn(_ accounts: [(String, String)], joining room: String) async throws -> [TestIRCClient] {
+        var clients: [TestIRCClient] = []
+        for (name, password) in accounts {
+            let client = try await loggedIn(name, password)
+            try await client.send("JOIN \(room)")
+            try await client.next("366")
+            clients.append(client)
+        }
+        return clients
+    }
+
     public func stop() async {
         await server.shutdown(timeout: .seconds(2))
         try? FileManager.default.removeItem(atPath: folder)

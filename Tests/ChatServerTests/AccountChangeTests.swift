@@ -11,21 +11,11 @@ import Testing
 @Suite struct AccountChangeTests {
     static let people = [alice, bob]
 
-    /// alice and bob in #r; returns them.
-    func twoInARoom(_ server: TestServer) async throws -> (TestIRCClient, TestIRCClient) {
-        let a = try await server.loggedIn(alice.0, alice.1)
-        let b = try await server.loggedIn(bob.0, bob.1)
-        for client in [a, b] {
-            try await client.send("JOIN #r")
-            try await client.next("366")
-        }
-        return (a, b)
-    }
-
     @Test(arguments: ["lock", "deluser", "passwd"])
     func anOperatorsChangeEndsTheAccountsSessions(_ change: String) async throws {
         let server = try await TestServer.start(accounts: Self.people)
-        let (a, b) = try await twoInARoom(server)
+        let clients = try await server.loggedIn([alice, bob], joining: "#r")
+        let (a, b) = (clients[0], clients[1])
         let fresh = try PasswordHash.make(password: Password("a new password"), parameters: TestServer.testHashing).phc
         try server.store.update { database in
             switch change {

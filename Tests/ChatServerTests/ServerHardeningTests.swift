@@ -12,13 +12,8 @@ import TLS
 @Suite struct ServerHardeningTests {
     /// Two logged-in clients in #ok; returns them after checking that they can talk.
     func bystanders(_ server: TestServer) async throws -> (TestIRCClient, TestIRCClient) {
-        let a = try await server.loggedIn(alice.0, alice.1)
-        let b = try await server.loggedIn(bob.0, bob.1)
-        for client in [a, b] {
-            try await client.send("JOIN #ok")
-            try await client.next("366")
-        }
-        return (a, b)
+        let clients = try await server.loggedIn([alice, bob], joining: "#ok")
+        return (clients[0], clients[1])
     }
 
     func stillChatting(_ a: TestIRCClient, _ b: TestIRCClient, _ text: String) async throws {
