@@ -67,12 +67,15 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
     public func channelInactive(context: ChannelHandlerContext) {
         pendingLogin?.cancel()
         pendingLogin = nil
+        // Why the session ended, if it ended first (QUIT, a timeout): that is the reason, not a
+        // socket or TLS error that came with the hang-up afterwards.
+        let endedBecause = session.closeReason
         perform(session.connectionLost(now: now()))
         held = nil
         let seconds = Double((context.eventLoop.now - connectedAt).nanoseconds) / 1e9
         let metadata: Logger.Metadata = [
             "account": "\(account)", "address": "\(address)",
-            "reason": "\(failure ?? session.closeReason ?? "Connection closed")", "duration": "\(String(format: "%.1f", seconds))s",
+            "reason": "\(endedBecause ?? failure ?? "Connection closed")", "duration": "\(String(format: "%.1f", seconds))s",
         ]
         logger.info("disconnected", metadata: metadata)
         context.fireChannelInactive()
