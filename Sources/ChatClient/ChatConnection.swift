@@ -194,6 +194,8 @@ public final class ChatConnection: Sendable {
 }
 
 /// One consumer at a time: login, then the event task.
+// @unchecked Sendable: no lock; the login finishes before the event task starts, so the iterator
+// is never used by two tasks at once.
 final class IteratorBox: @unchecked Sendable {
     private var iterator: AsyncStream<IRCMessage>.AsyncIterator
     init(_ iterator: AsyncStream<IRCMessage>.AsyncIterator) { self.iterator = iterator }
@@ -201,6 +203,8 @@ final class IteratorBox: @unchecked Sendable {
 }
 
 /// Parses lines, answers PING at once, and hands messages to the stream.
+// @unchecked Sendable: its stored properties are `let`s of Sendable types, and its methods run
+// on the channel's event loop only.
 final class Inbox: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = InboundLine
     typealias OutboundOut = ByteBuffer

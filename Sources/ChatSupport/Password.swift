@@ -8,6 +8,8 @@ import Darwin
 ///
 /// Passwords are kept as bytes rather than `String` so that they can be wiped; they are never
 /// printed (`description` is redacted) and never logged.
+// @unchecked Sendable: immutable after `init` (`bytes` has a private setter and is written only
+// by `deinit`, when nobody else holds the object).
 public final class Password: @unchecked Sendable, CustomStringConvertible {
     /// The UTF-8 bytes. Immutable after `init`, so sharing across threads is safe.
     public private(set) var bytes: [UInt8]

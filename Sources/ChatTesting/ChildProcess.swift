@@ -223,6 +223,7 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     /// The captured bytes, shared with the reader threads (which must not keep the child alive).
+    // @unchecked Sendable: every stored `var` is only touched with `condition` locked.
     private final class Collected: @unchecked Sendable {
         private let condition = NSCondition()
         private var out = Data()

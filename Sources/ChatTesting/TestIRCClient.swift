@@ -11,6 +11,8 @@ import TLS
 ///
 /// Every wait is bounded in time and fails with what was received so far, so a broken server
 /// fails a test instead of hanging it.
+// @unchecked Sendable: `channel` is Sendable and immutable; what it received lives in `state`,
+// behind its lock.
 public final class TestIRCClient: @unchecked Sendable {
     public let channel: Channel
     private let state: NIOLockedValueBox<State>
