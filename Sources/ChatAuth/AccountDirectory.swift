@@ -67,10 +67,11 @@ public final class AccountDirectory: @unchecked Sendable {
         return database.account(named: name)
     }
 
-    /// The account whose registered client certificate has this fingerprint, after the same
-    /// cheap check for a changed file.
+    /// The account whose registered client certificate has this fingerprint, from the copy in
+    /// memory only: certificate logins are answered on an event loop, where reading the file is
+    /// not allowed. The server's watcher (`refreshIfChanged`, twice a second, off the loops)
+    /// keeps the copy current.
     public func lookup(certificate fingerprint: String) -> Account? {
-        refreshIfChanged()
         lock.lock()
         defer { lock.unlock() }
         return database.account(withCertificate: fingerprint)

@@ -29,6 +29,7 @@ import TLS
         let server = try await TestServer.start(accounts: [("alice", "alice password")])
         let identity = try Self.makeCertificate()
         try server.store.update { try $0.modify("alice") { $0.certificates = [identity.fingerprint] } }
+        #expect(await waitUntil { server.server.directory.lookup(certificate: identity.fingerprint) != nil })  // the server's watcher saw it
         let connection = try await ChatConnection.connect(options(server, identity))
         #expect(connection.nick == "alice")
         #expect(server.logs.contains("logged in account=alice"))
@@ -48,6 +49,7 @@ import TLS
         let server = try await TestServer.start(accounts: [("alice", "alice password")])
         let identity = try Self.makeCertificate()
         try server.store.update { try $0.modify("alice") { $0.certificates = [identity.fingerprint]; $0.locked = true } }
+        #expect(await waitUntil { server.server.directory.lookup(certificate: identity.fingerprint) != nil })
         await #expect(throws: ChatClientError.self) { _ = try await ChatConnection.connect(options(server, identity)) }
         await server.stop()
     }

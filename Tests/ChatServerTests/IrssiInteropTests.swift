@@ -88,6 +88,7 @@ enum InteropTools {
         #expect(made.status == 0, "\(made.output)")
         let fingerprint = try #require(made.output.split(separator: "\n").first { $0.hasPrefix("SHA-256 fingerprint: ") }?.split(separator: " ").last.map(String.init))
         try server.store.update { try $0.modify("bob") { $0.certificates = [fingerprint] } }
+        #expect(await waitUntil { server.server.directory.lookup(certificate: fingerprint) != nil })  // the server's watcher saw it
         try """
         servers = ( { address = "localhost"; chatnet = "securechat"; port = "\(server.port)"; use_tls = "yes";
                       tls_verify = "yes"; tls_cafile = "\(server.caPath)"; tls_cert = "\(home)/cert/client.crt";
