@@ -72,7 +72,7 @@ public final class ChatConnection: Sendable {
         do {
             channel = try await ClientBootstrap(group: eventLoop)
                 .connectTimeout(.seconds(Int64(max(1, options.loginTimeout))))
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(TLSHandler(context: context, serverName: options.host, handshakeTimeout: .seconds(15)))

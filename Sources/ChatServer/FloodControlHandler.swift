@@ -81,8 +81,8 @@ public final class FloodControlHandler: ChannelInboundHandler {
 
     private func scheduleDrain(_ context: ChannelHandlerContext) {
         let wait = max(0.001, (1 - tokens) / perSecond)
-        drainTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(wait * 1e9))) { [weak self] in
-            self?.drain(context)
+        drainTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(wait * 1e9))) {
+            self.drain(context)  // strong, as in KeepaliveHandler: cancelled on removal
         }
     }
 

@@ -45,8 +45,10 @@ public final class KeepaliveHandler: ChannelInboundHandler {
         // The registration clock runs from the moment the connection is accepted.
         guard case .idle = state else { return }
         let seconds = registrationSeconds
-        state = .registering(context.eventLoop.assumeIsolated().scheduleTask(in: registrationTimeout) { [weak self] in
-            guard let self, case .registering = self.state else { return }
+        state = .registering(context.eventLoop.assumeIsolated().scheduleTask(in: registrationTimeout) {
+            // Strong capture: the context holds this handler anyway, and a weak reference would give
+            // the handler a side table (slower reference counting on every write). Cancelled on removal.
+            guard case .registering = self.state else { return }
             self.state = .closed
             context.fireUserInboundEventTriggered(SessionEvent.registrationTimedOut(seconds: seconds))
         })
@@ -82,8 +84,8 @@ public final class KeepaliveHandler: ChannelInboundHandler {
     }
 
     private func scheduleIdleCheck(_ context: ChannelHandlerContext, in delay: TimeAmount) {
-        state = .active(context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
-            self?.idleCheck(context)
+        state = .active(context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
+            self.idleCheck(context)
         })
     }
 
@@ -95,8 +97,8 @@ public final class KeepaliveHandler: ChannelInboundHandler {
             return
         }
         let seconds = pingTimeoutSeconds
-        state = .awaitingPong(context.eventLoop.assumeIsolated().scheduleTask(in: pingTimeout) { [weak self] in
-            guard let self, case .awaitingPong = self.state else { return }
+        state = .awaitingPong(context.eventLoop.assumeIsolated().scheduleTask(in: pingTimeout) {
+            guard case .awaitingPong = self.state else { return }
             self.state = .closed
             context.fireUserInboundEventTriggered(SessionEvent.pingTimedOut(seconds: seconds))
         })

@@ -25,8 +25,8 @@ public final class SendQueueWatchdog: ChannelInboundHandler {
             timer?.cancel()
             timer = nil
         } else if timer == nil {
-            timer = context.eventLoop.assumeIsolated().scheduleTask(in: grace) { [weak self] in
-                self?.timer = nil
+            timer = context.eventLoop.assumeIsolated().scheduleTask(in: grace) {
+                self.timer = nil  // strong, as in KeepaliveHandler: cancelled when inactive
                 if !context.channel.isWritable {
                     context.fireUserInboundEventTriggered(SessionEvent.sendQueueExceeded)
                 }

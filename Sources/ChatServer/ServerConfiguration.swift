@@ -49,6 +49,10 @@ public struct ServerConfiguration: Sendable, Equatable {
         public var loginQueue = 64
         /// Of those, how many one network (an IPv4 /24, an IPv6 /64) may have waiting.
         public var loginQueuePerNetwork = 16
+        /// Under load, relayed messages for one event loop are written out at most this often, so
+        /// that several share a TLS record and a system call; 0 writes them at the end of every
+        /// loop turn. A quiet loop writes at once. See BENCHMARKS.md ("Write coalescing").
+        public var flushIntervalMilliseconds = 4.0
         public init() {}
     }
 
@@ -228,7 +232,7 @@ extension ServerConfiguration {
             if let value = root["limits"] {
                 guard let t = value as? [String: Any] else { throw fail("limits", "an object", value) }
                 let p = "limits."
-                try checkKeys(t, allowed: ["maxClients", "maxClientsPerAddress", "lineLength", "sendQueueBytes", "handshakeTimeoutSeconds", "registrationTimeoutSeconds", "pingIntervalSeconds", "pingTimeoutSeconds", "roomsPerUser", "messagesPerSecond", "messageBurst", "loginQueue", "loginQueuePerNetwork"], at: p)
+                try checkKeys(t, allowed: ["maxClients", "maxClientsPerAddress", "lineLength", "sendQueueBytes", "handshakeTimeoutSeconds", "registrationTimeoutSeconds", "pingIntervalSeconds", "pingTimeoutSeconds", "roomsPerUser", "messagesPerSecond", "messageBurst", "loginQueue", "loginQueuePerNetwork", "flushIntervalMilliseconds"], at: p)
                 var l = ServerConfiguration.Limits()
                 l.maxClients = try integer(t, "maxClients", at: p, 1...1_000_000) ?? l.maxClients
                 l.maxClientsPerAddress = try integer(t, "maxClientsPerAddress", at: p, 1...1_000_000) ?? l.maxClientsPerAddress
@@ -243,6 +247,7 @@ extension ServerConfiguration {
                 l.messageBurst = try integer(t, "messageBurst", at: p, 1...1_000_000) ?? l.messageBurst
                 l.loginQueue = try integer(t, "loginQueue", at: p, 0...100_000) ?? l.loginQueue
                 l.loginQueuePerNetwork = try integer(t, "loginQueuePerNetwork", at: p, 1...100_000) ?? l.loginQueuePerNetwork
+                l.flushIntervalMilliseconds = try number(t, "flushIntervalMilliseconds", at: p, 0...100) ?? l.flushIntervalMilliseconds
                 if l.maxClientsPerAddress > l.maxClients {
                     throw ConfigurationError(path: path, message: "\"limits.maxClientsPerAddress\" (\(l.maxClientsPerAddress)) cannot exceed \"limits.maxClients\" (\(l.maxClients))")
                 }

@@ -46,7 +46,7 @@ public final class ServerCore: Sendable {
     func flusher(for eventLoop: EventLoop) -> LoopFlusher {
         flushers.withLockedValue { table in
             if let existing = table[ObjectIdentifier(eventLoop)] { return existing }
-            let flusher = LoopFlusher(eventLoop: eventLoop)
+            let flusher = LoopFlusher(eventLoop: eventLoop, interval: .nanoseconds(Int64(configuration.limits.flushIntervalMilliseconds * 1e6)))
             table[ObjectIdentifier(eventLoop)] = flusher
             return flusher
         }

@@ -38,7 +38,9 @@ public struct Session {
     /// The client's IP address.
     public let address: String
     private let eventLoop: EventLoop
-    private weak var target: (any DeliveryTarget)?
+    // Unowned: the target is the connection that holds this session, so it outlives it; a weak
+    // reference would give the connection a side table (slow reference counting on every write).
+    private unowned(unsafe) var target: (any DeliveryTarget)?
     private var registration: Registration
     public private(set) var phase = Phase.registering
     /// Set when registration completes: what other sessions see of this one.
@@ -261,6 +263,7 @@ public struct Session {
         phase = .closed
         closeReason = reason
         guard wasRegistered, let me = handle else { return [] }
+        me.detach()
         core.registry.release(me)
         var audience: [SessionHandle] = []
         for room in me.rooms.values {

@@ -46,9 +46,10 @@ public final class SessionHandle: Sendable, CustomStringConvertible {
     }
 
     private let presence: NIOLockedValueBox<Presence>
-    // Set once in `init`; loading a weak reference is atomic, and the target is only ever used on
-    // `eventLoop` (see DeliveryTarget).
-    nonisolated(unsafe) private weak var target: (any DeliveryTarget)?
+    // Read and cleared only on `eventLoop` (see DeliveryTarget). A strong reference, cleared by
+    // `detach()` when the session leaves: a weak one would give every connection a side table,
+    // and every retain and release of it on the delivery path would take the slow path.
+    nonisolated(unsafe) private var target: (any DeliveryTarget)?
 
     public init(nick: String, username: String, realname: String, address: String, signonTime: Int,
                 eventLoop: EventLoop, target: (any DeliveryTarget)?) {
@@ -88,6 +89,12 @@ public final class SessionHandle: Sendable, CustomStringConvertible {
 
     func deliver(_ relay: Relay, cache: inout Relay.Cache, requiring: Capabilities) {
         target?.deliver(relay, cache: &cache, requiring: requiring)
+    }
+
+    /// Drops the reference to the connection: called on `eventLoop` when the session has left, so
+    /// that messages still on their way to it go nowhere and the connection can be freed.
+    func detach() {
+        target = nil
     }
 
     /// Ends the session, on its own loop, telling it and its rooms `reason`.

@@ -148,8 +148,10 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard state == .idle else { return }
         state = .handshaking
         let timeout = handshakeTimeout
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
-            guard let self, self.state == .handshaking else { return }
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            // Strong capture: the context holds this handler anyway, and a weak reference would give
+            // the handler a side table (slower reference counting on every write). Cancelled on removal.
+            guard self.state == .handshaking else { return }
             self.fail(context: context, error: .handshakeTimedOut(milliseconds: timeout.nanoseconds / 1_000_000))
         }
         if !isServer { advanceHandshake(context: context) }
@@ -353,8 +355,8 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let result = engine.shutdown()
             sendCiphertext(context: context)
             if result == .sent {
-                timer = context.eventLoop.assumeIsolated().scheduleTask(in: closeTimeout) { [weak self] in
-                    self?.finishClose(context: context)
+                timer = context.eventLoop.assumeIsolated().scheduleTask(in: closeTimeout) {
+                    self.finishClose(context: context)
                 }
             } else {
                 finishClose(context: context)

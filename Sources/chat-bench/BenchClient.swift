@@ -204,7 +204,7 @@ final class BenchPool: @unchecked Sendable {
         }
         return bootstrap
             .connectTimeout(.seconds(30))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(TLSHandler(context: target.context, serverName: target.serverName, handshakeTimeout: .seconds(60)))
@@ -265,6 +265,22 @@ func cpuSeconds(pid: Int32) -> Double? {
     let fields = stat[stat.index(after: close)...].split(separator: " ")
     guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
     return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+/// Busy CPU seconds of the whole machine (every process, interrupts, softirqs), from /proc/stat.
+///
+/// On loopback the TCP path of a segment runs in whichever process makes the kernel send it: a
+/// server that leaves Nagle's algorithm on has many of its segments sent when the client's ACK
+/// arrives, in the client's process, so its own CPU looks smaller than the work it causes. The
+/// machine's total per delivery does not depend on who is billed.
+func machineCPUSeconds() -> Double? {
+    guard let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+          let first = stat.split(separator: "\n").first else { return nil }
+    let values = first.split(separator: " ").dropFirst().compactMap { Double($0) }
+    guard values.count >= 8 else { return nil }
+    // user nice system idle iowait irq softirq steal
+    let busy = values[0] + values[1] + values[2] + values[5] + values[6] + values[7]
+    return busy / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
 /// CPU seconds (user + system) this process has used.

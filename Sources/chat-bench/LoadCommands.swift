@@ -97,18 +97,29 @@ struct ConnectBench: AsyncParsableCommand {
     @OptionGroup var target: TargetOptions
     @Option(help: "Clients.") var clients = 1000
     @Option(help: "Connections in progress at once.") var inflight = 50
+    @Option(help: "The server's process id: adds the server's CPU time per connection (from /proc/PID/stat).") var serverPid: Int32?
 
     func run() async throws {
+        if let serverPid, cpuSeconds(pid: serverPid) == nil { throw ValidationError("no process \(serverPid): pass the server's PID with --server-pid") }
         let pool = BenchPool(target: try target.makeTarget(), threads: target.threads)
         defer { pool.shutdown() }
+        let serverCPUBefore = serverPid.flatMap(cpuSeconds(pid:))
         let start = nowNanos()
-        let result = await connectMany(pool, count: clients, inflight: inflight, keep: false)
+        // Connections are kept until all are up, so that the server's CPU covers handshakes and
+        // registrations only, not the goodbyes.
+        let result = await connectMany(pool, count: clients, inflight: inflight, keep: true)
         let elapsed = seconds(since: start)
+        var cpu: [(String, String)] = []
+        if let before = serverCPUBefore, let serverPid, let after = cpuSeconds(pid: serverPid) {
+            cpu = [("server_cpu_s", String(format: "%.3f", after - before)),
+                   ("server_ms_per_connection", String(format: "%.3f", (after - before) * 1000 / Double(max(1, result.times.totalCount))))]
+        }
         report("connect", target.label + (target.login ? "+login" : ""), [
             ("clients", "\(clients)"), ("inflight", "\(inflight)"), ("completed", "\(result.times.totalCount)"),
             ("failed", "\(result.failures.count)"), ("per_second", String(format: "%.1f", Double(result.times.totalCount) / elapsed)),
             ("p50_ms", ms(result.times.valueAtPercentile(50))), ("p99_ms", ms(result.times.valueAtPercentile(99))),
-        ])
+        ] + cpu)
+        for (channel, _) in result.connections { channel.close(promise: nil) }
         if let first = result.failures.first { FileHandle.standardError.write(Data("first failure: \(first)\n".utf8)) }
     }
 }
@@ -167,6 +178,7 @@ struct FanoutBench: AsyncParsableCommand {
         let senders = Array(setup.connections.prefix(max(1, min(self.senders, members))))
         let sent = NIOLockedValueBox(0)
         let serverCPUBefore = serverPid.flatMap(cpuSeconds(pid:))
+        let machineCPUBefore = machineCPUSeconds()
         let benchCPUBefore = ownCPUSeconds()
         let start = nowNanos()
         let end = start + UInt64(duration * 1e9)
@@ -216,6 +228,9 @@ struct FanoutBench: AsyncParsableCommand {
             cpu = [("server_cpu_s", String(format: "%.2f", after - before)),
                    ("server_us_per_delivery", String(format: "%.2f", (after - before) * 1e6 / Double(max(1, stats.received)))),
                    ("bench_cpu_s", String(format: "%.2f", ownCPUSeconds() - benchCPUBefore))]
+        }
+        if let before = machineCPUBefore, let after = machineCPUSeconds() {
+            cpu.append(("machine_us_per_delivery", String(format: "%.2f", (after - before) * 1e6 / Double(max(1, stats.received)))))
         }
         report("fanout", target.label + (target.login ? "+login" : ""), [
             ("mode", saturate ? "saturate" : "paced"), ("members", "\(members)"), ("senders", "\(senders.count)"),

@@ -58,6 +58,8 @@ import Testing
         #expect(error("{\(minimal), \"serverName\": \"a b\"}").contains("\"serverName\""))
         #expect(error("{\(minimal),}").contains("not valid JSON at line 1"))
         #expect(error("{\(minimal), \"limits\": {\"maxClients\": 5, \"maxClientsPerAddress\": 6}}").contains("cannot exceed"))
+        #expect(error("{\(minimal), \"limits\": {\"flushIntervalMilliseconds\": -1}}").contains("\"limits.flushIntervalMilliseconds\": expected a number from 0.0 to 100.0, got -1"))
+        #expect((try? load("{\(minimal), \"limits\": {\"flushIntervalMilliseconds\": 0}}"))?.limits.flushIntervalMilliseconds == 0)
         #expect("\(ConfigurationError(path: "x", message: "y"))" == "config file x: y")
     }
 

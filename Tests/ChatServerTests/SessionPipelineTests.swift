@@ -37,6 +37,9 @@ import Testing
     static func core(_ configure: (inout ServerConfiguration) -> Void = { _ in }) -> ServerCore {
         var configuration = ServerConfiguration(path: "/nonexistent/server.json", tls: .init(certificateChain: "unused", privateKey: "unused"),
                                                 usersFile: "/nonexistent/users.json")
+        // The virtual clock stands still unless a test moves it: relays would wait for the flush
+        // interval forever. The tests of that interval set it themselves.
+        configuration.limits.flushIntervalMilliseconds = 0
         configure(&configuration)
         return ServerCore(configuration: configuration, logins: TestLogins(accounts: ["alice": "pa", "bob": "pb"]),
                           logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
@@ -94,6 +97,45 @@ import Testing
         let rest = try client.lines()
         #expect(rest.count == 15)
         #expect(rest.last == ":localhost PONG localhost n29")
+    }
+
+    @Test func relaysUnderLoadWaitForTheFlushIntervalAndLeaveTogether() throws {
+        let core = Self.core { $0.limits.flushIntervalMilliseconds = 4 }
+        let alice = try Client(core: core)
+        let bob = try Client(core: core)
+        try alice.send("PASS alice:pa", "NICK alice", "USER a 0 * :A", "JOIN #r")
+        try bob.send("PASS bob:pb", "NICK bob", "USER b 0 * :B", "JOIN #r")
+        _ = try bob.lines()
+        alice.loop.advanceTime(by: .milliseconds(10))
+        _ = try alice.lines()
+        // A quiet loop writes at once.
+        try bob.send("PRIVMSG #r :number one")
+        #expect(try alice.lines() == [":bob!bob@user/bob PRIVMSG #r :number one"])
+        // Within the interval of that write, the next ones wait for it, then leave in one flush
+        // (so, above TLS, in one record and one system call).
+        try bob.send("PRIVMSG #r :number two")
+        try bob.send("PRIVMSG #r :number three")
+        #expect(try alice.lines().isEmpty)
+        alice.loop.advanceTime(by: .milliseconds(3))
+        #expect(try alice.lines().isEmpty)
+        alice.loop.advanceTime(by: .milliseconds(1))
+        #expect(try alice.lines() == [":bob!bob@user/bob PRIVMSG #r :number two", ":bob!bob@user/bob PRIVMSG #r :number three"])
+        // Answers to the client's own commands never wait.
+        try alice.send("PING now")
+        #expect(try alice.lines() == [":localhost PONG localhost now"])
+    }
+
+    @Test func withAZeroFlushIntervalRelaysLeaveAtTheEndOfEachTurn() throws {
+        let core = Self.core { $0.limits.flushIntervalMilliseconds = 0 }
+        let alice = try Client(core: core)
+        let bob = try Client(core: core)
+        try alice.send("PASS alice:pa", "NICK alice", "USER a 0 * :A", "JOIN #r")
+        try bob.send("PASS bob:pb", "NICK bob", "USER b 0 * :B", "JOIN #r")
+        _ = try alice.lines()
+        for n in 1...3 {
+            try bob.send("PRIVMSG #r :number \(n)")
+            #expect(try alice.lines() == [":bob!bob@user/bob PRIVMSG #r :number \(n)"])
+        }
     }
 
     @Test func shutdownSaysGoodbyeToTheClientAndItsRooms() throws {

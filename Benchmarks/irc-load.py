@@ -1,0 +1,413 @@
+#!/usr/bin/env python3
+"""A second load generator for IRC servers over TLS, sharing no code with chat-bench.
+
+Written in Python (standard library only: asyncio, ssl, multiprocessing) so that every headline
+figure in BENCHMARKS.md is confirmed by two tools with nothing in common but the protocol.
+
+    irc-load.py fanout  --port P --ca CA --server-pid PID [--no-login] --members 100 --senders 10 --rate 1000
+    irc-load.py fanout  ... --saturate
+    irc-load.py connect --port P --ca CA --server-pid PID [--no-login] --clients 500
+    irc-load.py idle    --port P --ca CA --server-pid PID [--no-login] --clients 2000
+
+fanout: MEMBERS clients in one room; SENDERS of them (in this process) send PRIVMSGs carrying
+their send time (CLOCK_MONOTONIC, shared by every process on the machine), paced at RATE in
+total or as fast as the server takes them (--saturate: each sender writes whenever its socket
+accepts more). The other members are spread over --procs receiver processes. Reports deliveries
+per second, latency percentiles, lost messages, and the server's CPU (utime + stime from
+/proc/PID/stat) per delivery over the whole window, drain included.
+connect: CLIENTS full TLS handshakes + registration (SASL PLAIN unless --no-login) up to 001,
+--inflight at a time; the server's CPU per connection.
+idle: CLIENTS registered clients in rooms of --room-size held open; the server's VmRSS before
+and after, KiB per connection.
+
+Each client connects from its own loopback source address (127.a.b.c), as real users would come
+from many addresses. Talks to loopback only. Prints one JSON line per run.
+"""
+import argparse
+import asyncio
+import base64
+import json
+import multiprocessing
+import os
+import re
+import socket
+import ssl
+import sys
+import time
+
+ROOM = "#irc-load"
+MARK = re.compile(rb"PRIVMSG " + ROOM.encode() + rb" :L (\d+) ")
+
+
+def source_address(i):
+    """A different 127.x.y.z for each client (a different /24 for consecutive clients)."""
+    return f"127.{1 + i % 250}.{(i // 250) % 250}.{1 + (i // 62500) % 250}"
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds():
+    """Busy CPU time of the whole machine (every process, interrupts and softirqs) from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def resident_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def percentile(sorted_values, p):
+    if not sorted_values:
+        return 0.0
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * p / 100))]
+
+
+class Client(asyncio.Protocol):
+    """One IRC connection: registers, joins, then counts (and times) relayed messages."""
+
+    def __init__(self, nick, args):
+        self.nick, self.args = nick, args
+        self.buffer = b""
+        self.waiters = []  # (predicate, future)
+        self.transport = None
+        self.counting = False
+        self.timing = True
+        self.received = 0
+        self.latencies = []
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def connection_lost(self, exc):
+        if not self.closed.done():
+            self.closed.set_result(exc)
+        for _, future in self.waiters:
+            if not future.done():
+                future.set_exception(ConnectionError(f"{self.nick}: connection closed ({exc})"))
+
+    def send(self, text):
+        self.transport.write(text.encode() + b"\r\n")
+
+    def data_received(self, data):
+        if self.counting:
+            # Hot path: count the marked messages of this chunk, time them, answer PINGs.
+            now = time.monotonic_ns()
+            data = self.buffer + data
+            cut = data.rfind(b"\n") + 1
+            self.buffer = data[cut:]
+            chunk = data[:cut]
+            if self.timing:
+                stamps = MARK.findall(chunk)
+                self.received += len(stamps)
+                self.latencies.extend(now - int(s) for s in stamps)
+            else:
+                self.received += chunk.count(b" :L ")
+            if b"PING" in chunk:
+                for line in chunk.split(b"\r\n"):
+                    if line.startswith(b"PING"):
+                        self.transport.write(b"PONG" + line[4:] + b"\r\n")
+            return
+        self.buffer += data
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            self.line(line.rstrip(b"\r").decode("utf-8", "replace"))
+
+    def line(self, line):
+        words = line.split(" ")
+        if words[0] == "PING":
+            self.send("PONG " + " ".join(words[1:]))
+            return
+        for entry in list(self.waiters):
+            predicate, future = entry
+            if not future.done() and predicate(words, line):
+                future.set_result(line)
+                self.waiters.remove(entry)
+
+    def expect(self, predicate):
+        future = asyncio.get_running_loop().create_future()
+        self.waiters.append((predicate, future))
+        return future
+
+    async def register(self):
+        if self.args.login:
+            sasl_ack = self.expect(lambda w, l: len(w) > 3 and w[1] == "CAP" and w[3] == "ACK")
+            self.send("CAP REQ :sasl")
+            self.send(f"NICK {self.nick}")
+            self.send(f"USER {self.nick} 0 * :{self.nick}")
+            await sasl_ack
+            plus = self.expect(lambda w, l: w[:2] == ["AUTHENTICATE", "+"])
+            self.send("AUTHENTICATE PLAIN")
+            await plus
+            done = self.expect(lambda w, l: len(w) > 1 and w[1] in ("903", "904", "905", "906", "907"))
+            token = base64.b64encode(f"\0{self.nick}\0{self.args.password}".encode()).decode()
+            self.send("AUTHENTICATE " + token)
+            answer = await done
+            if " 903 " not in answer:
+                raise RuntimeError(f"{self.nick}: SASL failed: {answer}")
+            welcome = self.expect(lambda w, l: len(w) > 1 and w[1] == "001")
+            self.send("CAP END")
+        else:
+            welcome = self.expect(lambda w, l: len(w) > 1 and w[1] == "001")
+            self.send(f"NICK {self.nick}")
+            self.send(f"USER {self.nick} 0 * :{self.nick}")
+        await welcome
+
+    async def join(self, room):
+        end = self.expect(lambda w, l: len(w) > 3 and w[1] == "366" and w[3].lower() == room.lower())
+        self.send(f"JOIN {room}")
+        await end
+
+
+def tls_context(args):
+    context = ssl.create_default_context(cafile=args.ca)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+async def connect(index, args, context, room=None):
+    loop = asyncio.get_running_loop()
+    nick = f"{args.account_prefix}{index}"
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    sock.bind((source_address(index), 0))
+    await loop.sock_connect(sock, (args.host, args.port))
+    _, client = await loop.create_connection(lambda: Client(nick, args), sock=sock, ssl=context,
+                                              server_hostname=args.server_name, ssl_handshake_timeout=120)
+    await asyncio.wait_for(client.register(), 120)
+    if room:
+        await asyncio.wait_for(client.join(room), 120)
+    return client
+
+
+async def connect_many(args, indices, inflight, room_for=None):
+    context = tls_context(args)
+    semaphore = asyncio.Semaphore(inflight)
+    failures = []
+
+    async def one(i):
+        async with semaphore:
+            try:
+                return await connect(i, args, context, room_for(i) if room_for else None)
+            except Exception as error:  # noqa: BLE001 - reported, not hidden
+                failures.append(f"{args.account_prefix}{i}: {error!r}")
+                return None
+    clients = await asyncio.gather(*(one(i) for i in indices))
+    return [c for c in clients if c], failures
+
+
+# ---- fanout ------------------------------------------------------------------------------
+
+def receiver_process(args, indices, pipe):
+    """Connects its share of the room, reports ready, counts until told to stop, reports."""
+    async def main():
+        clients, failures = await connect_many(args, indices, 50, lambda i: ROOM)
+        # Latency is taken from every receiver's lines when few deliveries are expected, from one
+        # in four at high rates (the counts are always complete).
+        for n, client in enumerate(clients):
+            client.counting = True
+            client.timing = args.timing_every <= 1 or n % args.timing_every == 0
+        pipe.send(("ready", len(clients), failures[:3]))
+        await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # "go"
+        for client in clients:
+            client.received = 0
+            client.latencies = []
+        await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # "report"
+        latencies = [x for c in clients for x in c.latencies]
+        pipe.send(("done", sum(c.received for c in clients), latencies,
+                   sum(1 for c in clients if c.closed.done())))
+        await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # "close"
+        for c in clients:
+            c.transport.close()
+    asyncio.run(main())
+
+
+async def fanout(args):
+    receivers = list(range(args.senders, args.members))
+    shares = [receivers[k::args.procs] for k in range(args.procs)]
+    pipes, processes = [], []
+    for share in shares:
+        parent, child = multiprocessing.Pipe()
+        process = multiprocessing.Process(target=receiver_process, args=(args, share, child), daemon=True)
+        process.start()
+        pipes.append(parent)
+        processes.append(process)
+    loop = asyncio.get_running_loop()
+    failures = []
+    for pipe in pipes:
+        _, count, errors = await loop.run_in_executor(None, pipe.recv)
+        failures += errors
+    senders, errors = await connect_many(args, range(args.senders), 50, lambda i: ROOM)
+    failures += errors
+    if failures:
+        raise SystemExit(f"setup failed: {failures[0]}")
+    for client in senders:
+        client.counting = True
+    await asyncio.sleep(1)  # every JOIN seen by everyone before counting starts
+    for pipe in pipes:
+        pipe.send("go")
+    for client in senders:
+        client.received = 0
+        client.latencies = []
+    sent = [0] * len(senders)
+    cpu_before, machine_before = cpu_seconds(args.server_pid), machine_cpu_seconds()
+    start = time.monotonic()
+    end = start + args.duration
+
+    async def paced(k, client):
+        interval = len(senders) / args.rate
+        next_time = start + k * interval / len(senders)
+        while True:
+            now = time.monotonic()
+            if now >= end or client.closed.done():
+                return
+            if next_time > now:
+                await asyncio.sleep(next_time - now)
+            client.transport.write(f"PRIVMSG {ROOM} :L {time.monotonic_ns()} {sent[k]}\r\n".encode())
+            sent[k] += 1
+            next_time += interval
+
+    async def saturate(k, client):
+        # Write whenever the transport's buffer drains below its low-water mark: the server
+        # takes as fast as it can read; TCP flow control does the rest.
+        transport = client.transport
+        transport.set_write_buffer_limits(high=16384, low=4096)
+        while time.monotonic() < end and not client.closed.done():
+            if transport.get_write_buffer_size() > 16384:
+                await asyncio.sleep(0.0005)
+                continue
+            batch = "".join(f"PRIVMSG {ROOM} :L {time.monotonic_ns()} {sent[k] + n}\r\n" for n in range(8))
+            transport.write(batch.encode())
+            sent[k] += 8
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*((saturate if args.saturate else paced)(k, c) for k, c in enumerate(senders)))
+    send_seconds = time.monotonic() - start
+    total_sent = sum(sent)
+    expected = total_sent * (args.members - 1)
+
+    # Drain: until every expected delivery arrived or nothing moved for two seconds (at most 60 s).
+    def local_received():
+        return sum(c.received for c in senders)
+    # Receivers report only at the end; poll the senders' share and the server's CPU to see motion.
+    last_cpu, still = cpu_seconds(args.server_pid), 0
+    for _ in range(120):
+        await asyncio.sleep(0.5)
+        cpu = cpu_seconds(args.server_pid)
+        still = still + 1 if cpu - last_cpu < 0.02 else 0
+        last_cpu = cpu
+        if still >= 2:
+            break
+    cpu_after, machine_after = cpu_seconds(args.server_pid), machine_cpu_seconds()
+    window = time.monotonic() - start
+    for pipe in pipes:
+        pipe.send("report")
+    received, latencies, disconnects = local_received(), [x for c in senders for x in c.latencies], 0
+    disconnects += sum(1 for c in senders if c.closed.done())
+    for pipe in pipes:
+        _, count, values, closed = await loop.run_in_executor(None, pipe.recv)
+        received += count
+        latencies += values
+        disconnects += closed
+    for pipe in pipes:
+        pipe.send("close")
+    for process in processes:
+        process.join(timeout=10)
+    for c in senders:
+        c.transport.close()
+    latencies.sort()
+    ms = lambda ns: round(ns / 1e6, 2)  # noqa: E731
+    server_cpu = cpu_after - cpu_before
+    return {
+        "mode": "saturate" if args.saturate else "paced", "members": args.members, "senders": args.senders,
+        "rate": "max" if args.saturate else args.rate, "sent": total_sent,
+        "sent_per_second": round(total_sent / send_seconds, 1), "delivered": received,
+        "delivered_per_second": round(received / send_seconds), "lost": max(0, expected - received),
+        "disconnects": disconnects, "p50_ms": ms(percentile(latencies, 50)), "p99_ms": ms(percentile(latencies, 99)),
+        "max_ms": ms(latencies[-1] if latencies else 0), "window_s": round(window, 2),
+        "server_cpu_s": round(server_cpu, 3),
+        "server_us_per_delivery": round(server_cpu * 1e6 / max(1, received), 3),
+        "machine_cpu_s": round(machine_after - machine_before, 3),
+        "machine_us_per_delivery": round((machine_after - machine_before) * 1e6 / max(1, received), 3),
+    }
+
+
+# ---- connect and idle ----------------------------------------------------------------------
+
+async def connect_scenario(args):
+    cpu_before = cpu_seconds(args.server_pid)
+    start = time.monotonic()
+    clients, failures = await connect_many(args, range(args.first, args.first + args.clients), args.inflight)
+    elapsed = time.monotonic() - start
+    cpu = cpu_seconds(args.server_pid) - cpu_before
+    for c in clients:
+        c.transport.close()
+    if failures:
+        print(f"first failure: {failures[0]}", file=sys.stderr)
+    return {"clients": args.clients, "completed": len(clients), "failed": len(failures),
+            "per_second": round(len(clients) / elapsed, 1), "server_cpu_s": round(cpu, 3),
+            "server_ms_per_connection": round(cpu * 1000 / max(1, len(clients)), 3)}
+
+
+async def idle_scenario(args):
+    before = resident_kib(args.server_pid)
+    clients, failures = await connect_many(args, range(args.first, args.first + args.clients), args.inflight,
+                                           lambda i: f"#idle{i // args.room_size}")
+    await asyncio.sleep(args.settle)
+    after = resident_kib(args.server_pid)
+    for c in clients:
+        c.transport.close()
+    if failures:
+        print(f"first failure: {failures[0]}", file=sys.stderr)
+    return {"clients": args.clients, "held": len(clients), "failed": len(failures), "rss_before_kib": before,
+            "rss_after_kib": after, "kib_per_connection": round((after - before) / max(1, len(clients)), 2)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("scenario", choices=["fanout", "connect", "idle"])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--ca", required=True, help="the server's CA certificate (PEM)")
+    parser.add_argument("--server-name", default="localhost", help="name to verify in the certificate")
+    parser.add_argument("--server-pid", type=int, required=True, help="for /proc/PID/stat and status")
+    parser.add_argument("--no-login", dest="login", action="store_false", help="NICK/USER only (servers without accounts)")
+    parser.add_argument("--account-prefix", default="bench")
+    parser.add_argument("--password", default="bench-password")
+    parser.add_argument("--label", default="server")
+    parser.add_argument("--members", type=int, default=100)
+    parser.add_argument("--senders", type=int, default=10)
+    parser.add_argument("--rate", type=float, default=1000, help="messages per second from all senders (paced)")
+    parser.add_argument("--saturate", action="store_true")
+    parser.add_argument("--duration", type=float, default=5)
+    parser.add_argument("--procs", type=int, default=2, help="receiver processes (fanout)")
+    parser.add_argument("--timing-every", type=int, default=1, help="time the lines of one receiver in N (fanout)")
+    parser.add_argument("--clients", type=int, default=500)
+    parser.add_argument("--first", type=int, default=0, help="first account number (connect, idle)")
+    parser.add_argument("--inflight", type=int, default=50)
+    parser.add_argument("--room-size", type=int, default=50)
+    parser.add_argument("--settle", type=float, default=2)
+    args = parser.parse_args()
+    if not (args.host.startswith("127.") or args.host in ("::1", "localhost")):
+        parser.error(f"irc-load.py talks only to loopback, not {args.host}")
+    try:
+        os.kill(args.server_pid, 0)
+    except OSError:
+        parser.error(f"no process {args.server_pid}: pass the server's PID with --server-pid")
+    run = {"fanout": fanout, "connect": connect_scenario, "idle": idle_scenario}[args.scenario]
+    result = asyncio.run(run(args))
+    print(json.dumps({"tool": "irc-load.py", "scenario": args.scenario, "server": args.label, **result}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
