@@ -66,6 +66,10 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// engine belongs to the executor's thread until the step is back.
     private var handshakeInput: ByteBuffer?
     private var handshakeStepRunning = false
+    /// The server's first flight (ServerHello … Finished: the key exchange and the signature, the
+    /// expensive part) has been made. Later steps (checking the client's Finished) cost microseconds:
+    /// they run on the loop, which saves a round trip between threads per connection.
+    private var serverFlightMade = false
 
     /// What the handshake negotiated, once it has completed.
     public private(set) var sessionInfo: TLSSessionInfo?
@@ -214,11 +218,15 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func advanceHandshake(context: ChannelHandlerContext) {
-        guard let executor = handshakeExecutor else {
+        guard !handshakeStepRunning else { return }  // the step that is out will look at the new bytes
+        guard let executor = handshakeExecutor, !serverFlightMade else {
+            if let input = handshakeInput {
+                handshakeInput = nil
+                engine.receive(input)
+            }
             handshakeStepped(context: context, engine.handshake())
             return
         }
-        guard !handshakeStepRunning else { return }  // the step that is out will look at the new bytes
         let input = handshakeInput
         handshakeInput = nil
         handshakeStepRunning = true
@@ -239,6 +247,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func offloadedStepDone(context: ChannelHandlerContext, _ result: TLSEngine.HandshakeResult) {
         handshakeStepRunning = false
         guard state == .handshaking else { return }  // closed or timed out meanwhile
+        if engine.pendingCiphertextBytes > 0 { serverFlightMade = true }
         if result == .inProgress, handshakeInput != nil {
             sendCiphertext(context: context)
             advanceHandshake(context: context)
