@@ -27,28 +27,11 @@ ulimit -c 0 || true   # InspIRCd dumps core when it is stopped; nothing here nee
 "$BIN/chat-admin" certs init --dir "$WORK/certs" >/dev/null
 CA="$WORK/certs/ca.crt"; CERT="$WORK/certs/server.crt"; KEY="$WORK/certs/server.key"
 
-# accounts: bench0..N-1, one password
-make_users() { # config count
-    python3 -c "import sys; [print(f'bench{i},bench-password') for i in range(int(sys.argv[1]))]" "$2" > "$WORK/users.csv"
-    "$BIN/chat-admin" import "$WORK/users.csv" --config "$1" >/dev/null 2>&1
-}
+. "$ROOT/Benchmarks/servers.lib.sh"
+make_users() { make_bench_users "$@"; }
 
-# config file: name port ln
-write_config() {
-    cat > "$WORK/$1.json" <<JSON
-{
-  "serverName": "localhost",
-  "listeners": [ { "host": "127.0.0.1", "port": $2 } ],
-  "tls": { "certificateChain": "$CERT", "privateKey": "$KEY" },
-  "usersFile": "$WORK/$1-users.json",
-  "passwordHashing": { "ln": $3, "r": 8, "p": $4 },
-  "limits": { "maxClients": 15000, "maxClientsPerAddress": 15000, "messagesPerSecond": 1000000, "messageBurst": 1000000,
-              "sendQueueBytes": 16777216, "loginQueue": 20000, "registrationTimeoutSeconds": 300, "handshakeTimeoutSeconds": 60 }
-}
-JSON
-}
+write_config() { write_securechat_config "$@"; }
 
-wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 
 start_securechat() { # config port
     "$BIN/chat-server" --config "$WORK/$1.json" --log-level warning 2>>"$WORK/$1.log" &
@@ -87,61 +70,14 @@ write_config sc-cheap 26702 4 1
 make_users "$WORK/sc-default.json" $((LOGIN_CONNECT_N + LOGIN_STORM_N + MEMBERS + 20))
 make_users "$WORK/sc-cheap.json" $((HOLD_N + STORM_N + 20))
 
-cat > "$WORK/ngircd.conf" <<CONF
-[Global]
-    Name = bench.ngircd
-    Info = ngIRCd benchmark anchor
-    Listen = 127.0.0.1
-    Ports = 26667
-    MotdPhrase = "benchmark"
-    PidFile = $WORK/ngircd.pid
-[Limits]
-    MaxConnections = 0
-    MaxConnectionsIP = 0
-    MaxJoins = 0
-    MaxNickLength = 32
-    MaxPenaltyTime = 0
-    MaxListSize = 100000
-    PingTimeout = 600
-    PongTimeout = 600
-[Options]
-    DNS = no
-    Ident = no
-    PAM = no
-    RequireAuthPing = no
-[SSL]
-    CertFile = $CERT
-    KeyFile = $KEY
-    Ports = 26703
-CONF
-echo benchmark > "$WORK/motd.txt"
-cat > "$WORK/inspircd.conf" <<CONF
-<config format="xml">
-<server name="bench.inspircd" description="InspIRCd benchmark anchor" network="Bench">
-<admin name="bench" nick="bench" email="bench@localhost">
-<module name="ssl_gnutls">
-<sslprofile name="Clients" provider="gnutls" certfile="$CERT" keyfile="$KEY" hash="sha256" requestclientcert="no" priority="NORMAL">
-<bind address="127.0.0.1" port="26704" type="clients" sslprofile="Clients">
-<connect name="main" allow="*" maxchans="1000" timeout="300" pingfreq="600" hardsendq="104857600" softsendq="16777216" recvq="65536" threshold="1000000" commandrate="100000000" fakelag="no" localmax="30000" globalmax="30000" useident="no" limit="30000" resolvehostnames="no" modes="">
-<performance netbuffersize="10240" somaxconn="4096" softlimit="30000" clonesonconnect="no" quietbursts="yes" nouserdns="yes">
-<options defaultmodes="nt" syntaxhints="no">
-<security maxtargets="20" runasuser="" runasgroup="">
-<channels users="1000" opers="1000">
-<dns server="127.0.0.1" timeout="1">
-<pid file="$WORK/inspircd.pid">
-<files motd="$WORK/motd.txt">
-<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" target="$WORK/inspircd.log">
-<whowas groupsize="0" maxgroups="0" maxkeep="0">
-CONF
+write_anchor_configs
 
 start_server() { # name -> sets SERVER_PID, PORT, FLAGS, LABEL
     case "$1" in
         sc-default) start_securechat sc-default 26701; PORT=26701; FLAGS=(); LABEL="securechat-scrypt15";;
         sc-cheap)   start_securechat sc-cheap 26702; PORT=26702; FLAGS=(); LABEL="securechat-scrypt4";;
-        ngircd)     ngircd --nodaemon --config "$WORK/ngircd.conf" >"$WORK/ngircd.out" 2>&1 & SERVER_PID=$!; PIDS+=("$SERVER_PID")
-                    wait_port 26703; PORT=26703; FLAGS=(--no-login); LABEL="ngircd";;
-        inspircd)   inspircd --runasroot --nofork --config="$WORK/inspircd.conf" >"$WORK/inspircd.out" 2>&1 & SERVER_PID=$!; PIDS+=("$SERVER_PID")
-                    wait_port 26704; PORT=26704; FLAGS=(--no-login); LABEL="inspircd";;
+        ngircd)     start_anchor ngircd; FLAGS=(--no-login); LABEL="ngircd";;
+        inspircd)   start_anchor inspircd; FLAGS=(--no-login); LABEL="inspircd";;
     esac
     sleep 1
 }
