@@ -26,6 +26,9 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
     private let address: String
     private let now: () -> Date
     private var context: ChannelHandlerContext?
+    /// Where relayed messages are written: the context of the first handler above TLS, so that
+    /// they skip the inbound-only handlers between (nil: this handler's own context).
+    var relayContext: ChannelHandlerContext?
     /// Lines that came while a password was checked. Made on first use: most connections never
     /// need it, and an empty CircularBuffer still allocates 16 slots (idle memory).
     private var held: CircularBuffer<InboundLine>?
@@ -62,6 +65,7 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
 
     public func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        relayContext = nil
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
@@ -72,6 +76,7 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
         let endedBecause = session.closeReason
         perform(session.connectionLost(now: now()))
         held = nil
+        relayContext = nil
         let seconds = Double((context.eventLoop.now - connectedAt).nanoseconds) / 1e9
         let metadata: Logger.Metadata = [
             "account": "\(account)", "address": "\(address)",
@@ -231,7 +236,8 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
 
     public func deliver(_ relay: Relay, cache: inout Relay.Cache, requiring: Capabilities) {
         guard let context, !closing, capabilities.isSuperset(of: requiring) else { return }
-        context.write(wrapOutboundOut(relay.buffer(for: capabilities, cache: &cache, allocator: context.channel.allocator)), promise: nil)
+        let buffer = relay.buffer(for: capabilities, cache: &cache, allocator: context.channel.allocator)
+        (relayContext ?? context).write(wrapOutboundOut(buffer), promise: nil)
         if !flushPending {
             flushPending = true
             flusher.mark(self)

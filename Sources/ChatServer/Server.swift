@@ -173,13 +173,19 @@ public final class Server: Sendable {
     public static func addSessionHandlers(to pipeline: ChannelPipeline.SynchronousOperations, core: ServerCore, eventLoop: EventLoop,
                                           address: String, now: @escaping () -> Date = Date.init) throws {
         let limits = core.configuration.limits
-        try pipeline.addHandler(ByteToMessageHandler(LineDecoder(maximumLength: limits.lineLength + IRCMessage.Limits.clientTags + 2)))
+        let decoder = ByteToMessageHandler(LineDecoder(maximumLength: limits.lineLength + IRCMessage.Limits.clientTags + 2))
+        try pipeline.addHandler(decoder)
         try pipeline.addHandler(SendQueueWatchdog())
         try pipeline.addHandler(KeepaliveHandler(
             serverName: core.configuration.serverName, registrationTimeoutSeconds: limits.registrationTimeoutSeconds,
             pingIntervalSeconds: limits.pingIntervalSeconds, pingTimeoutSeconds: limits.pingTimeoutSeconds))
         try pipeline.addHandler(FloodControlHandler(perSecond: limits.messagesPerSecond, burst: limits.messageBurst))
-        try pipeline.addHandler(ClientConnection(core: core, eventLoop: eventLoop, address: address, now: now))
+        let connection = ClientConnection(core: core, eventLoop: eventLoop, address: address, now: now)
+        try pipeline.addHandler(connection)
+        // Relayed messages enter the pipeline just above TLS: the handlers in between only look
+        // at what comes in, and passing each of thousands of writes a second through them cost
+        // reference counting per handler (BENCHMARKS.md).
+        connection.relayContext = try pipeline.context(handler: decoder)
     }
 
     /// Re-reads the users file and the certificate and key (SIGHUP). A bad new certificate is

@@ -129,6 +129,21 @@ import Testing
         #expect(harness.core.registry.session(named: "alice")?.away == nil)
     }
 
+    @Test func someoneAwayWhoJoinsIsFollowedByTheirAwayForAwayNotify() {
+        let a = harness.login("alice")
+        let b = harness.login("bob", capabilities: ["away-notify"])
+        let c = harness.login("carol")
+        for s in [b, c] { s.send("JOIN #a") }
+        a.send("AWAY :on a train")
+        for s in [a, b, c] { s.clear() }
+        a.send("JOIN #a")
+        // The away-notify spec: the AWAY right after the JOIN, for members with the capability.
+        #expect(b.take() == [IRCMessage(source: "alice!alice@user/alice", command: "JOIN", parameters: ["#a"]),
+                             IRCMessage(source: "alice!alice@user/alice", command: "AWAY", parameters: ["on a train"])])
+        #expect(c.take().map(\.command) == ["JOIN"])
+        #expect(!a.received.contains { $0.command == "AWAY" })
+    }
+
     @Test func userhostIsonMotdPingAndCap() {
         let a = harness.login("alice")
         _ = harness.login("bob")
@@ -146,5 +161,14 @@ import Testing
             ["localhost", "token"], ["alice", "LIST", ""], ["alice", "NAK", "no-such-cap"], ["alice", "NAK", "-sasl"],
             ["alice", "BOGUS", "Invalid CAP command"],
         ])
+    }
+}
+
+@Suite struct RelayTimestampTests {
+    @Test func serverTimeIsRFC3339WithMillisecondsInUTC() {
+        #expect(Relay.timestamp(Date(timeIntervalSince1970: 1_800_000_000.123)) == "2027-01-15T08:00:00.123Z")
+        #expect(Relay.timestamp(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
+        #expect(Relay.timestamp(Date(timeIntervalSince1970: 951_782_399.9996)) == "2000-02-29T00:00:00.000Z")  // rounds up across midnight
+        #expect(Relay.timestamp(Date(timeIntervalSince1970: 4_102_444_799.5)) == "2099-12-31T23:59:59.500Z")
     }
 }
