@@ -223,6 +223,11 @@ def receiver_process(args, indices, pipe):
             client.received = 0
             client.latencies = []
         await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # "report"
+        # Lines may still be in this process's sockets: count until nothing moves for 0.5 s.
+        last = -1
+        while sum(c.received for c in clients) != last:
+            last = sum(c.received for c in clients)
+            await asyncio.sleep(0.5)
         latencies = [x for c in clients for x in c.latencies]
         pipe.send(("done", sum(c.received for c in clients), latencies,
                    sum(1 for c in clients if c.closed.done())))

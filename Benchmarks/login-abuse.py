@@ -35,7 +35,7 @@ class Client:
         except Exception as error:  # noqa: BLE001 - a refused connection is a result here
             return f"connect-failed:{type(error).__name__}", time.monotonic() - start
         mechanism = "PLAIN" if password is not None else "EXTERNAL"
-        writer.write(f"CAP LS 302\r\nNICK {account}\r\nUSER {account} 0 * :x\r\nCAP REQ :sasl\r\nAUTHENTICATE {mechanism}\r\n".encode())
+        writer.write(f"CAP LS 302\r\nNICK {account}\r\nUSER {account} 0 * :x\r\nCAP REQ :sasl standard-replies\r\nAUTHENTICATE {mechanism}\r\n".encode())
         code = None
         try:
             while True:

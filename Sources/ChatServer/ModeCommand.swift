@@ -79,8 +79,12 @@ enum ModeCommand {
             case "k":
                 changes += 1
                 if adding {
-                    guard let key = arguments.next(), !key.isEmpty, !key.contains(" "), !key.contains(",") else {
+                    guard let key = arguments.next() else {
                         c.out.numeric(.needMoreParams, "MODE", "+k needs a key (no spaces or commas)")
+                        continue
+                    }
+                    guard !key.isEmpty, !key.contains(" "), !key.contains(",") else {
+                        c.out.numeric(.invalidModeParam, room.name, "k", key, "Invalid key: use one word without spaces or commas")
                         continue
                     }
                     room.updateModes { $0.key = key }
@@ -97,7 +101,11 @@ enum ModeCommand {
                     continue
                 }
                 guard let member = room.member(named: name) else {
-                    c.out.numeric(.userNotInChannel, name, room.name, "They aren't on that channel")
+                    if c.registry.session(named: name) == nil {
+                        c.out.numeric(.noSuchNick, name, "No such nick")
+                    } else {
+                        c.out.numeric(.userNotInChannel, name, room.name, "They aren't on that channel")
+                    }
                     continue
                 }
                 room.setOperator(member, adding)

@@ -157,6 +157,10 @@ public struct Registration {
                 sasl = .idle
                 return [reply(.saslAborted, "SASL authentication aborted")]
             }
+            if argument.utf8.count > 400 {
+                sasl = .idle
+                return [reply(.saslTooLong, "SASL message too long: send it in chunks of 400 bytes")]
+            }
             if argument != "+" { buffer.append(contentsOf: argument.utf8) }
             if buffer.count > 400 {
                 sasl = .idle
@@ -183,10 +187,17 @@ public struct Registration {
                 sasl = .idle
                 return [reply(.saslAborted, "SASL authentication aborted")]
             }
+            // sasl-3.1: 905 is for one parameter over 400 bytes; chunks that add up to more than
+            // a PLAIN message can hold are a failed authentication (904).
+            if argument.utf8.count > 400 {
+                sasl = .idle
+                return [reply(.saslTooLong, "SASL message too long: send it in chunks of 400 bytes")]
+            }
             if argument != "+" { buffer.append(contentsOf: argument.utf8) }
             if buffer.count > SASLPlain.maximumEncodedLength {
                 sasl = .idle
-                return [reply(.saslTooLong, "SASL message too long")]
+                for k in buffer.indices { buffer[k] = 0 }
+                return fail(.sasl, "SASL authentication failed: the PLAIN message is longer than an account name and password can be", code: .invalidCredentials)
             }
             if argument.utf8.count == 400 {
                 sasl = .collecting(buffer)  // more chunks follow
@@ -207,6 +218,19 @@ public struct Registration {
     private mutating func tryComplete() -> [Action] {
         guard !negotiating, let nick, let username, !verifyingPass else { return [] }
         if case .verifying = sasl { return [] }
+        var aborted: [Action] = []
+        switch sasl {
+        case .collecting, .collectingExternal:
+            // Registration ends an exchange the client did not finish (sasl-3.1: 906).
+            sasl = .idle
+            aborted = [reply(.saslAborted, "SASL authentication aborted: registration ended before it finished")]
+        case .idle, .verifying:
+            break
+        }
+        return aborted + completeRegistration(nick: nick, username: username)
+    }
+
+    private mutating func completeRegistration(nick: String, username: String) -> [Action] {
         if let account {
             isComplete = true
             return [.complete(account: account, requestedNick: nick, username: username, realname: realname, capabilities: capabilities)]
@@ -255,10 +279,13 @@ public struct Registration {
     private mutating func fail(_ method: Method, _ text: String, code: FailCode, counts: Bool = true, closes: Bool = false) -> [Action] {
         if counts { failures += 1 }
         let command = method == .sasl ? "AUTHENTICATE" : "PASS"
-        var actions: [Action] = [
-            .send(IRCMessage(source: serverName, command: "FAIL", parameters: [command, code.rawValue, text])),
-            reply(method == .sasl ? .saslFail : .passwdMismatch, text),
-        ]
+        // The numeric the specifications name, for every client; a FAIL with a machine-readable
+        // code before it only for clients that asked for standard replies.
+        var actions: [Action] = []
+        if capabilities.contains(.standardReplies) {
+            actions.append(.send(IRCMessage(source: serverName, command: "FAIL", parameters: [command, code.rawValue, text])))
+        }
+        actions.append(reply(method == .sasl ? .saslFail : .passwdMismatch, text))
         // PASS cannot be retried on the same connection; SASL may, up to the failure limit.
         if method == .pass || failures >= maximumFailures || closes {
             closed = true

@@ -45,6 +45,10 @@ enum RoomCommands {
             // One relay, two variants: extended-join members get account and real name.
             let relay = c.relay("JOIN", [room.name], extendedJoin: [room.name, c.me.nick, c.me.realname])
             c.out.deliver(relay, to: room.audience)
+            if let away = c.me.away {
+                // away-notify: members who asked learn at once that the newcomer is away.
+                c.out.deliver(c.relay("AWAY", [away]), to: room.audience, except: c.me, requiring: .awayNotify)
+            }
             if room.topic != nil { c.topicReply(room) }
             names(room, &c)
         }

@@ -12,12 +12,14 @@ public struct Capabilities: OptionSet, Sendable, Hashable {
     public static let awayNotify = Capabilities(rawValue: 1 << 6)
     public static let capNotify = Capabilities(rawValue: 1 << 7)
     public static let multiPrefix = Capabilities(rawValue: 1 << 8)
+    /// `FAIL`/`WARN`/`NOTE` replies (IRCv3 standard replies): sent only to clients that ask.
+    public static let standardReplies = Capabilities(rawValue: 1 << 9)
 
     /// Names in the order `CAP LS` lists them.
     public static let names: [(Capabilities, String)] = [
         (.sasl, "sasl"), (.serverTime, "server-time"), (.messageTags, "message-tags"), (.echoMessage, "echo-message"),
         (.accountTag, "account-tag"), (.extendedJoin, "extended-join"), (.awayNotify, "away-notify"),
-        (.capNotify, "cap-notify"), (.multiPrefix, "multi-prefix"),
+        (.capNotify, "cap-notify"), (.multiPrefix, "multi-prefix"), (.standardReplies, "standard-replies"),
     ]
 
     public static func named(_ name: String) -> Capabilities? {

@@ -17,6 +17,6 @@ public enum Numeric: String, Sendable {
     case unknownMode = "472", inviteOnlyChan = "473", badChannelKey = "475", badChanMask = "476"
     case invalidCapCommand = "410"
     case chanOPrivsNeeded = "482", umodeUnknownFlag = "501", usersDontMatch = "502"
-    case whoisSecure = "671"
+    case whoisSecure = "671", invalidModeParam = "696"
     case loggedIn = "900", saslSuccess = "903", saslFail = "904", saslTooLong = "905", saslAborted = "906", saslAlready = "907", saslMechs = "908"
 }

@@ -53,7 +53,7 @@ public struct SASLClientLogin: Sendable {
 
     /// The first lines to send, in order.
     public var opening: [String] {
-        var lines = ["CAP LS 302", "NICK \(nick)", "USER \(nick) 0 * :\(realname)", "CAP REQ :" + (["sasl"] + capabilities).joined(separator: " ")]
+        var lines = ["CAP LS 302", "NICK \(nick)", "USER \(nick) 0 * :\(realname)", "CAP REQ :" + (["sasl", "standard-replies"] + capabilities).joined(separator: " ")]
         if pipelined { lines.append(mechanism) }
         return lines
     }

@@ -27,7 +27,7 @@ import Testing
 
     @Test func saslPlainFlow() {
         var m = Registration(serverName: "srv")
-        #expect(run(&m, ["CAP LS 302"]) == [":srv CAP * LS :sasl=PLAIN,EXTERNAL server-time message-tags echo-message account-tag extended-join away-notify cap-notify multi-prefix"])
+        #expect(run(&m, ["CAP LS 302"]) == [":srv CAP * LS :sasl=PLAIN,EXTERNAL server-time message-tags echo-message account-tag extended-join away-notify cap-notify multi-prefix standard-replies"])
         #expect(run(&m, ["NICK Al", "USER al 0 * :Alice"]).isEmpty)  // waits for CAP END
         #expect(run(&m, ["CAP REQ :sasl server-time"]) == [":srv CAP Al ACK :sasl server-time"])
         #expect(run(&m, ["AUTHENTICATE PLAIN"]) == ["AUTHENTICATE +"])
@@ -56,7 +56,14 @@ import Testing
         #expect(describe(m.loginFinished(.success(account: "alice"), via: .pass)) == ["COMPLETE alice x x "])
         var n = Registration(serverName: "srv")
         #expect(run(&n, ["PASS secret words", "NICK bob", "USER bob 0 * :B"]) == ["VERIFY bob secret words pass"])
+        // Without standard-replies: the numeric only (standard replies are for clients that ask).
         #expect(describe(n.loginFinished(.invalidCredentials, via: .pass)) == [
+            ":srv 464 bob :Password incorrect: wrong account name or password",
+            "CLOSE Password incorrect: wrong account name or password",
+        ])
+        var o = Registration(serverName: "srv")
+        _ = run(&o, ["CAP LS 302", "CAP REQ standard-replies", "PASS secret words", "NICK bob", "USER bob 0 * :B", "CAP END"])
+        #expect(describe(o.loginFinished(.invalidCredentials, via: .pass)) == [
             ":srv FAIL PASS INVALID_CREDENTIALS :Password incorrect: wrong account name or password",
             ":srv 464 bob :Password incorrect: wrong account name or password",
             "CLOSE Password incorrect: wrong account name or password",
@@ -77,8 +84,11 @@ import Testing
 
     @Test func lockedBusyAndThrottledHaveTheirOwnCodes() {
         var m = Registration(serverName: "srv")
-        _ = run(&m, ["CAP LS", "NICK a", "USER a 0 * :A"])
-        #expect(describe(m.loginFinished(.locked(account: "a"), via: .sasl)).first == ":srv FAIL AUTHENTICATE ACCOUNT_LOCKED :Account a is locked: ask the server's operator")
+        _ = run(&m, ["CAP LS", "CAP REQ :sasl standard-replies", "NICK a", "USER a 0 * :A"])
+        #expect(describe(m.loginFinished(.locked(account: "a"), via: .sasl)) == [
+            ":srv FAIL AUTHENTICATE ACCOUNT_LOCKED :Account a is locked: ask the server's operator",
+            ":srv 904 a :Account a is locked: ask the server's operator",
+        ])
         #expect(describe(m.loginFinished(.busy, via: .sasl)).first == ":srv FAIL AUTHENTICATE SERVER_BUSY :Server busy: try again in a few seconds")
         #expect(describe(m.loginFinished(.throttled(retryAfter: 3.2), via: .sasl)).last == "CLOSE Too many failed logins: try again in 4 seconds")
     }
@@ -96,6 +106,30 @@ import Testing
         #expect(run(&m, ["AUTHENTICATE PLAIN"] + chunks.map { "AUTHENTICATE \($0)" }) == ["AUTHENTICATE +", "VERIFY a \(password) sasl"])
         var n = Registration(serverName: "srv")
         #expect(run(&n, ["AUTHENTICATE PLAIN", "AUTHENTICATE !!!!"]).contains(":srv 904 * :SASL authentication failed: malformed PLAIN message"))
+    }
+
+    @Test func saslLengthsFollowSASL31() {
+        // 905 is for one parameter over 400 bytes.
+        var m = Registration(serverName: "srv")
+        _ = run(&m, ["CAP LS 302", "CAP REQ sasl", "NICK a"])
+        #expect(run(&m, ["AUTHENTICATE PLAIN", "AUTHENTICATE " + String(repeating: "A", count: 401)])
+            == ["AUTHENTICATE +", ":srv 905 a :SASL message too long: send it in chunks of 400 bytes"])
+        // 400-byte chunks that add up to more than a PLAIN message can hold fail with 904.
+        let chunk = "AUTHENTICATE " + String(repeating: "A", count: 400)
+        let replies = run(&m, ["AUTHENTICATE PLAIN"] + Array(repeating: chunk, count: 11))  // 4,400 > 4,096
+        #expect(replies.first == "AUTHENTICATE +")
+        #expect(replies.dropFirst().allSatisfy { $0.hasPrefix(":srv 904 a ") } && replies.count == 2)
+        #expect(!replies.contains { $0.contains(" 905 ") })
+    }
+
+    @Test func registrationEndingDuringSASLAbortsItWith906First() {
+        var m = Registration(serverName: "srv")
+        _ = run(&m, ["CAP LS 302", "CAP REQ sasl", "NICK a", "USER a 0 * :A", "AUTHENTICATE PLAIN"])
+        #expect(run(&m, ["CAP END"]) == [
+            ":srv 906 a :SASL authentication aborted: registration ended before it finished",
+            ":srv 464 a :Password required: log in with SASL PLAIN or PASS account:password",
+            "CLOSE Login required: use SASL PLAIN, or PASS account:password",
+        ])
     }
 
     @Test func commandsBeforeRegistration() {

@@ -93,7 +93,7 @@ import TLS
                 group.addTask {
                     let client = try await server.client()
                     try? await client.send("CAP LS 302")
-                    try? await client.send("CAP REQ sasl")
+                    try? await client.send("CAP REQ :sasl standard-replies")
                     var codes: [String] = []
                     for attempt in 0..<3 {
                         // A throttled connection is closed by the server: stop there.

@@ -107,6 +107,22 @@ import Testing
         #expect(a.received("322").map { $0.parameters[1] } == ["#b"])
     }
 
+    @Test func modeParameterErrorsUseTheNumericsTheSpecNames() {
+        let a = harness.login("alice")
+        let b = harness.login("bob")
+        a.send("JOIN #p")
+        a.clear()
+        a.send("MODE #p +k")
+        #expect(a.take().map(\.command) == ["461"])
+        a.send("MODE #p +k :two words")
+        #expect(a.take() == [IRCMessage(source: "localhost", command: "696", parameters: ["alice", "#p", "k", "two words", "Invalid key: use one word without spaces or commas"])])
+        a.send("MODE #p +o nobody")
+        #expect(a.take() == [IRCMessage(source: "localhost", command: "401", parameters: ["alice", "nobody", "No such nick"])])
+        a.send("MODE #p +o bob")
+        #expect(a.take().map(\.command) == ["441"])
+        _ = b
+    }
+
     @Test func kickRemovesTheMemberEverywhereAtOnce() {
         let a = harness.login("alice")
         let b = harness.login("bob")
