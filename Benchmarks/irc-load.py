@@ -222,6 +222,7 @@ def receiver_process(args, indices, pipe):
         for client in clients:
             client.received = 0
             client.latencies = []
+        pipe.send("counting")  # the senders start only now: nothing counted is reset
         await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # "report"
         # Lines may still be in this process's sockets: count until nothing moves for 0.5 s.
         last = -1
@@ -261,6 +262,8 @@ async def fanout(args):
     await asyncio.sleep(1)  # every JOIN seen by everyone before counting starts
     for pipe in pipes:
         pipe.send("go")
+    for pipe in pipes:
+        await loop.run_in_executor(None, pipe.recv)  # "counting"
     for client in senders:
         client.received = 0
         client.latencies = []
