@@ -1,3 +1,4 @@
+import Foundation
 import IRC
 
 /// WHO, WHOIS, USERHOST, ISON, AWAY, MOTD and CAP after registration.
@@ -67,6 +68,23 @@ enum QueryCommands {
         }
         let others = c.me.rooms.values.flatMap { $0.roster.map(\.session) }
         c.out.deliver(c.relay("AWAY", text.map { [$0] } ?? []), to: Audience(others), except: c.me, requiring: .awayNotify)
+    }
+
+    /// LUSERS (also part of the welcome burst). Every user is `+i` here, so all are invisible;
+    /// one server; the room count includes secret rooms (a number reveals no name).
+    static func lusers(_ out: inout SessionOutput, core: ServerCore) {
+        let users = core.registry.userCount
+        let peak = core.registry.peakUserCount
+        out.numeric(.lUserClient, "There are 0 users and \(users) invisible on 1 servers")
+        out.numeric(.lUserChannels, String(core.registry.roomCount), "channels formed")
+        out.numeric(.lUserMe, "I have \(users) clients and 0 servers")
+        out.numeric(.localUsers, String(users), String(peak), "Current local users \(users), max \(peak)")
+        out.numeric(.globalUsers, String(users), String(peak), "Current global users \(users), max \(peak)")
+    }
+
+    /// TIME: the server's time, as a Unix timestamp and in words (RFC 3339, UTC).
+    static func time(_ out: inout SessionOutput, core: ServerCore, now: Date) {
+        out.numeric(.time, core.configuration.serverName, String(Int(now.timeIntervalSince1970)), "0", Relay.timestamp(now))
     }
 
     static func motd(_ out: inout SessionOutput, core: ServerCore) {

@@ -8,6 +8,7 @@ public final class Registry: @unchecked Sendable {
     private let lock = NIOLock()
     private var sessions: [String: SessionHandle] = [:]
     private var rooms: [String: Room] = [:]
+    private var peakUsers = 0
 
     public init() {}
 
@@ -17,6 +18,7 @@ public final class Registry: @unchecked Sendable {
             let key = session.folded
             let old = sessions[key]
             sessions[key] = session
+            peakUsers = max(peakUsers, sessions.count)
             return old === session ? nil : old
         }
     }
@@ -34,6 +36,8 @@ public final class Registry: @unchecked Sendable {
     }
 
     public var userCount: Int { lock.withLock { sessions.count } }
+    /// The most users logged in at once since the server started (LUSERS).
+    public var peakUserCount: Int { lock.withLock { peakUsers } }
     public var roomCount: Int { lock.withLock { rooms.count } }
 
     func room(named name: String) -> Room? {

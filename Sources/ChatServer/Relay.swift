@@ -1,11 +1,12 @@
 import Foundation
 import IRC
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// A message from a user (or the server) to be delivered to many clients.
 ///
 /// It is serialised at most once per combination of the recipients' capabilities that matter
-/// (server-time, account-tag, message-tags) on each event loop, never once per recipient: every
+/// (server-time, account-tag, message-tags with msgid) on each event loop, never once per recipient: every
 /// recipient with the same combination gets the same ByteBuffer.
 public struct Relay: Sendable {
     public var source: String
@@ -19,9 +20,11 @@ public struct Relay: Sendable {
     public var clientTags: [IRCTag]
     /// The parameters for clients with extended-join (a JOIN with account and real name).
     public var extendedJoinParameters: [String]?
+    /// The message's id (IRCv3 `msgid`), the same for every recipient and the echo.
+    public var msgid: String
 
     public init(source: String, command: String, parameters: [String], time: String, account: String? = nil,
-                clientTags: [IRCTag] = [], extendedJoinParameters: [String]? = nil) {
+                clientTags: [IRCTag] = [], extendedJoinParameters: [String]? = nil, msgid: String = Relay.newMessageID()) {
         self.source = source
         self.command = command
         self.parameters = parameters
@@ -29,6 +32,34 @@ public struct Relay: Sendable {
         self.account = account
         self.clientTags = clientTags
         self.extendedJoinParameters = extendedJoinParameters
+        self.msgid = msgid
+    }
+
+    /// A message id no other message of this server has: a random prefix drawn when the process
+    /// starts (so ids differ across restarts) and a counter, both in base 32.
+    public static func newMessageID() -> String {
+        let n = messageCounter.withLockedValue { counter -> UInt64 in
+            counter &+= 1
+            return counter
+        }
+        return messageIDPrefix + base32(n)
+    }
+
+    private static let messageIDPrefix: String = {
+        var random = SystemRandomNumberGenerator()
+        return base32(random.next() & 0xFF_FFFF_FFFF_FFFF, digits: 12)  // 56 bits
+    }()
+    private static let messageCounter = NIOLockedValueBox<UInt64>(0)
+
+    private static func base32(_ value: UInt64, digits: Int = 0) -> String {
+        let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz".utf8)
+        var bytes: [UInt8] = []
+        var rest = value
+        repeat {
+            bytes.append(alphabet[Int(rest & 31)])
+            rest >>= 5
+        } while rest > 0 || bytes.count < digits
+        return String(decoding: bytes.reversed(), as: UTF8.self)
     }
 
     /// A small per-delivery cache of serialised variants.
@@ -40,7 +71,7 @@ public struct Relay: Sendable {
     private func variantKey(_ caps: Capabilities) -> Int {
         (caps.contains(.serverTime) ? 1 : 0)
             | (caps.contains(.accountTag) && account != nil ? 2 : 0)
-            | (caps.contains(.messageTags) && !clientTags.isEmpty ? 4 : 0)
+            | (caps.contains(.messageTags) ? 4 : 0)
             | (caps.contains(.extendedJoin) && extendedJoinParameters != nil ? 8 : 0)
     }
 
@@ -53,7 +84,10 @@ public struct Relay: Sendable {
         var tags: [IRCTag] = []
         if key & 1 != 0 { tags.append(IRCTag("time", time)) }
         if key & 2 != 0 { tags.append(IRCTag("account", account)) }
-        if key & 4 != 0 { tags.append(contentsOf: clientTags) }
+        if key & 4 != 0 {
+            tags.append(IRCTag("msgid", msgid))
+            tags.append(contentsOf: clientTags)
+        }
         let parameters = key & 8 != 0 ? extendedJoinParameters ?? self.parameters : self.parameters
         return IRCMessage(tags: tags, source: source, command: command, parameters: parameters)
     }

@@ -187,6 +187,7 @@ public struct Session {
         for tokens in core.isupportLines {
             out.numeric(.isupport, tokens + ["are supported by this server"])
         }
+        QueryCommands.lusers(&out, core: core)
         QueryCommands.motd(&out, core: core)
         out.append(.registered(me))
         return out.actions
@@ -214,6 +215,8 @@ public struct Session {
         case "ISON": QueryCommands.ison(message, &c)
         case "AWAY": QueryCommands.away(message, &c)
         case "MOTD": QueryCommands.motd(&c.out, core: core)
+        case "LUSERS": QueryCommands.lusers(&c.out, core: core)
+        case "TIME": QueryCommands.time(&c.out, core: core, now: now)
         case "CAP": QueryCommands.cap(message, &c)
         case "PING":
             if let token = p.first { c.out.reply("PONG", [core.configuration.serverName, token]) } else { c.out.numeric(.noOrigin, "No origin specified") }

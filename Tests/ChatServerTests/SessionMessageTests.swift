@@ -82,10 +82,10 @@ import Testing
         for s in [a, b, c] { s.send("JOIN #t") }
         for s in [a, b, c] { s.clear() }
         a.send("@+typing=active TAGMSG #t")
-        #expect(b.received.first?.tags == [IRCTag("+typing", "active")])
+        #expect(b.received.first?.tags.filter { $0.key != "msgid" } == [IRCTag("+typing", "active")])
         #expect(c.received.isEmpty)
         a.send("@+typing=active;server-only=x PRIVMSG #t :hi")
-        #expect(b.received.last?.tags == [IRCTag("+typing", "active")])  // client-only tags only
+        #expect(b.received.last?.tags.filter { $0.key != "msgid" } == [IRCTag("+typing", "active")])  // client-only tags only
         a.send("TAGMSG")
         #expect(a.received.last?.command == "461")
     }
@@ -142,6 +142,49 @@ import Testing
                              IRCMessage(source: "alice!alice@user/alice", command: "AWAY", parameters: ["on a train"])])
         #expect(c.take().map(\.command) == ["JOIN"])
         #expect(!a.received.contains { $0.command == "AWAY" })
+    }
+
+    @Test func lusersCountsUsersRoomsAndThePeakAndTimeGivesTheServerTime() {
+        let a = harness.login("alice")
+        let b = harness.login("bob")
+        a.send("JOIN #one")
+        b.send("JOIN #two")
+        b.send("QUIT :bye")
+        a.clear()
+        a.send("LUSERS")
+        #expect(a.received.map { [$0.command] + $0.parameters.dropFirst() } == [
+            ["251", "There are 0 users and 1 invisible on 1 servers"],
+            ["254", "1", "channels formed"],
+            ["255", "I have 1 clients and 0 servers"],
+            ["265", "1", "2", "Current local users 1, max 2"],
+            ["266", "1", "2", "Current global users 1, max 2"],
+        ])
+        a.clear()
+        a.send("TIME")
+        let time = a.received.first
+        #expect(time?.command == "391")
+        #expect(time?.parameters.dropFirst().first == "localhost")
+        #expect(time.map { Int($0.parameters[2]) != nil } == true)
+        #expect(time?.parameters.last?.hasSuffix("Z") == true)
+    }
+
+    @Test func everyRelayCarriesOneMsgidForClientsWithMessageTags() {
+        let a = harness.login("alice", capabilities: ["message-tags", "echo-message"])
+        let b = harness.login("bob", capabilities: ["message-tags"])
+        let c = harness.login("carol")
+        for s in [a, b, c] { s.send("JOIN #m") }
+        for s in [a, b, c] { s.clear() }
+        a.send("@+draft/reply=x PRIVMSG #m :hello there")
+        let echoed = a.received.first { $0.command == "PRIVMSG" }
+        let relayed = b.received.first { $0.command == "PRIVMSG" }
+        let id = relayed?.tags.first { $0.key == "msgid" }?.value
+        #expect(id != nil && id!.count >= 13)
+        #expect(echoed?.tags.first { $0.key == "msgid" }?.value == id)  // the echo has the same id
+        #expect(relayed?.tags.map(\.key) == ["msgid", "+draft/reply"])
+        #expect(c.received.first { $0.command == "PRIVMSG" }?.tags.isEmpty == true)  // no message-tags, no tags
+        a.send("PRIVMSG #m :again")
+        let next = b.received.last { $0.command == "PRIVMSG" }?.tags.first { $0.key == "msgid" }?.value
+        #expect(next != nil && next != id)
     }
 
     @Test func userhostIsonMotdPingAndCap() {
