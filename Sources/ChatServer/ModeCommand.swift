@@ -1,6 +1,6 @@
 import IRC
 
-/// MODE for rooms (`+i +k +n +t +o`, and the list queries clients send on join) and for the
+/// MODE for rooms (`+i +k +l +n +s +t +o`, and the list queries clients send on join) and for the
 /// user's own modes.
 enum ModeCommand {
     static func mode(_ message: IRCMessage, _ c: inout CommandContext) {
@@ -94,6 +94,23 @@ enum ModeCommand {
                     room.updateModes { $0.key = nil }
                     note("k", "*")
                 }
+            case "l":
+                changes += 1
+                if adding {
+                    guard let text = arguments.next() else {
+                        c.out.numeric(.needMoreParams, "MODE", "+l needs a number of members")
+                        continue
+                    }
+                    guard let limit = Int(text), (1...100_000).contains(limit) else {
+                        c.out.numeric(.invalidModeParam, room.name, "l", text, "Invalid limit: a whole number of members from 1 to 100000")
+                        continue
+                    }
+                    room.updateModes { $0.limit = limit }
+                    note("l", String(limit))
+                } else {
+                    room.updateModes { $0.limit = nil }
+                    note("l")
+                }
             case "o":
                 changes += 1
                 guard let name = arguments.next() else {
@@ -111,7 +128,7 @@ enum ModeCommand {
                 room.setOperator(member, adding)
                 note("o", member.nick)
             default:
-                c.out.numeric(.unknownMode, String(flag), "is an unknown mode char to me (rooms have i, k, n, o, s, t)")
+                c.out.numeric(.unknownMode, String(flag), "is an unknown mode char to me (rooms have i, k, l, n, o, s, t)")
             }
             if changes >= 4 { break }
         }

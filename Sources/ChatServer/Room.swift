@@ -21,16 +21,20 @@ public final class Room: @unchecked Sendable {
         /// +s: hidden from everyone who is not in it (LIST, WHOIS, NAMES, WHO, TOPIC).
         public var secret = false
         public var key: String?
+        /// +l: the most members the room takes (invitations still let people in).
+        public var limit: Int?
 
-        /// "+ntk" style, with the key as a parameter when `showKey`.
+        /// "+klnt" style, with the key (when `showKey`) and the limit as parameters.
         public func string(showKey: Bool) -> [String] {
             var flags = "+"
+            var parameters: [String] = []
             if inviteOnly { flags += "i" }
-            if key != nil { flags += "k" }
+            if let key { flags += "k"; parameters.append(showKey ? key : "*") }
+            if let limit { flags += "l"; parameters.append(String(limit)) }
             if noExternal { flags += "n" }
             if secret { flags += "s" }
             if topicLocked { flags += "t" }
-            return key.map { [flags, showKey ? $0 : "*"] } ?? [flags]
+            return [flags] + parameters
         }
     }
 
@@ -61,7 +65,7 @@ public final class Room: @unchecked Sendable {
     }
 
     /// Why a join was refused.
-    enum JoinRefusal: Error { case inviteOnly, badKey, closed }
+    enum JoinRefusal: Error { case inviteOnly, badKey, full, closed }
 
     /// Adds `session` (and tells its handle); the first member becomes operator. Returns whether
     /// it is an operator.
@@ -72,6 +76,7 @@ public final class Room: @unchecked Sendable {
             if let member = members[id] { return .success(member.isOperator) }
             if _modes.inviteOnly && !invited.contains(session.folded) { return .failure(.inviteOnly) }
             if let required = _modes.key, required != key, !invited.contains(session.folded) { return .failure(.badKey) }
+            if let limit = _modes.limit, members.count >= limit, !invited.contains(session.folded) { return .failure(.full) }
             invited.remove(session.folded)
             let isOperator = members.isEmpty
             members[id] = Member(session: session, isOperator: isOperator)

@@ -15,7 +15,7 @@ public enum Numeric: String, Sendable {
     case noNicknameGiven = "431", erroneousNickname = "432", nicknameInUse = "433"
     case userNotInChannel = "441", notOnChannel = "442", userOnChannel = "443", notRegistered = "451"
     case needMoreParams = "461", alreadyRegistered = "462", passwdMismatch = "464"
-    case unknownMode = "472", inviteOnlyChan = "473", badChannelKey = "475", badChanMask = "476"
+    case channelIsFull = "471", unknownMode = "472", inviteOnlyChan = "473", badChannelKey = "475", badChanMask = "476"
     case invalidCapCommand = "410"
     case chanOPrivsNeeded = "482", umodeUnknownFlag = "501", usersDontMatch = "502"
     case whoisSecure = "671", invalidModeParam = "696"

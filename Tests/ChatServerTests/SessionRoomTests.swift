@@ -123,6 +123,34 @@ import Testing
         _ = b
     }
 
+    @Test func aMemberLimitKeepsNewcomersOutButNotTheInvited() {
+        let a = harness.login("alice")
+        let b = harness.login("bob")
+        let c = harness.login("carol")
+        a.send("JOIN #l")
+        a.clear()
+        a.send("MODE #l +l many")
+        #expect(a.take() == [IRCMessage(source: "localhost", command: "696", parameters: ["alice", "#l", "l", "many", "Invalid limit: a whole number of members from 1 to 100000"])])
+        a.send("MODE #l +l 0")
+        #expect(a.take().map(\.command) == ["696"])
+        a.send("MODE #l +l")
+        #expect(a.take().map(\.command) == ["461"])
+        a.send("MODE #l +l 2")
+        #expect(a.take().first?.parameters == ["#l", "+l", "2"])
+        b.send("JOIN #l")
+        c.send("JOIN #l")
+        #expect(c.take() == [IRCMessage(source: "localhost", command: "471", parameters: ["carol", "#l", "Cannot join channel: it is full (+l)"])])
+        a.send("MODE #l")
+        #expect(a.received("324").last?.parameters == ["alice", "#l", "+lnt", "2"])
+        a.send("INVITE carol #l")
+        c.clear()
+        c.send("JOIN #l")
+        #expect(c.received.first?.command == "JOIN")
+        #expect(harness.core.registry.room(named: "#l")?.memberCount == 3)
+        a.send("MODE #l -l")
+        #expect(b.received.last?.parameters == ["#l", "-l"])
+    }
+
     @Test func kickRemovesTheMemberEverywhereAtOnce() {
         let a = harness.login("alice")
         let b = harness.login("bob")
