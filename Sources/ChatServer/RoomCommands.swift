@@ -164,6 +164,9 @@ enum RoomCommands {
         // Only an operator's invitation lets someone past +i or +k (a room that gets them later).
         if isOperator { room.invite(invitee) }
         c.out.numeric(.inviting, invitee.nick, room.name)
-        c.out.deliver(c.relay("INVITE", [invitee.nick, room.name]), to: Audience([invitee]))
+        let relay = c.relay("INVITE", [invitee.nick, room.name])
+        c.out.deliver(relay, to: Audience([invitee]))
+        // invite-notify: the room's members who asked see it too.
+        c.out.deliver(relay, to: room.audience, except: c.me, requiring: .inviteNotify)
     }
 }

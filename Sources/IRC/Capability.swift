@@ -14,12 +14,19 @@ public struct Capabilities: OptionSet, Sendable, Hashable {
     public static let multiPrefix = Capabilities(rawValue: 1 << 8)
     /// `FAIL`/`WARN`/`NOTE` replies (IRCv3 standard replies): sent only to clients that ask.
     public static let standardReplies = Capabilities(rawValue: 1 << 9)
+    /// ACCOUNT when someone's account changes. Offered because clients look for it to trust the
+    /// account they learn from extended-join and WHOX; here an account never changes during a
+    /// session (login comes before registration, and there is no logout), so none is ever sent.
+    public static let accountNotify = Capabilities(rawValue: 1 << 10)
+    /// INVITE relayed to the room's other members when someone is invited.
+    public static let inviteNotify = Capabilities(rawValue: 1 << 11)
 
     /// Names in the order `CAP LS` lists them.
     public static let names: [(Capabilities, String)] = [
         (.sasl, "sasl"), (.serverTime, "server-time"), (.messageTags, "message-tags"), (.echoMessage, "echo-message"),
         (.accountTag, "account-tag"), (.extendedJoin, "extended-join"), (.awayNotify, "away-notify"),
         (.capNotify, "cap-notify"), (.multiPrefix, "multi-prefix"), (.standardReplies, "standard-replies"),
+        (.accountNotify, "account-notify"), (.inviteNotify, "invite-notify"),
     ]
 
     public static func named(_ name: String) -> Capabilities? {

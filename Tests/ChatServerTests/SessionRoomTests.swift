@@ -151,6 +151,22 @@ import Testing
         #expect(b.received.last?.parameters == ["#l", "-l"])
     }
 
+    @Test func inviteNotifyTellsTheRoomsMembersWhoAsked() {
+        let harness = SessionHarness(accounts: ["alice": "pw-alice", "bob": "pw-bob", "carol": "pw-carol", "dave": "pw-dave"])
+        let a = harness.login("alice")
+        let b = harness.login("bob", capabilities: ["invite-notify"])
+        let c = harness.login("carol")
+        let d = harness.login("dave")
+        for s in [a, b, c] { s.send("JOIN #inv") }
+        for s in [a, b, c, d] { s.clear() }
+        a.send("INVITE dave #inv")
+        let invite = IRCMessage(source: "alice!alice@user/alice", command: "INVITE", parameters: ["dave", "#inv"])
+        #expect(d.take() == [invite])
+        #expect(b.take() == [invite])
+        #expect(c.received.isEmpty)
+        #expect(a.take().map(\.command) == ["341"])
+    }
+
     @Test func kickRemovesTheMemberEverywhereAtOnce() {
         let a = harness.login("alice")
         let b = harness.login("bob")
