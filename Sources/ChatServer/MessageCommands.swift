@@ -37,6 +37,10 @@ enum MessageCommands {
                     if !isNotice { c.out.numeric(.cannotSendToChan, room.name, "Cannot send to channel: join it first (+n)") }
                     continue
                 }
+                if !room.maySpeak(c.me) {
+                    if !isNotice { c.out.numeric(.cannotSendToChan, room.name, "Cannot send to channel: it is moderated (+m), ask an operator for voice (+v)") }
+                    continue
+                }
                 let audience = operatorsOnly ? Audience(room.roster.filter(\.isOperator).map(\.session)) : room.audience
                 c.out.deliver(relay, to: audience, except: echo ? nil : c.me, requiring: requiring)
             } else {

@@ -1,6 +1,6 @@
 import IRC
 
-/// MODE for rooms (`+i +k +l +n +s +t +o`, and the list queries clients send on join) and for the
+/// MODE for rooms (`+i +k +l +m +n +s +t +o +v`, and the list queries clients send on join) and for the
 /// user's own modes.
 enum ModeCommand {
     static func mode(_ message: IRCMessage, _ c: inout CommandContext) {
@@ -64,7 +64,7 @@ enum ModeCommand {
             switch flag {
             case "+": adding = true
             case "-": adding = false
-            case "i", "t", "n", "s":
+            case "i", "t", "n", "s", "m":
                 changes += 1
                 let value = adding
                 room.updateModes { modes in
@@ -72,6 +72,7 @@ enum ModeCommand {
                     case "i": modes.inviteOnly = value
                     case "t": modes.topicLocked = value
                     case "s": modes.secret = value
+                    case "m": modes.moderated = value
                     default: modes.noExternal = value
                     }
                 }
@@ -111,10 +112,10 @@ enum ModeCommand {
                     room.updateModes { $0.limit = nil }
                     note("l")
                 }
-            case "o":
+            case "o", "v":
                 changes += 1
                 guard let name = arguments.next() else {
-                    c.out.numeric(.needMoreParams, "MODE", "+o needs a nick")
+                    c.out.numeric(.needMoreParams, "MODE", "+\(flag) needs a nick")
                     continue
                 }
                 guard let member = room.member(named: name) else {
@@ -125,10 +126,10 @@ enum ModeCommand {
                     }
                     continue
                 }
-                room.setOperator(member, adding)
-                note("o", member.nick)
+                if flag == "o" { room.setOperator(member, adding) } else { room.setVoice(member, adding) }
+                note(flag, member.nick)
             default:
-                c.out.numeric(.unknownMode, String(flag), "is an unknown mode char to me (rooms have i, k, l, n, o, s, t)")
+                c.out.numeric(.unknownMode, String(flag), "is an unknown mode char to me (rooms have i, k, l, m, n, o, s, t, v)")
             }
             if changes >= 4 { break }
         }

@@ -7,16 +7,17 @@ enum QueryCommands {
         let mask = message.parameters.first ?? "*"
         if mask.hasPrefix("#") {
             if let (room, _) = c.room(mask) {
-                for (member, isOperator) in room.roster { whoReply(member, room: room.name, isOperator: isOperator, &c) }
+                let all = c.capabilities.contains(.multiPrefix)
+                for entry in room.roster { whoReply(entry.session, room: room.name, prefix: entry.prefix(all: all), &c) }
             }
         } else if let session = c.registry.session(named: mask) {
-            whoReply(session, room: "*", isOperator: false, &c)
+            whoReply(session, room: "*", prefix: "", &c)
         }
         c.out.numeric(.endOfWho, mask, "End of /WHO list")
     }
 
-    private static func whoReply(_ member: SessionHandle, room: String, isOperator: Bool, _ c: inout CommandContext) {
-        let flags = (member.away == nil ? "H" : "G") + (isOperator ? "@" : "")
+    private static func whoReply(_ member: SessionHandle, room: String, prefix: String, _ c: inout CommandContext) {
+        let flags = (member.away == nil ? "H" : "G") + prefix
         c.out.numeric(.whoReply, room, member.username, member.host, c.core.configuration.serverName, member.nick, flags, "0 \(member.realname)")
     }
 
@@ -33,7 +34,7 @@ enum QueryCommands {
         c.out.numeric(.whoisUser, nick, session.username, session.host, "*", session.realname)
         let rooms = session.rooms.values.filter { !$0.modes.secret || $0.isMember(c.me) }.sorted { $0.folded < $1.folded }
         if !rooms.isEmpty {
-            c.out.numeric(.whoisChannels, nick, rooms.map { ($0.isOperator(session) ? "@" : "") + $0.name }.joined(separator: " "))
+            c.out.numeric(.whoisChannels, nick, rooms.map { $0.prefix(of: session, all: c.capabilities.contains(.multiPrefix)) + $0.name }.joined(separator: " "))
         }
         c.out.numeric(.whoisServer, nick, c.core.configuration.serverName, c.core.configuration.networkName)
         if let away = session.away { c.out.numeric(.away, nick, away) }

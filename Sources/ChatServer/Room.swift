@@ -23,6 +23,8 @@ public final class Room: @unchecked Sendable {
         public var key: String?
         /// +l: the most members the room takes (invitations still let people in).
         public var limit: Int?
+        /// +m: only operators and voiced members (+v) may speak.
+        public var moderated = false
 
         /// "+klnt" style, with the key (when `showKey`) and the limit as parameters.
         public func string(showKey: Bool) -> [String] {
@@ -31,6 +33,7 @@ public final class Room: @unchecked Sendable {
             if inviteOnly { flags += "i" }
             if let key { flags += "k"; parameters.append(showKey ? key : "*") }
             if let limit { flags += "l"; parameters.append(String(limit)) }
+            if moderated { flags += "m" }
             if noExternal { flags += "n" }
             if secret { flags += "s" }
             if topicLocked { flags += "t" }
@@ -47,6 +50,7 @@ public final class Room: @unchecked Sendable {
     struct Member {
         let session: SessionHandle
         var isOperator: Bool
+        var isVoiced = false
     }
 
     private let lock = NIOLock()
@@ -108,9 +112,48 @@ public final class Room: @unchecked Sendable {
     func isOperator(_ session: SessionHandle) -> Bool { lock.withLock { members[ObjectIdentifier(session)]?.isOperator ?? false } }
     var memberCount: Int { lock.withLock { members.count } }
 
-    /// Members in join order with their operator flag.
-    var roster: [(session: SessionHandle, isOperator: Bool)] {
-        lock.withLock { order.map { (members[$0]!.session, members[$0]!.isOperator) } }
+    /// A member as NAMES and WHO show them.
+    struct Entry {
+        let session: SessionHandle
+        let isOperator: Bool
+        let isVoiced: Bool
+
+        /// "@", "+" or "" (the highest); with multi-prefix, every one that applies ("@+").
+        func prefix(all: Bool) -> String {
+            if all { return (isOperator ? "@" : "") + (isVoiced ? "+" : "") }
+            return isOperator ? "@" : isVoiced ? "+" : ""
+        }
+    }
+
+    /// Members in join order with their status.
+    var roster: [Entry] {
+        lock.withLock { order.map { let m = members[$0]!; return Entry(session: m.session, isOperator: m.isOperator, isVoiced: m.isVoiced) } }
+    }
+
+    /// Whether `session` may speak here: anyone unless +m, then operators and voiced members.
+    func maySpeak(_ session: SessionHandle) -> Bool {
+        lock.withLock {
+            guard _modes.moderated else { return true }
+            guard let member = members[ObjectIdentifier(session)] else { return false }
+            return member.isOperator || member.isVoiced
+        }
+    }
+
+    /// The status prefix of `session` here ("" when not a member).
+    func prefix(of session: SessionHandle, all: Bool) -> String {
+        lock.withLock {
+            guard let m = members[ObjectIdentifier(session)] else { return "" }
+            return Entry(session: m.session, isOperator: m.isOperator, isVoiced: m.isVoiced).prefix(all: all)
+        }
+    }
+
+    @discardableResult
+    func setVoice(_ session: SessionHandle, _ value: Bool) -> Bool {
+        lock.withLock {
+            guard members[ObjectIdentifier(session)] != nil else { return false }
+            members[ObjectIdentifier(session)]!.isVoiced = value
+            return true
+        }
     }
 
     func member(named nick: String) -> SessionHandle? {

@@ -102,8 +102,9 @@ enum RoomCommands {
     static func names(_ room: Room, _ c: inout CommandContext) {
         var line: [String] = []
         var length = 0
-        for (member, isOperator) in room.roster {
-            let entry = (isOperator ? "@" : "") + member.nick
+        let all = c.capabilities.contains(.multiPrefix)
+        for member in room.roster {
+            let entry = member.prefix(all: all) + member.session.nick
             if length + entry.utf8.count + 1 > 400 {
                 c.out.numeric(.namReply, "=", room.name, line.joined(separator: " "))
                 line = []

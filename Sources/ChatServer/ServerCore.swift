@@ -56,9 +56,9 @@ public final class ServerCore: Sendable {
     var isupportLines: [[String]] {
         let l = configuration.limits
         let tokens = [
-            "AWAYLEN=390", "CASEMAPPING=ascii", "CHANLIMIT=#:\(l.roomsPerUser)", "CHANMODES=,k,l,inst", "CHANNELLEN=\(IRCName.roomLength)",
+            "AWAYLEN=390", "CASEMAPPING=ascii", "CHANLIMIT=#:\(l.roomsPerUser)", "CHANMODES=,k,l,imnst", "CHANNELLEN=\(IRCName.roomLength)",
             "CHANTYPES=#", "KICKLEN=390", "LINELEN=\(l.lineLength)", "MODES=4", "NETWORK=\(configuration.networkName)",
-            "NICKLEN=\(IRCName.nickLength)", "PREFIX=(o)@", "STATUSMSG=@", "TARGMAX=JOIN:,KICK:1,NAMES:1,NOTICE:4,PART:,PRIVMSG:4,WHOIS:1",
+            "NICKLEN=\(IRCName.nickLength)", "PREFIX=(ov)@+", "STATUSMSG=@", "TARGMAX=JOIN:,KICK:1,NAMES:1,NOTICE:4,PART:,PRIVMSG:4,WHOIS:1",
             "TOPICLEN=390", "UTF8ONLY",
         ]
         return stride(from: 0, to: tokens.count, by: 13).map { Array(tokens[$0..<min($0 + 13, tokens.count)]) }

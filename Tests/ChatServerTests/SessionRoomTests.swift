@@ -167,6 +167,39 @@ import Testing
         #expect(a.take().map(\.command) == ["341"])
     }
 
+    @Test func aModeratedRoomHearsOnlyOperatorsAndVoicedMembers() {
+        let a = harness.login("alice")
+        let b = harness.login("bob")
+        let c = harness.login("carol", capabilities: ["multi-prefix"])
+        for s in [a, b, c] { s.send("JOIN #mod") }
+        a.send("MODE #mod +m")
+        for s in [a, b, c] { s.clear() }
+        b.send("PRIVMSG #mod :may I?")
+        #expect(b.take() == [IRCMessage(source: "localhost", command: "404", parameters: ["bob", "#mod", "Cannot send to channel: it is moderated (+m), ask an operator for voice (+v)"])])
+        #expect(a.received.isEmpty && c.received.isEmpty)
+        b.send("NOTICE #mod :quietly")
+        #expect(b.take().isEmpty && a.received.isEmpty)  // NOTICE gets no error reply, and is not relayed
+        a.send("MODE #mod +vv bob alice")
+        #expect(c.take().first?.parameters == ["#mod", "+vv", "bob", "alice"])
+        b.send("PRIVMSG #mod :thank you")
+        #expect(c.take().map(\.command) == ["PRIVMSG"])
+        // NAMES: the highest prefix, or all of them with multi-prefix.
+        b.clear()
+        b.send("NAMES #mod")
+        #expect(b.received("353").first?.parameters.last == "@alice +bob carol")
+        c.send("NAMES #mod")
+        #expect(c.received("353").first?.parameters.last == "@+alice +bob carol")
+        c.clear()
+        c.send("WHO #mod")
+        #expect(c.received("352").map { $0.parameters[6] } == ["H@+", "H+", "H"])
+        a.send("MODE #mod -v bob")
+        b.clear()
+        b.send("PRIVMSG #mod :again?")
+        #expect(b.received.first?.command == "404")
+        a.send("MODE #mod")
+        #expect(a.received("324").last?.parameters == ["alice", "#mod", "+mnt"])
+    }
+
     @Test func kickRemovesTheMemberEverywhereAtOnce() {
         let a = harness.login("alice")
         let b = harness.login("bob")
