@@ -38,7 +38,8 @@ enum MessageCommands {
                     continue
                 }
                 if !room.maySpeak(c.me) {
-                    if !isNotice { c.out.numeric(.cannotSendToChan, room.name, "Cannot send to channel: it is moderated (+m), ask an operator for voice (+v)") }
+                    let why = room.modes.moderated ? "it is moderated (+m), ask an operator for voice (+v)" : "you are banned or muted here (+b)"
+                    if !isNotice { c.out.numeric(.cannotSendToChan, room.name, "Cannot send to channel: \(why)") }
                     continue
                 }
                 let audience = operatorsOnly ? Audience(room.roster.filter(\.isOperator).map(\.session)) : room.audience

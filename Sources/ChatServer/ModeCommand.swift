@@ -1,6 +1,6 @@
 import IRC
 
-/// MODE for rooms (`+i +k +l +m +n +s +t +o +v`, and the list queries clients send on join) and for the
+/// MODE for rooms (`+b +i +k +l +m +n +s +t +o +v`, and the list queries clients send on join) and for the
 /// user's own modes.
 enum ModeCommand {
     static func mode(_ message: IRCMessage, _ c: inout CommandContext) {
@@ -17,13 +17,15 @@ enum ModeCommand {
             return
         }
         // `MODE #room b` (irssi sends it on every join), `e`, `I`: list queries, answered to
-        // anyone who may see the room. SecureChat keeps no such lists, so each list is empty.
+        // anyone who may see the room. The exception lists are not kept, so they are empty.
         let flags = p[1].filter { $0 != "+" && $0 != "-" }
         if p.count == 2, !flags.isEmpty, flags.allSatisfy({ "beI".contains($0) }) {
             var seen = Set<Character>()
             for flag in flags where seen.insert(flag).inserted {
                 switch flag {
-                case "b": c.out.numeric(.endOfBanList, room.name, "End of channel ban list")
+                case "b":
+                    for ban in room.banList { c.out.numeric(.banList, room.name, ban.mask.text, ban.setBy, String(ban.setAt)) }
+                    c.out.numeric(.endOfBanList, room.name, "End of channel ban list")
                 case "e": c.out.numeric(.endOfExceptList, room.name, "End of channel exception list")
                 default: c.out.numeric(.endOfInviteList, room.name, "End of channel invite list")
                 }
@@ -112,6 +114,18 @@ enum ModeCommand {
                     room.updateModes { $0.limit = nil }
                     note("l")
                 }
+            case "b":
+                changes += 1
+                guard let text = arguments.next() else { continue }  // "+b" alone was a list query, above
+                guard let mask = BanMask(text) else {
+                    c.out.numeric(.invalidModeParam, room.name, "b", text, "Invalid ban: a nick!user@host mask, ~a:account or ~m:mask")
+                    continue
+                }
+                switch room.changeBan(mask, adding: adding, by: c.me.nick, at: c.unixTime) {
+                case .added, .removed: note("b", mask.text)
+                case .unchanged: break
+                case .full: c.out.numeric(.banListFull, room.name, "b", "Ban list is full (\(Room.maximumBans) entries)")
+                }
             case "o", "v":
                 changes += 1
                 guard let name = arguments.next() else {
@@ -129,7 +143,7 @@ enum ModeCommand {
                 if flag == "o" { room.setOperator(member, adding) } else { room.setVoice(member, adding) }
                 note(flag, member.nick)
             default:
-                c.out.numeric(.unknownMode, String(flag), "is an unknown mode char to me (rooms have i, k, l, m, n, o, s, t, v)")
+                c.out.numeric(.unknownMode, String(flag), "is an unknown mode char to me (rooms have b, i, k, l, m, n, o, s, t, v)")
             }
             if changes >= 4 { break }
         }

@@ -60,6 +60,7 @@ public final class Room: @unchecked Sendable {
     private var _topic: Topic?
     private var _modes = Modes()
     private var invited: Set<String> = []
+    private var bans: [Ban] = []
     private var closed = false
 
     init(name: String, now: Int) {
@@ -69,7 +70,17 @@ public final class Room: @unchecked Sendable {
     }
 
     /// Why a join was refused.
-    enum JoinRefusal: Error { case inviteOnly, badKey, full, closed }
+    enum JoinRefusal: Error { case inviteOnly, badKey, full, banned, closed }
+
+    /// A ban with who set it and when (the ban list, 367).
+    struct Ban: Sendable {
+        let mask: BanMask
+        let setBy: String
+        let setAt: Int
+    }
+
+    /// The most bans a room keeps (ISUPPORT MAXLIST).
+    static let maximumBans = 100
 
     /// Adds `session` (and tells its handle); the first member becomes operator. Returns whether
     /// it is an operator.
@@ -81,6 +92,8 @@ public final class Room: @unchecked Sendable {
             if _modes.inviteOnly && !invited.contains(session.folded) { return .failure(.inviteOnly) }
             if let required = _modes.key, required != key, !invited.contains(session.folded) { return .failure(.badKey) }
             if let limit = _modes.limit, members.count >= limit, !invited.contains(session.folded) { return .failure(.full) }
+            // An invitation does not lift a ban: the operators who set it can remove it.
+            if bans.contains(where: { $0.mask.bans(session) }) { return .failure(.banned) }
             invited.remove(session.folded)
             let isOperator = members.isEmpty
             members[id] = Member(session: session, isOperator: isOperator)
@@ -130,12 +143,34 @@ public final class Room: @unchecked Sendable {
         lock.withLock { order.map { let m = members[$0]!; return Entry(session: m.session, isOperator: m.isOperator, isVoiced: m.isVoiced) } }
     }
 
-    /// Whether `session` may speak here: anyone unless +m, then operators and voiced members.
+    /// Whether `session` may speak here: operators and voiced members always; others unless the
+    /// room is +m or a ban or mute (`~m:`) matches them.
     func maySpeak(_ session: SessionHandle) -> Bool {
         lock.withLock {
-            guard _modes.moderated else { return true }
-            guard let member = members[ObjectIdentifier(session)] else { return false }
-            return member.isOperator || member.isVoiced
+            if let member = members[ObjectIdentifier(session)], member.isOperator || member.isVoiced { return true }
+            if _modes.moderated { return false }
+            return !bans.contains { $0.mask.silences(session) }
+        }
+    }
+
+    /// The ban list, oldest first.
+    var banList: [Ban] { lock.withLock { bans } }
+
+    enum BanChange { case added, removed, unchanged, full }
+
+    /// Adds or removes a ban (by its text, case-insensitively).
+    func changeBan(_ mask: BanMask, adding: Bool, by setter: String, at time: Int) -> BanChange {
+        lock.withLock {
+            let index = bans.firstIndex { $0.mask.kind == mask.kind && $0.mask.pattern == mask.pattern }
+            if adding {
+                if index != nil { return .unchanged }
+                if bans.count >= Self.maximumBans { return .full }
+                bans.append(Ban(mask: mask, setBy: setter, setAt: time))
+                return .added
+            }
+            guard let index else { return .unchanged }
+            bans.remove(at: index)
+            return .removed
         }
     }
 

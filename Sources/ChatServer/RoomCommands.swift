@@ -39,6 +39,7 @@ enum RoomCommands {
             case .inviteOnly: c.out.numeric(.inviteOnlyChan, room.name, "Cannot join channel: it is invite only (+i)")
             case .badKey: c.out.numeric(.badChannelKey, room.name, "Cannot join channel: wrong key (+k)")
             case .full: c.out.numeric(.channelIsFull, room.name, "Cannot join channel: it is full (+l)")
+            case .banned: c.out.numeric(.bannedFromChan, room.name, "Cannot join channel: you are banned (+b)")
             case .closed: c.out.numeric(.noSuchChannel, name, "Room is closing, try again")
             }
             if room.memberCount == 0 { c.registry.remove(room) }

@@ -183,7 +183,7 @@ public struct Session {
         out.numeric(.welcome, "Welcome to the \(c.networkName) network, \(me.mask)")
         out.numeric(.yourHost, "Your host is \(c.serverName), running version \(core.version)")
         out.numeric(.created, core.createdText)
-        out.numeric(.myInfo, c.serverName, core.version, "i", "iklmnostv", "klov")
+        out.numeric(.myInfo, c.serverName, core.version, "i", "biklmnostv", "bklov")
         for tokens in core.isupportLines {
             out.numeric(.isupport, tokens + ["are supported by this server"])
         }

@@ -200,6 +200,55 @@ import Testing
         #expect(a.received("324").last?.parameters == ["alice", "#mod", "+mnt"])
     }
 
+    @Test func bansKeepOutAndSilenceAndMutesOnlySilence() {
+        let harness = SessionHarness(accounts: ["alice": "pw-alice", "bob": "pw-bob", "carol": "pw-carol", "dave": "pw-dave"])
+        let a = harness.login("alice")
+        let b = harness.login("bob")
+        let c = harness.login("carol")
+        let d = harness.login("dave")
+        a.send("JOIN #ban"); b.send("JOIN #ban")
+        a.clear(); b.clear()
+        a.send("MODE #ban +bbb BOB ~a:carol ~m:dave!*@*")
+        #expect(b.take().first?.parameters == ["#ban", "+bbb", "BOB!*@*", "~a:carol", "~m:dave!*@*"])
+        a.send("MODE #ban b")
+        #expect(a.received("367").map { $0.parameters[2] } == ["BOB!*@*", "~a:carol", "~m:dave!*@*"])
+        #expect(a.received("367").first?.parameters[3] == "alice")
+        #expect(a.received.last?.command == "368")
+        // A banned member stays until kicked but cannot speak; then cannot come back, even invited.
+        b.send("PRIVMSG #ban :hello?")
+        #expect(b.take().first?.parameters.last == "Cannot send to channel: you are banned or muted here (+b)")
+        a.send("KICK #ban bob")
+        a.send("INVITE bob #ban")
+        b.clear()
+        b.send("JOIN #ban")
+        #expect(b.take() == [IRCMessage(source: "localhost", command: "474", parameters: ["bob", "#ban", "Cannot join channel: you are banned (+b)"])])
+        c.send("JOIN #ban")
+        #expect(c.take().first?.command == "474")
+        // A mute lets dave in but not speak.
+        d.send("JOIN #ban")
+        #expect(d.take().first?.command == "JOIN")
+        d.send("PRIVMSG #ban :hi")
+        #expect(d.take().first?.command == "404")
+        // Lifted: carol may join.
+        a.send("MODE #ban -b ~a:CAROL")
+        c.send("JOIN #ban")
+        #expect(c.take().first?.command == "JOIN")
+        a.send("MODE #ban +b ~x:what")
+        #expect(a.received.last?.command == "696")
+    }
+
+    @Test func banMasksMatchLikeOtherServers() {
+        #expect(BanMask.glob("*!*@user/bob", "bob!bob@user/bob"))
+        #expect(BanMask.glob("b?b!*@*", "bob!bob@user/bob"))
+        #expect(!BanMask.glob("b?b!*@*", "bobby!bobby@user/bobby"))
+        #expect(BanMask.glob("*", ""))
+        #expect(!BanMask.glob("a*c", "abcd"))
+        #expect(BanMask.glob("a*c*", "abcd"))
+        #expect(BanMask("alice")?.text == "alice!*@*")
+        #expect(BanMask("*@user/alice")?.text == "*!*@user/alice")
+        #expect(BanMask("") == nil && BanMask("~q:x") == nil && BanMask("~a:") == nil)
+    }
+
     @Test func kickRemovesTheMemberEverywhereAtOnce() {
         let a = harness.login("alice")
         let b = harness.login("bob")
