@@ -3,22 +3,60 @@ import IRC
 
 /// WHO, WHOIS, USERHOST, ISON, AWAY, MOTD and CAP after registration.
 enum QueryCommands {
+    /// WHO for a room or a nick; with WHOX (`WHO #room %tcnuhraf,42`), the fields asked for.
     static func who(_ message: IRCMessage, _ c: inout CommandContext) {
         let mask = message.parameters.first ?? "*"
+        let whox = message.parameters.count > 1 && message.parameters[1].hasPrefix("%") ? WhoxRequest(message.parameters[1]) : nil
         if mask.hasPrefix("#") {
             if let (room, _) = c.room(mask) {
                 let all = c.capabilities.contains(.multiPrefix)
-                for entry in room.roster { whoReply(entry.session, room: room.name, prefix: entry.prefix(all: all), &c) }
+                for entry in room.roster { whoReply(entry.session, room: room.name, prefix: entry.prefix(all: all), whox, &c) }
             }
         } else if let session = c.registry.session(named: mask) {
-            whoReply(session, room: "*", prefix: "", &c)
+            whoReply(session, room: "*", prefix: "", whox, &c)
         }
         c.out.numeric(.endOfWho, mask, "End of /WHO list")
     }
 
-    private static func whoReply(_ member: SessionHandle, room: String, prefix: String, _ c: inout CommandContext) {
+    private static func whoReply(_ member: SessionHandle, room: String, prefix: String, _ whox: WhoxRequest?, _ c: inout CommandContext) {
         let flags = (member.away == nil ? "H" : "G") + prefix
-        c.out.numeric(.whoReply, room, member.username, member.host, c.core.configuration.serverName, member.nick, flags, "0 \(member.realname)")
+        let server = c.core.configuration.serverName
+        guard let whox else {
+            c.out.numeric(.whoReply, room, member.username, member.host, server, member.nick, flags, "0 \(member.realname)")
+            return
+        }
+        // The fields in the order the WHOX specification gives, whatever order they were asked in.
+        var fields: [String] = []
+        for field in "tcuihsnfdlaor" where whox.fields.contains(field) {
+            switch field {
+            case "t": fields.append(whox.token)
+            case "c": fields.append(room)
+            case "u": fields.append(member.username)
+            case "i": fields.append("255.255.255.255")  // addresses are never shown
+            case "h": fields.append(member.host)
+            case "s": fields.append(server)
+            case "n": fields.append(member.nick)
+            case "f": fields.append(flags)
+            case "d": fields.append("0")
+            case "l": fields.append(String(max(0, c.unixTime - member.lastMessageTime)))
+            case "a": fields.append(member.nick)  // the nick is the account
+            case "o": fields.append("n/a")
+            default: fields.append(member.realname)
+            }
+        }
+        c.out.numeric(.whoSpecialReply, fields)
+    }
+
+    /// `%fields[,token]` of a WHOX request; the token is at most 3 digits.
+    struct WhoxRequest {
+        let fields: Set<Character>
+        let token: String
+        init(_ text: String) {
+            let parts = text.dropFirst().split(separator: ",", maxSplits: 1)
+            fields = Set(parts.first.map(String.init) ?? "")
+            let token = parts.count > 1 ? String(parts[1].prefix(3)) : "0"
+            self.token = token.allSatisfy(\.isNumber) && !token.isEmpty ? token : "0"
+        }
     }
 
     static func whois(_ message: IRCMessage, _ c: inout CommandContext) {

@@ -104,8 +104,9 @@ enum RoomCommands {
         var line: [String] = []
         var length = 0
         let all = c.capabilities.contains(.multiPrefix)
+        let masks = c.capabilities.contains(.userhostInNames)
         for member in room.roster {
-            let entry = member.prefix(all: all) + member.session.nick
+            let entry = member.prefix(all: all) + (masks ? member.session.mask : member.session.nick)
             if length + entry.utf8.count + 1 > 400 {
                 c.out.numeric(.namReply, "=", room.name, line.joined(separator: " "))
                 line = []

@@ -20,13 +20,15 @@ public struct Capabilities: OptionSet, Sendable, Hashable {
     public static let accountNotify = Capabilities(rawValue: 1 << 10)
     /// INVITE relayed to the room's other members when someone is invited.
     public static let inviteNotify = Capabilities(rawValue: 1 << 11)
+    /// NAMES lists `nick!user@host` instead of the nick alone.
+    public static let userhostInNames = Capabilities(rawValue: 1 << 12)
 
     /// Names in the order `CAP LS` lists them.
     public static let names: [(Capabilities, String)] = [
         (.sasl, "sasl"), (.serverTime, "server-time"), (.messageTags, "message-tags"), (.echoMessage, "echo-message"),
         (.accountTag, "account-tag"), (.extendedJoin, "extended-join"), (.awayNotify, "away-notify"),
         (.capNotify, "cap-notify"), (.multiPrefix, "multi-prefix"), (.standardReplies, "standard-replies"),
-        (.accountNotify, "account-notify"), (.inviteNotify, "invite-notify"),
+        (.accountNotify, "account-notify"), (.inviteNotify, "invite-notify"), (.userhostInNames, "userhost-in-names"),
     ]
 
     public static func named(_ name: String) -> Capabilities? {

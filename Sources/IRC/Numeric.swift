@@ -7,7 +7,7 @@ public enum Numeric: String, Sendable {
     case whoisUser = "311", whoisServer = "312", endOfWho = "315", whoisIdle = "317", endOfWhois = "318", whoisChannels = "319"
     case listStart = "321", list = "322", listEnd = "323", channelModeIs = "324", creationTime = "329", whoisAccount = "330"
     case noTopic = "331", topic = "332", topicWhoTime = "333", inviting = "341"
-    case whoReply = "352", namReply = "353", endOfNames = "366", time = "391"
+    case whoReply = "352", whoSpecialReply = "354", namReply = "353", endOfNames = "366", time = "391"
     case endOfInviteList = "347", endOfExceptList = "349", banList = "367", endOfBanList = "368"
     case motd = "372", motdStart = "375", endOfMotd = "376"
     case noSuchNick = "401", noSuchChannel = "403", cannotSendToChan = "404", tooManyChannels = "405"

@@ -187,6 +187,30 @@ import Testing
         #expect(next != nil && next != id)
     }
 
+    @Test func whoxGivesTheFieldsAskedForInTheSpecsOrder() {
+        let a = harness.login("alice")
+        let b = harness.login("bob", capabilities: ["userhost-in-names"])
+        a.send("JOIN #w"); b.send("JOIN #w")
+        b.send("AWAY :lunch")
+        a.clear()
+        a.send("WHO #w %tcnuhraf,42")
+        #expect(a.received("354").map(\.parameters) == [
+            ["alice", "42", "#w", "alice", "user/alice", "alice", "H@", "alice", "Alice"],
+            ["alice", "42", "#w", "bob", "user/bob", "bob", "G", "bob", "Bob"],
+        ])
+        #expect(a.received.last?.command == "315")
+        a.clear()
+        a.send("WHO bob %na")
+        #expect(a.received("354").first?.parameters == ["alice", "bob", "bob"])
+        a.clear()
+        a.send("WHO bob %ti,verylongtoken")
+        #expect(a.received("354").first?.parameters == ["alice", "0", "255.255.255.255"])
+        // userhost-in-names
+        b.clear()
+        b.send("NAMES #w")
+        #expect(b.received("353").first?.parameters.last == "@alice!alice@user/alice bob!bob@user/bob")
+    }
+
     @Test func userhostIsonMotdPingAndCap() {
         let a = harness.login("alice")
         _ = harness.login("bob")
