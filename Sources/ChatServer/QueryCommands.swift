@@ -106,7 +106,14 @@ enum QueryCommands {
             c.out.numeric(.nowAway, "You have been marked as being away")
         }
         let others = c.me.rooms.values.flatMap { $0.roster.map(\.session) }
-        c.out.deliver(c.relay("AWAY", text.map { [$0] } ?? []), to: Audience(others), except: c.me, requiring: .awayNotify)
+        let relay = c.relay("AWAY", text.map { [$0] } ?? [])
+        c.out.deliver(relay, to: Audience(others), except: c.me, requiring: .awayNotify)
+        // extended-monitor: those who monitor this user and share no room with them.
+        let roommates = Set(others.map(ObjectIdentifier.init))
+        let watchers = c.registry.watchers(of: c.me.nick).filter { !roommates.contains(ObjectIdentifier($0)) }
+        if !watchers.isEmpty {
+            c.out.deliver(relay, to: Audience(watchers), except: c.me, requiring: [.awayNotify, .extendedMonitor])
+        }
     }
 
     /// LUSERS (also part of the welcome burst). Every user is `+i` here, so all are invisible;

@@ -9,6 +9,8 @@ public final class Registry: @unchecked Sendable {
     private var sessions: [String: SessionHandle] = [:]
     private var rooms: [String: Room] = [:]
     private var peakUsers = 0
+    /// MONITOR: folded nick → the sessions watching it.
+    private var watchers: [String: [ObjectIdentifier: SessionHandle]] = [:]
 
     public init() {}
 
@@ -21,6 +23,31 @@ public final class Registry: @unchecked Sendable {
             peakUsers = max(peakUsers, sessions.count)
             return old === session ? nil : old
         }
+    }
+
+    /// Starts `watcher` monitoring `nick`.
+    func monitor(_ nick: String, by watcher: SessionHandle) {
+        let folded = IRCName.fold(nick)
+        lock.withLock {
+            watchers[folded, default: [:]][ObjectIdentifier(watcher)] = watcher
+            watcher.setMonitoring(folded, nick)
+        }
+    }
+
+    /// Stops `watcher` monitoring the folded nicks given.
+    func unmonitor(_ foldedNicks: [String], by watcher: SessionHandle) {
+        lock.withLock {
+            for folded in foldedNicks {
+                watchers[folded]?[ObjectIdentifier(watcher)] = nil
+                if watchers[folded]?.isEmpty == true { watchers[folded] = nil }
+                watcher.setMonitoring(folded, nil)
+            }
+        }
+    }
+
+    /// The sessions monitoring `nick`.
+    func watchers(of nick: String) -> [SessionHandle] {
+        lock.withLock { watchers[IRCName.fold(nick)].map { Array($0.values) } ?? [] }
     }
 
     /// Forgets `session` if it still holds its nick.

@@ -189,6 +189,7 @@ public struct Session {
         }
         QueryCommands.lusers(&out, core: core)
         QueryCommands.motd(&out, core: core)
+        MonitorCommand.announce(me, online: true, registry: core.registry, serverName: c.serverName, out: &out)
         out.append(.registered(me))
         return out.actions
     }
@@ -216,6 +217,7 @@ public struct Session {
         case "AWAY": QueryCommands.away(message, &c)
         case "MOTD": QueryCommands.motd(&c.out, core: core)
         case "LUSERS": QueryCommands.lusers(&c.out, core: core)
+        case "MONITOR": MonitorCommand.monitor(message, &c)
         case "TIME": QueryCommands.time(&c.out, core: core, now: now)
         case "CAP": QueryCommands.cap(message, &c)
         case "PING":
@@ -268,13 +270,20 @@ public struct Session {
         guard wasRegistered, let me = handle else { return [] }
         me.detach()
         core.registry.release(me)
+        core.registry.unmonitor(me.clearMonitoring(), by: me)
+        var out = output
+        if core.registry.session(named: me.nick) == nil {  // not replaced by a newer login
+            MonitorCommand.announce(me, online: false, registry: core.registry, serverName: core.configuration.serverName, out: &out)
+        }
         var audience: [SessionHandle] = []
         for room in me.rooms.values {
             audience += room.roster.map(\.session).filter { $0 !== me }
             if room.leave(me) { core.registry.remove(room) }
         }
-        guard !audience.isEmpty else { return [] }
-        let relay = Relay(source: me.mask, command: "QUIT", parameters: [reason], time: Relay.timestamp(now), account: me.nick)
-        return [.deliver(relay, to: Audience(audience), except: nil, requiring: [])]
+        if !audience.isEmpty {
+            let relay = Relay(source: me.mask, command: "QUIT", parameters: [reason], time: Relay.timestamp(now), account: me.nick)
+            out.deliver(relay, to: Audience(audience))
+        }
+        return out.actions
     }
 }

@@ -43,6 +43,8 @@ public final class SessionHandle: Sendable, CustomStringConvertible {
         var away: String?
         var lastMessageTime: Int
         var rooms: [String: Room] = [:]
+        /// MONITOR targets: folded nick → as the client gave it.
+        var monitoring: [String: String] = [:]
     }
 
     private let presence: NIOLockedValueBox<Presence>
@@ -78,6 +80,18 @@ public final class SessionHandle: Sendable, CustomStringConvertible {
     var rooms: [String: Room] { presence.withLockedValue { $0.rooms } }
     func room(folded: String) -> Room? { presence.withLockedValue { $0.rooms[folded] } }
     var roomCount: Int { presence.withLockedValue { $0.rooms.count } }
+
+    /// The nicks this session monitors, as given, in no particular order.
+    var monitoring: [String] { presence.withLockedValue { Array($0.monitoring.values) } }
+    var monitorCount: Int { presence.withLockedValue { $0.monitoring.count } }
+    /// Called by `Registry` under its lock.
+    func setMonitoring(_ folded: String, _ nick: String?) { presence.withLockedValue { $0.monitoring[folded] = nick } }
+    func clearMonitoring() -> [String] {
+        presence.withLockedValue { p in
+            defer { p.monitoring = [:] }
+            return Array(p.monitoring.keys)
+        }
+    }
 
     /// Called by `Room` under its lock.
     func didJoin(_ room: Room) { presence.withLockedValue { $0.rooms[room.folded] = room } }

@@ -22,6 +22,8 @@ public struct Capabilities: OptionSet, Sendable, Hashable {
     public static let inviteNotify = Capabilities(rawValue: 1 << 11)
     /// NAMES lists `nick!user@host` instead of the nick alone.
     public static let userhostInNames = Capabilities(rawValue: 1 << 12)
+    /// MONITOR also brings the monitored users' AWAY changes (with away-notify).
+    public static let extendedMonitor = Capabilities(rawValue: 1 << 13)
 
     /// Names in the order `CAP LS` lists them.
     public static let names: [(Capabilities, String)] = [
@@ -29,6 +31,7 @@ public struct Capabilities: OptionSet, Sendable, Hashable {
         (.accountTag, "account-tag"), (.extendedJoin, "extended-join"), (.awayNotify, "away-notify"),
         (.capNotify, "cap-notify"), (.multiPrefix, "multi-prefix"), (.standardReplies, "standard-replies"),
         (.accountNotify, "account-notify"), (.inviteNotify, "invite-notify"), (.userhostInNames, "userhost-in-names"),
+        (.extendedMonitor, "extended-monitor"),
     ]
 
     public static func named(_ name: String) -> Capabilities? {

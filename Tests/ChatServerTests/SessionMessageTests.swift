@@ -211,6 +211,30 @@ import Testing
         #expect(b.received("353").first?.parameters.last == "@alice!alice@user/alice bob!bob@user/bob")
     }
 
+    @Test func monitorTellsOfLoginsAndLogoutsAndWithExtendedMonitorOfAway() {
+        let a = harness.login("alice", capabilities: ["away-notify", "extended-monitor"])
+        let b = harness.login("bob")
+        a.send("MONITOR + bob,carol,bad*nick")
+        #expect(a.take() == [IRCMessage(source: "localhost", command: "730", parameters: ["alice", "bob!bob@user/bob"]),
+                             IRCMessage(source: "localhost", command: "731", parameters: ["alice", "carol"])])
+        let c = harness.login("carol")
+        #expect(a.take() == [IRCMessage(source: "localhost", command: "730", parameters: ["alice", "carol!carol@user/carol"])])
+        b.send("AWAY :out")  // no room in common: extended-monitor brings it
+        #expect(a.take() == [IRCMessage(source: "bob!bob@user/bob", command: "AWAY", parameters: ["out"])])
+        c.send("QUIT :bye")
+        #expect(a.take() == [IRCMessage(source: "localhost", command: "731", parameters: ["alice", "carol"])])
+        a.send("MONITOR L")
+        #expect(a.take().map(\.parameters) == [["alice", "bob,carol"], ["alice", "End of MONITOR list"]])
+        a.send("MONITOR - BOB")
+        a.send("MONITOR S")
+        #expect(a.take().map(\.command) == ["731"])
+        a.send("MONITOR C")
+        a.send("MONITOR L")
+        #expect(a.take().map(\.command) == ["733"])
+        b.send("QUIT")
+        #expect(a.received.isEmpty)  // no longer monitored
+    }
+
     @Test func userhostIsonMotdPingAndCap() {
         let a = harness.login("alice")
         _ = harness.login("bob")

@@ -1,0 +1,64 @@
+import IRC
+
+/// MONITOR (IRCv3): a list of nicks whose logins and logouts the client is told about (730, 731),
+/// whether or not it shares a room with them. With extended-monitor, their away changes too.
+enum MonitorCommand {
+    /// How many nicks one session may monitor (ISUPPORT MONITOR).
+    static let limit = 100
+
+    static func monitor(_ message: IRCMessage, _ c: inout CommandContext) {
+        guard c.need(1, message) else { return }
+        let p = message.parameters
+        let targets = p.count > 1 ? p[1].split(separator: ",").map(String.init).filter { !$0.isEmpty } : []
+        switch p[0] {
+        case "+":
+            guard !targets.isEmpty else { return c.out.numeric(.needMoreParams, "MONITOR", "Not enough parameters") }
+            var online: [String] = []
+            var offline: [String] = []
+            for (index, target) in targets.enumerated() {
+                guard IRCName.isValidNick(target) else { continue }
+                let known = c.me.monitoring.contains { IRCName.fold($0) == IRCName.fold(target) }
+                if !known && c.me.monitorCount >= limit {
+                    c.out.numeric(.monListFull, String(limit), targets[index...].joined(separator: ","), "Monitor list is full")
+                    break
+                }
+                c.registry.monitor(target, by: c.me)
+                if let session = c.registry.session(named: target) { online.append(session.mask) } else { offline.append(target) }
+            }
+            if !online.isEmpty { c.out.numeric(.monOnline, online.joined(separator: ",")) }
+            if !offline.isEmpty { c.out.numeric(.monOffline, offline.joined(separator: ",")) }
+        case "-":
+            guard !targets.isEmpty else { return c.out.numeric(.needMoreParams, "MONITOR", "Not enough parameters") }
+            c.registry.unmonitor(targets.map(IRCName.fold), by: c.me)
+        case "C", "c":
+            c.registry.unmonitor(c.me.monitoring.map(IRCName.fold), by: c.me)
+        case "L", "l":
+            let list = c.me.monitoring.sorted()
+            for chunk in stride(from: 0, to: list.count, by: 20) {
+                c.out.numeric(.monList, list[chunk..<min(chunk + 20, list.count)].joined(separator: ","))
+            }
+            c.out.numeric(.endOfMonList, "End of MONITOR list")
+        case "S", "s":
+            var online: [String] = []
+            var offline: [String] = []
+            for target in c.me.monitoring.sorted() {
+                if let session = c.registry.session(named: target) { online.append(session.mask) } else { offline.append(target) }
+            }
+            if !online.isEmpty { c.out.numeric(.monOnline, online.joined(separator: ",")) }
+            if !offline.isEmpty { c.out.numeric(.monOffline, offline.joined(separator: ",")) }
+        default:
+            c.out.numeric(.unknownCommand, "MONITOR", "Unknown MONITOR subcommand: use +, -, C, L or S")
+        }
+    }
+
+    /// Tells everyone monitoring `session` that it logged in (730) or out (731), as one relay
+    /// per watcher (a numeric names its recipient).
+    static func announce(_ session: SessionHandle, online: Bool, registry: Registry, serverName: String, out: inout SessionOutput) {
+        for watcher in registry.watchers(of: session.nick) where watcher !== session {
+            let parameters = online ? [watcher.nick, session.mask] : [watcher.nick, session.nick]
+            let relay = Relay(source: serverName, command: online ? Numeric.monOnline.rawValue : Numeric.monOffline.rawValue,
+                              parameters: parameters, time: Relay.timestamp())
+            out.deliver(relay, to: Audience([watcher]))
+        }
+    }
+}
