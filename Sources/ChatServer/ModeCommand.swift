@@ -42,10 +42,30 @@ enum ModeCommand {
             c.out.numeric(c.registry.session(named: p[0]) == nil ? .noSuchNick : .usersDontMatch, p[0], "Can't change or view modes for other users")
             return
         }
-        if p.count > 1, p[1].contains(where: { $0 != "+" && $0 != "-" && $0 != "i" }) {
-            c.out.numeric(.umodeUnknownFlag, "Unknown MODE flag (only +i exists)")
+        if p.count > 1 {
+            // +i is always on; +B (bot) is the user's to set.
+            var adding = true
+            var changed: String?
+            for flag in p[1] {
+                switch flag {
+                case "+": adding = true
+                case "-": adding = false
+                case "i": break
+                case "B":
+                    if c.me.isBot != adding {
+                        c.me.setBot(adding)
+                        changed = (adding ? "+" : "-") + "B"
+                    }
+                default:
+                    c.out.numeric(.umodeUnknownFlag, "Unknown MODE flag (user modes are i and B)")
+                }
+            }
+            if let changed {
+                c.out.send(IRCMessage(source: c.me.mask, command: "MODE", parameters: [c.me.nick, changed]))
+                return
+            }
         }
-        c.out.numeric(.umodeIs, "+i")
+        c.out.numeric(.umodeIs, c.me.isBot ? "+Bi" : "+i")
     }
 
     /// Applies up to four changes and tells the room what actually changed, in one MODE line.

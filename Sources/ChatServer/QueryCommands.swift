@@ -19,7 +19,7 @@ enum QueryCommands {
     }
 
     private static func whoReply(_ member: SessionHandle, room: String, prefix: String, _ whox: WhoxRequest?, _ c: inout CommandContext) {
-        let flags = (member.away == nil ? "H" : "G") + prefix
+        let flags = (member.away == nil ? "H" : "G") + (member.isBot ? "B" : "") + prefix
         let server = c.core.configuration.serverName
         guard let whox else {
             c.out.numeric(.whoReply, room, member.username, member.host, server, member.nick, flags, "0 \(member.realname)")
@@ -70,6 +70,7 @@ enum QueryCommands {
         }
         let nick = session.nick
         c.out.numeric(.whoisUser, nick, session.username, session.host, "*", session.realname)
+        if session.isBot { c.out.numeric(.whoisBot, nick, "is a bot") }
         let rooms = session.rooms.values.filter { !$0.modes.secret || $0.isMember(c.me) }.sorted { $0.folded < $1.folded }
         if !rooms.isEmpty {
             c.out.numeric(.whoisChannels, nick, rooms.map { $0.prefix(of: session, all: c.capabilities.contains(.multiPrefix)) + $0.name }.joined(separator: " "))
@@ -115,6 +116,29 @@ enum QueryCommands {
             c.out.deliver(relay, to: Audience(watchers), except: c.me, requiring: [.awayNotify, .extendedMonitor])
         }
     }
+
+    /// SETNAME: a new real name, shown to the user and to roommates (and monitors with
+    /// extended-monitor) that asked for setname.
+    static func setname(_ message: IRCMessage, _ c: inout CommandContext) {
+        guard let text = message.parameters.first, !text.isEmpty else {
+            c.out.send(IRCMessage(source: c.out.serverName, command: "FAIL", parameters: ["SETNAME", "INVALID_REALNAME", "The real name must not be empty"]))
+            return
+        }
+        guard text.utf8.count <= realnameLength else {
+            c.out.send(IRCMessage(source: c.out.serverName, command: "FAIL", parameters: ["SETNAME", "INVALID_REALNAME", "The real name is longer than \(realnameLength) bytes"]))
+            return
+        }
+        c.me.setRealname(text)
+        let relay = c.relay("SETNAME", [text])
+        let roommates = c.me.rooms.values.flatMap { $0.roster.map(\.session) }
+        c.out.deliver(relay, to: Audience(roommates + [c.me]), requiring: .setname)
+        let near = Set(roommates.map(ObjectIdentifier.init))
+        let watchers = c.registry.watchers(of: c.me.nick).filter { !near.contains(ObjectIdentifier($0)) && $0 !== c.me }
+        if !watchers.isEmpty { c.out.deliver(relay, to: Audience(watchers), requiring: [.setname, .extendedMonitor]) }
+    }
+
+    /// Longest real name (ISUPPORT NAMELEN).
+    static let realnameLength = 390
 
     /// LUSERS (also part of the welcome burst). Every user is `+i` here, so all are invisible;
     /// one server; the room count includes secret rooms (a number reveals no name).

@@ -22,6 +22,8 @@ public struct Relay: Sendable {
     public var extendedJoinParameters: [String]?
     /// The message's id (IRCv3 `msgid`), the same for every recipient and the echo.
     public var msgid: String
+    /// The sender is in bot mode (+B): clients with message-tags get a `bot` tag.
+    public var fromBot = false
 
     public init(source: String, command: String, parameters: [String], time: String, account: String? = nil,
                 clientTags: [IRCTag] = [], extendedJoinParameters: [String]? = nil, msgid: String = Relay.newMessageID()) {
@@ -86,6 +88,7 @@ public struct Relay: Sendable {
         if key & 2 != 0 { tags.append(IRCTag("account", account)) }
         if key & 4 != 0 {
             tags.append(IRCTag("msgid", msgid))
+            if fromBot { tags.append(IRCTag("bot")) }
             tags.append(contentsOf: clientTags)
         }
         let parameters = key & 8 != 0 ? extendedJoinParameters ?? self.parameters : self.parameters

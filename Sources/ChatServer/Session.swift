@@ -218,6 +218,7 @@ public struct Session {
         case "MOTD": QueryCommands.motd(&c.out, core: core)
         case "LUSERS": QueryCommands.lusers(&c.out, core: core)
         case "MONITOR": MonitorCommand.monitor(message, &c)
+        case "SETNAME": QueryCommands.setname(message, &c)
         case "TIME": QueryCommands.time(&c.out, core: core, now: now)
         case "CAP": QueryCommands.cap(message, &c)
         case "PING":

@@ -17,8 +17,8 @@ public protocol DeliveryTarget: AnyObject {
 
 /// What every other connection may know of a registered session, safe to read from any loop.
 ///
-/// The identity (nick, user, real name, sign-on time) is immutable. What changes — the away text,
-/// the time of the last message and the rooms the session is in — lives behind one small lock
+/// The identity (nick, user, sign-on time) is immutable. What changes — the away text, the real
+/// name, bot mode, the time of the last message, the rooms and the MONITOR list — lives behind one small lock
 /// that nothing else is ever taken under. Rooms update `rooms` while holding their own lock, so
 /// the order is always room lock, then handle lock.
 public final class SessionHandle: Sendable, CustomStringConvertible {
@@ -28,7 +28,6 @@ public final class SessionHandle: Sendable, CustomStringConvertible {
     public let folded: String
     /// The user part of the mask (`~` + a sanitised form of what the client sent in USER).
     public let username: String
-    public let realname: String
     /// The client's IP address: for logs and limits only, never shown to other users.
     public let address: String
     /// Unix time of registration.
@@ -42,6 +41,9 @@ public final class SessionHandle: Sendable, CustomStringConvertible {
     private struct Presence {
         var away: String?
         var lastMessageTime: Int
+        var realname: String
+        /// User mode +B (IRCv3 bot mode).
+        var isBot = false
         var rooms: [String: Room] = [:]
         /// MONITOR targets: folded nick → as the client gave it.
         var monitoring: [String: String] = [:]
@@ -58,17 +60,23 @@ public final class SessionHandle: Sendable, CustomStringConvertible {
         self.nick = nick
         self.folded = IRCName.fold(nick)
         self.username = username
-        self.realname = realname
         self.address = address
         self.signonTime = signonTime
         self.eventLoop = eventLoop
-        self.presence = NIOLockedValueBox(Presence(lastMessageTime: signonTime))
+        self.presence = NIOLockedValueBox(Presence(lastMessageTime: signonTime, realname: realname))
         self.target = target
     }
 
     public var description: String { nick }
 
     // MARK: Presence (any loop)
+
+    /// The real name from USER, changed by SETNAME.
+    public var realname: String { presence.withLockedValue { $0.realname } }
+    func setRealname(_ text: String) { presence.withLockedValue { $0.realname = text } }
+
+    public var isBot: Bool { presence.withLockedValue { $0.isBot } }
+    func setBot(_ value: Bool) { presence.withLockedValue { $0.isBot = value } }
 
     public var away: String? { presence.withLockedValue { $0.away } }
     func setAway(_ text: String?) { presence.withLockedValue { $0.away = text } }

@@ -57,8 +57,10 @@ struct CommandContext {
 
     /// A message from this session to others.
     func relay(_ command: String, _ parameters: [String], clientTags: [IRCTag] = [], extendedJoin: [String]? = nil) -> Relay {
-        Relay(source: me.mask, command: command, parameters: parameters, time: Relay.timestamp(now), account: me.nick,
-              clientTags: clientTags, extendedJoinParameters: extendedJoin)
+        var relay = Relay(source: me.mask, command: command, parameters: parameters, time: Relay.timestamp(now), account: me.nick,
+                          clientTags: clientTags, extendedJoinParameters: extendedJoin)
+        relay.fromBot = me.isBot
+        return relay
     }
 
     /// False (after 461) when `message` has fewer than `count` parameters or an empty first one.

@@ -24,6 +24,8 @@ public struct Capabilities: OptionSet, Sendable, Hashable {
     public static let userhostInNames = Capabilities(rawValue: 1 << 12)
     /// MONITOR also brings the monitored users' AWAY changes (with away-notify).
     public static let extendedMonitor = Capabilities(rawValue: 1 << 13)
+    /// SETNAME: real-name changes, seen by those who share a room (and asked).
+    public static let setname = Capabilities(rawValue: 1 << 14)
 
     /// Names in the order `CAP LS` lists them.
     public static let names: [(Capabilities, String)] = [
@@ -31,7 +33,7 @@ public struct Capabilities: OptionSet, Sendable, Hashable {
         (.accountTag, "account-tag"), (.extendedJoin, "extended-join"), (.awayNotify, "away-notify"),
         (.capNotify, "cap-notify"), (.multiPrefix, "multi-prefix"), (.standardReplies, "standard-replies"),
         (.accountNotify, "account-notify"), (.inviteNotify, "invite-notify"), (.userhostInNames, "userhost-in-names"),
-        (.extendedMonitor, "extended-monitor"),
+        (.extendedMonitor, "extended-monitor"), (.setname, "setname"),
     ]
 
     public static func named(_ name: String) -> Capabilities? {

@@ -3,6 +3,7 @@ public enum Numeric: String, Sendable {
     case welcome = "001", yourHost = "002", created = "003", myInfo = "004", isupport = "005"
     case umodeIs = "221"
     case lUserClient = "251", lUserChannels = "254", lUserMe = "255", localUsers = "265", globalUsers = "266"
+    case whoisBot = "335"
     case away = "301", unaway = "305", nowAway = "306"
     case whoisUser = "311", whoisServer = "312", endOfWho = "315", whoisIdle = "317", endOfWhois = "318", whoisChannels = "319"
     case listStart = "321", list = "322", listEnd = "323", channelModeIs = "324", creationTime = "329", whoisAccount = "330"

@@ -235,6 +235,47 @@ import Testing
         #expect(a.received.isEmpty)  // no longer monitored
     }
 
+    @Test func botModeIsShownInWhoWhoisAndATagOnItsMessages() {
+        let a = harness.login("alice")
+        let b = harness.login("bob", capabilities: ["message-tags"])
+        a.send("JOIN #bots"); b.send("JOIN #bots")
+        a.clear()
+        a.send("MODE alice +B")
+        #expect(a.take() == [IRCMessage(source: "alice!alice@user/alice", command: "MODE", parameters: ["alice", "+B"])])
+        a.send("MODE alice")
+        #expect(a.take().first?.parameters == ["alice", "+Bi"])
+        b.clear()
+        a.send("PRIVMSG #bots :beep")
+        #expect(b.received.first?.tags.map(\.key) == ["msgid", "bot"])
+        b.send("WHO #bots")
+        #expect(b.received("352").first?.parameters[6] == "HB@")
+        b.send("WHOIS alice")
+        #expect(b.received("335").first?.parameters == ["bob", "alice", "is a bot"])
+        a.send("MODE alice -B")
+        a.clear(); b.clear()
+        a.send("PRIVMSG #bots :human again")
+        #expect(b.received.first?.tags.map(\.key) == ["msgid"])
+        a.send("MODE alice +x")
+        #expect(a.received.map(\.command).contains("501"))
+    }
+
+    @Test func setnameChangesTheRealNameForThoseWhoAsked() {
+        let a = harness.login("alice", capabilities: ["setname"])
+        let b = harness.login("bob", capabilities: ["setname"])
+        let c = harness.login("carol")
+        for s in [a, b, c] { s.send("JOIN #s") }
+        for s in [a, b, c] { s.clear() }
+        a.send("SETNAME :Alice Liddell")
+        let change = IRCMessage(source: "alice!alice@user/alice", command: "SETNAME", parameters: ["Alice Liddell"])
+        #expect(a.take() == [change])
+        #expect(b.take() == [change])
+        #expect(c.received.isEmpty)
+        c.send("WHOIS alice")
+        #expect(c.received("311").first?.parameters.last == "Alice Liddell")
+        a.send("SETNAME :" + String(repeating: "x", count: 391))
+        #expect(a.take().first?.parameters[0...1] == ["SETNAME", "INVALID_REALNAME"])
+    }
+
     @Test func userhostIsonMotdPingAndCap() {
         let a = harness.login("alice")
         _ = harness.login("bob")
