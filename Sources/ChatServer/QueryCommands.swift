@@ -137,6 +137,20 @@ enum QueryCommands {
         if !watchers.isEmpty { c.out.deliver(relay, to: Audience(watchers), requiring: [.setname, .extendedMonitor]) }
     }
 
+    /// WHOWAS nick [count]: who last used a nick (the last 1,000 departures are kept).
+    static func whowas(_ message: IRCMessage, _ c: inout CommandContext) {
+        guard c.need(1, message) else { return }
+        let nick = message.parameters[0]
+        let count = message.parameters.count > 1 ? Int(message.parameters[1]).map { $0 > 0 ? $0 : Int.max } ?? Int.max : Int.max
+        let found = c.registry.departures(of: nick).prefix(count)
+        if found.isEmpty { c.out.numeric(.wasNoSuchNick, nick, "There was no such nickname") }
+        for entry in found {
+            c.out.numeric(.whowasUser, entry.nick, entry.username, entry.host, "*", entry.realname)
+            c.out.numeric(.whoisServer, entry.nick, c.core.configuration.serverName, "left at " + Relay.timestamp(Date(timeIntervalSince1970: Double(entry.time))))
+        }
+        c.out.numeric(.endOfWhowas, nick, "End of WHOWAS")
+    }
+
     /// Longest real name (ISUPPORT NAMELEN).
     static let realnameLength = 390
 

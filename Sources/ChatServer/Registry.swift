@@ -9,6 +9,17 @@ public final class Registry: @unchecked Sendable {
     private var sessions: [String: SessionHandle] = [:]
     private var rooms: [String: Room] = [:]
     private var peakUsers = 0
+    /// WHOWAS: the most recent departures, newest last.
+    struct Departure: Sendable {
+        let nick: String
+        let username: String
+        let host: String
+        let realname: String
+        let time: Int
+    }
+    private var departures: [Departure] = []
+    static let departuresKept = 1000
+
     /// MONITOR: folded nick → the sessions watching it.
     private var watchers: [String: [ObjectIdentifier: SessionHandle]] = [:]
 
@@ -23,6 +34,21 @@ public final class Registry: @unchecked Sendable {
             peakUsers = max(peakUsers, sessions.count)
             return old === session ? nil : old
         }
+    }
+
+    /// Remembers that `session` left (WHOWAS).
+    func departed(_ session: SessionHandle, at time: Int) {
+        let entry = Departure(nick: session.nick, username: session.username, host: session.host, realname: session.realname, time: time)
+        lock.withLock {
+            if departures.count >= Self.departuresKept { departures.removeFirst(departures.count - Self.departuresKept + 1) }
+            departures.append(entry)
+        }
+    }
+
+    /// The departures of `nick`, newest first.
+    func departures(of nick: String) -> [Departure] {
+        let folded = IRCName.fold(nick)
+        return lock.withLock { departures.filter { IRCName.fold($0.nick) == folded }.reversed() }
     }
 
     /// Starts `watcher` monitoring `nick`.

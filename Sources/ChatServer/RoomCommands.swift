@@ -119,13 +119,29 @@ enum RoomCommands {
         c.out.numeric(.endOfNames, room.name, "End of /NAMES list")
     }
 
+    /// LIST, with ELIST filters (ISUPPORT `ELIST=MNU`): room names or masks (`#dev*`), `!mask`
+    /// to leave rooms out, `>n` and `<n` for more or fewer than n members; several, comma-separated,
+    /// all apply.
     static func list(_ message: IRCMessage, _ c: inout CommandContext) {
         c.out.numeric(.listStart, "Channel", "Users  Name")
-        let wanted = message.parameters.first.map { Set($0.split(separator: ",").map { IRCName.fold(String($0)) }) }
+        var masks: [String] = []
+        var excluded: [String] = []
+        var more: Int?
+        var fewer: Int?
+        for item in (message.parameters.first ?? "").split(separator: ",").map(String.init) {
+            if item.hasPrefix(">"), let n = Int(item.dropFirst()) { more = n }
+            else if item.hasPrefix("<"), let n = Int(item.dropFirst()) { fewer = n }
+            else if item.hasPrefix("!") { excluded.append(IRCName.fold(String(item.dropFirst()))) }
+            else { masks.append(IRCName.fold(item)) }
+        }
         for room in c.registry.allRooms.sorted(by: { $0.folded < $1.folded }) {
-            if let wanted, !wanted.contains(room.folded) { continue }
+            if !masks.isEmpty && !masks.contains(where: { BanMask.glob($0, room.folded) }) { continue }
+            if excluded.contains(where: { BanMask.glob($0, room.folded) }) { continue }
             if room.modes.secret && !room.isMember(c.me) { continue }
-            c.out.numeric(.list, room.name, String(room.memberCount), room.topic?.text ?? "")
+            let count = room.memberCount
+            if let more, count <= more { continue }
+            if let fewer, count >= fewer { continue }
+            c.out.numeric(.list, room.name, String(count), room.topic?.text ?? "")
         }
         c.out.numeric(.listEnd, "End of /LIST")
     }

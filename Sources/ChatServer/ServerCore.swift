@@ -57,7 +57,7 @@ public final class ServerCore: Sendable {
         let l = configuration.limits
         let tokens = [
             "ACCOUNTEXTBAN=a", "AWAYLEN=390", "BOT=B", "CASEMAPPING=ascii", "CHANLIMIT=#:\(l.roomsPerUser)", "CHANMODES=b,k,l,imnst", "CHANNELLEN=\(IRCName.roomLength)",
-            "CHANTYPES=#", "EXTBAN=~,am", "KICKLEN=390", "LINELEN=\(l.lineLength)", "MAXLIST=b:\(Room.maximumBans)", "MODES=4", "MONITOR=\(MonitorCommand.limit)", "NAMELEN=\(QueryCommands.realnameLength)", "NETWORK=\(configuration.networkName)",
+            "CHANTYPES=#", "ELIST=MNU", "EXTBAN=~,am", "KICKLEN=390", "LINELEN=\(l.lineLength)", "MAXLIST=b:\(Room.maximumBans)", "MODES=4", "MONITOR=\(MonitorCommand.limit)", "NAMELEN=\(QueryCommands.realnameLength)", "NETWORK=\(configuration.networkName)",
             "NICKLEN=\(IRCName.nickLength)", "PREFIX=(ov)@+", "STATUSMSG=@", "TARGMAX=JOIN:,KICK:1,NAMES:1,NOTICE:4,PART:,PRIVMSG:4,WHOIS:1",
             "TOPICLEN=390", "UTF8ONLY", "WHOX",
         ]

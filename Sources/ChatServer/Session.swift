@@ -219,6 +219,8 @@ public struct Session {
         case "LUSERS": QueryCommands.lusers(&c.out, core: core)
         case "MONITOR": MonitorCommand.monitor(message, &c)
         case "SETNAME": QueryCommands.setname(message, &c)
+        case "WHOWAS": QueryCommands.whowas(message, &c)
+        case "HELP", "HELPOP": HelpCommand.help(message, &c)
         case "TIME": QueryCommands.time(&c.out, core: core, now: now)
         case "CAP": QueryCommands.cap(message, &c)
         case "PING":
@@ -274,6 +276,7 @@ public struct Session {
         core.registry.unmonitor(me.clearMonitoring(), by: me)
         var out = output
         if core.registry.session(named: me.nick) == nil {  // not replaced by a newer login
+            core.registry.departed(me, at: Int(now.timeIntervalSince1970))
             MonitorCommand.announce(me, online: false, registry: core.registry, serverName: core.configuration.serverName, out: &out)
         }
         var audience: [SessionHandle] = []

@@ -276,6 +276,53 @@ import Testing
         #expect(a.take().first?.parameters[0...1] == ["SETNAME", "INVALID_REALNAME"])
     }
 
+    @Test func helpExplainsEveryCommand() {
+        let a = harness.login("alice")
+        a.send("HELP")
+        #expect(a.received.first?.command == "704" && a.received.last?.command == "706")
+        for command in ["AWAY", "CAP", "HELP", "INVITE", "ISON", "JOIN", "KICK", "LIST", "LUSERS", "MODE", "MONITOR", "MOTD", "NAMES",
+                        "NOTICE", "PART", "PING", "PRIVMSG", "QUIT", "SETNAME", "TAGMSG", "TIME", "TOPIC", "USERHOST", "WHO", "WHOIS", "WHOWAS"] {
+            a.clear()
+            a.send("HELP \(command.lowercased())")
+            #expect(a.received.first?.command == "704" && a.received.first?.parameters[1] == command, "HELP \(command)")
+            #expect(a.received.last?.command == "706")
+        }
+        a.clear()
+        a.send("HELP FLY")
+        #expect(a.take() == [IRCMessage(source: "localhost", command: "524", parameters: ["alice", "FLY", "No help available on this topic: HELP lists the commands"])])
+    }
+
+    @Test func whowasRemembersWhoLeftButNotAReplacedLogin() {
+        let a = harness.login("alice")
+        let b = harness.login("bob")
+        b.send("QUIT :later")
+        a.send("WHOWAS bob")
+        #expect(a.received.map(\.command) == ["314", "312", "369"])
+        #expect(a.received.first?.parameters == ["alice", "bob", "bob", "user/bob", "*", "Bob"])
+        a.clear()
+        a.send("WHOWAS carol")
+        #expect(a.take().map(\.command) == ["406", "369"])
+    }
+
+    @Test func listFiltersByMaskAndMemberCount() {
+        let a = harness.login("alice")
+        let b = harness.login("bob")
+        a.send("JOIN #dev,#devops,#lobby")
+        b.send("JOIN #lobby,#dev")
+        a.clear()
+        a.send("LIST #dev*")
+        #expect(a.received("322").map { $0.parameters[1] } == ["#dev", "#devops"])
+        a.clear()
+        a.send("LIST >1")
+        #expect(a.received("322").map { $0.parameters[1] } == ["#dev", "#lobby"])
+        a.clear()
+        a.send("LIST <2,!#devops")
+        #expect(a.received("322").isEmpty)
+        a.clear()
+        a.send("LIST #*,!#dev*")
+        #expect(a.received("322").map { $0.parameters[1] } == ["#lobby"])
+    }
+
     @Test func userhostIsonMotdPingAndCap() {
         let a = harness.login("alice")
         _ = harness.login("bob")

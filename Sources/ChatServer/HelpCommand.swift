@@ -1,0 +1,54 @@
+import IRC
+
+/// HELP [subject]: a short text for every command the server knows (704, 705, 706; 524 for an
+/// unknown subject).
+enum HelpCommand {
+    static let topics: [String: [String]] = [
+        "*": ["SecureChat speaks IRC over TLS. Commands:",
+              "AWAY CAP HELP INVITE ISON JOIN KICK LIST LUSERS MODE MONITOR MOTD NAMES NOTICE PART PING",
+              "PRIVMSG QUIT SETNAME TAGMSG TIME TOPIC USERHOST WHO WHOIS WHOWAS",
+              "HELP <command> explains one. Your nick is your account name."],
+        "AWAY": ["AWAY :<text>   marks you away (people who message you are told);", "AWAY           marks you back."],
+        "CAP": ["CAP LS 302 / CAP REQ :<caps> / CAP LIST / CAP END   IRCv3 capability negotiation."],
+        "HELP": ["HELP [<command>]   this help."],
+        "INVITE": ["INVITE <nick> <#room>   invites someone; in a +i or +k room only operators invite."],
+        "ISON": ["ISON <nick> [<nick>...]   which of these are online."],
+        "JOIN": ["JOIN <#room>[,<#room>...] [<key>,...]   joins (and creates) rooms; JOIN 0 leaves them all."],
+        "KICK": ["KICK <#room> <nick> [:<reason>]   removes someone (operators)."],
+        "LIST": ["LIST [<filters>]   rooms with their member counts and topics. Filters, comma-separated:",
+                 "#name or a mask (#dev*), !mask to leave rooms out, >n and <n for the member count."],
+        "LUSERS": ["LUSERS   how many users and rooms there are."],
+        "MODE": ["MODE <#room> [<changes> [<arguments>]]   room modes (operators change them):",
+                 "+i invite only, +k <key>, +l <count>, +m moderated, +n no outside messages, +s secret,",
+                 "+t topic by operators, +o/+v <nick> operator/voice, +b <mask|~a:account|~m:mask> ban or mute.",
+                 "MODE #room b lists the bans. MODE <your nick> [+B|-B]: bot mode."],
+        "MONITOR": ["MONITOR + <nicks> / - <nicks> / C / L / S   be told when these accounts log in and out."],
+        "MOTD": ["MOTD   the message of the day."],
+        "NAMES": ["NAMES <#room>   who is in a room (@ operator, + voice)."],
+        "NOTICE": ["NOTICE <target> :<text>   like PRIVMSG, but nothing answers it automatically."],
+        "PART": ["PART <#room>[,<#room>...] [:<reason>]   leaves rooms."],
+        "PING": ["PING <token>   the server answers PONG <token>."],
+        "PRIVMSG": ["PRIVMSG <#room|nick>[,...] :<text>   sends a message (@#room: to its operators only)."],
+        "QUIT": ["QUIT [:<reason>]   leaves the server."],
+        "SETNAME": ["SETNAME :<real name>   changes your real name (shown in WHO and WHOIS)."],
+        "TAGMSG": ["TAGMSG <target>   a message with client tags only (typing notices); needs message-tags."],
+        "TIME": ["TIME   the server's time."],
+        "TOPIC": ["TOPIC <#room> [:<text>]   shows or sets the topic (+t: operators only)."],
+        "USERHOST": ["USERHOST <nick> [<nick>...]   their masks and away state."],
+        "WHO": ["WHO <#room|nick> [%<fields>[,<token>]]   who is there; with WHOX fields (tcuihsnfdlaor)."],
+        "WHOIS": ["WHOIS <nick>   who someone is: account, rooms, idle time, away, bot."],
+        "WHOWAS": ["WHOWAS <nick> [<count>]   who last used a nick, and when they left."],
+    ]
+
+    static func help(_ message: IRCMessage, _ c: inout CommandContext) {
+        let subject = message.parameters.first?.uppercased() ?? "*"
+        guard let lines = topics[subject] else {
+            c.out.numeric(.helpNotFound, message.parameters[0], "No help available on this topic: HELP lists the commands")
+            return
+        }
+        let shown = subject == "*" ? "*" : subject
+        c.out.numeric(.helpStart, shown, lines[0])
+        for line in lines.dropFirst() { c.out.numeric(.helpText, shown, line) }
+        c.out.numeric(.endOfHelp, shown, "End of /HELP")
+    }
+}
