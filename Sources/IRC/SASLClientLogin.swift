@@ -36,6 +36,9 @@ public struct SASLClientLogin: Sendable {
     private let realname: String
     private let pipelined: Bool
     private var failure: (code: String, text: String)?
+    /// standard-replies is asked for with sasl; a server that refuses the pair is asked again
+    /// for sasl (and the caller's capabilities) alone.
+    private var askedForStandardReplies = true
 
     /// - Parameters:
     ///   - capabilities: requested with `sasl` in one `CAP REQ`.
@@ -66,7 +69,9 @@ public struct SASLClientLogin: Sendable {
         case "CAP" where m.parameters.count >= 2 && m.parameters[1] == "ACK":
             return pipelined ? .wait : .send([mechanism])
         case "CAP" where m.parameters.count >= 2 && m.parameters[1] == "NAK":
-            return .failed(.saslUnavailable)
+            guard askedForStandardReplies else { return .failed(.saslUnavailable) }
+            askedForStandardReplies = false
+            return .send(["CAP REQ :" + (["sasl"] + capabilities).joined(separator: " ")])
         case "AUTHENTICATE" where m.parameters.first == "+":
             // EXTERNAL: the authorization identity is the account the certificate belongs to.
             guard let password else { return .send(["AUTHENTICATE +"]) }

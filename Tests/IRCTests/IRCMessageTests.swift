@@ -104,3 +104,28 @@ import Testing
         #expect(IRCName.fold("Alice[]") == "alice[]")
     }
 }
+
+@Suite struct SASLClientLoginTests {
+    func message(_ line: String) -> IRCMessage { try! IRCMessage.parse(Array(line.utf8)) }
+
+    @Test func asksForStandardRepliesAndRetriesWithoutWhenRefused() {
+        var login = SASLClientLogin(account: "alice", password: Array("pw".utf8), capabilities: ["server-time"])
+        #expect(login.opening.last == "CAP REQ :sasl standard-replies server-time")
+        // A server without standard-replies refuses the whole request: ask again without it.
+        #expect(login.receive(message(":srv CAP * NAK :sasl standard-replies server-time")) == .send(["CAP REQ :sasl server-time"]))
+        #expect(login.receive(message(":srv CAP * ACK :sasl server-time")) == .send(["AUTHENTICATE PLAIN"]))
+        // A second refusal means no SASL at all.
+        var other = SASLClientLogin(account: "alice", password: Array("pw".utf8))
+        _ = other.receive(message(":srv CAP * NAK :sasl standard-replies"))
+        #expect(other.receive(message(":srv CAP * NAK :sasl")) == .failed(.saslUnavailable))
+    }
+
+    @Test func theFailCodeExplainsTheNumeric() {
+        var login = SASLClientLogin(account: "alice", password: Array("pw".utf8))
+        #expect(login.receive(message(":srv FAIL AUTHENTICATE ACCOUNT_LOCKED :Account alice is locked")) == .wait)
+        #expect(login.receive(message(":srv 904 alice :Account alice is locked")) == .failed(.accountLocked("Account alice is locked")))
+        // Without standard replies only the numeric comes: a wrong password.
+        var plain = SASLClientLogin(account: "alice", password: Array("pw".utf8))
+        #expect(plain.receive(message(":srv 904 alice :SASL authentication failed")) == .failed(.invalidCredentials("SASL authentication failed")))
+    }
+}
