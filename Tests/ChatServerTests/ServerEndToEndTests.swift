@@ -342,3 +342,42 @@ let carol = ("carol", "carol password")
         await server.stop()
     }
 }
+
+/// Moderation and presence over real TLS: MONITOR, a moderated room with voice, a ban.
+@Suite struct ModerationEndToEndTests {
+    @Test func monitorModerationAndABanThroughTLS() async throws {
+        let server = try await TestServer.start(accounts: [alice, bob, carol])
+        let a = try await server.loggedIn(alice.0, alice.1, capabilities: ["multi-prefix"])
+        try await a.send("MONITOR + carol")
+        #expect(try await a.next("731").parameters == ["alice", "carol"])
+        let c = try await server.loggedIn(carol.0, carol.1)
+        #expect(try await a.next("730").parameters == ["alice", "carol!carol@user/carol"])
+
+        try await a.send("JOIN #quiet")
+        try await a.next("366")
+        try await a.send("MODE #quiet +m")
+        try await a.next("MODE")
+        let b = try await server.loggedIn(bob.0, bob.1)
+        for client in [b, c] {
+            try await client.send("JOIN #quiet")
+            try await client.next("366")
+        }
+        try await b.send("PRIVMSG #quiet :can anyone hear me?")
+        #expect(try await b.next("404").parameters[1] == "#quiet")
+        try await a.send("MODE #quiet +v bob")
+        #expect(try await b.next("MODE").parameters == ["#quiet", "+v", "bob"])
+        try await b.send("PRIVMSG #quiet :now you can")
+        #expect(try await c.next("PRIVMSG").parameters == ["#quiet", "now you can"])
+        try await a.send("NAMES #quiet")
+        #expect(try await a.next("353").parameters.last == "@alice +bob carol")
+
+        try await a.send("MODE #quiet +b carol")
+        try await a.send("KICK #quiet carol :out")
+        #expect(try await c.next("KICK").parameters[1] == "carol")
+        try await c.send("JOIN #quiet")
+        #expect(try await c.next("474").parameters[1] == "#quiet")
+        try await c.send("QUIT :gone")
+        #expect(try await a.next("731").parameters == ["alice", "carol"])
+        await server.stop()
+    }
+}
