@@ -48,6 +48,8 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// plaintext is delivered whenever this much has been decrypted during a read burst. Both stay
     /// below glibc's mmap threshold (128 KiB), so buffers come from the heap, not fresh pages.
     private static let chunk = 64 * 1024
+    /// Fewer bytes than any server flight with a certificate (see `offloadedStepDone`).
+    private static let serverFlightMinimum = 512
 
     private let engine: TLSEngine
     private let handshakeTimeout: TimeAmount
@@ -247,7 +249,10 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func offloadedStepDone(context: ChannelHandlerContext, _ result: TLSEngine.HandshakeResult) {
         handshakeStepRunning = false
         guard state == .handshaking else { return }  // closed or timed out meanwhile
-        if engine.pendingCiphertextBytes > 0 { serverFlightMade = true }
+        // The server's flight carries its certificate chain (always well over 512 bytes); a
+        // HelloRetryRequest (a client whose key share we do not take) is about 100 bytes and
+        // leaves the expensive step still to come, so it does not count.
+        if engine.pendingCiphertextBytes >= Self.serverFlightMinimum { serverFlightMade = true }
         if result == .inProgress, handshakeInput != nil {
             sendCiphertext(context: context)
             advanceHandshake(context: context)

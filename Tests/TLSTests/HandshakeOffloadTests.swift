@@ -89,6 +89,25 @@ final class TestHandshakeExecutor: TLSHandshakeExecutor, @unchecked Sendable {
         try await server.stop()
     }
 
+    @Test func aHelloRetryRequestDoesNotCountAsTheServersFlight() async throws {
+        // openssl s_client sends a key share for X448 first, which this server does not take: the
+        // first step answers with a HelloRetryRequest, and the expensive step (key exchange and
+        // signature) is the second ClientHello's. Both must run on the executor.
+        let executor = TestHandshakeExecutor()
+        let server = try await EchoServer(context: pki.serverContext(), handshakeExecutor: executor)
+        let client = try Subprocess([
+            "openssl", "s_client", "-connect", "127.0.0.1:\(server.port)", "-tls1_3", "-groups", "X448:X25519",
+            "-CAfile", pki.caPath, "-verify_return_error", "-servername", "localhost", "-quiet", "-no_ign_eof",
+        ])
+        defer { client.stop() }
+        client.write("after a retry\n")
+        #expect(await client.waitFor("after a retry"), "\(client.text)")
+        client.closeInput()
+        #expect(await client.waitForExit() == 0)
+        #expect(executor.steps == 2)
+        try await server.stop()
+    }
+
     @Test func aFullExecutorLeavesTheStepToTheEventLoop() async throws {
         let executor = TestHandshakeExecutor(refuse: true)
         let server = try await EchoServer(context: pki.serverContext(), handshakeExecutor: executor)
