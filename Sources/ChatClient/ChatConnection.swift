@@ -203,8 +203,8 @@ final class IteratorBox: @unchecked Sendable {
 }
 
 /// Parses lines, answers PING at once, and hands messages to the stream.
-// @unchecked Sendable: its stored properties are `let`s of Sendable types, and its methods run
-// on the channel's event loop only.
+// @unchecked Sendable: immutable (its stored properties are `let`s of Sendable types) and
+// loop-bound (its methods run on the channel's event loop only).
 final class Inbox: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = InboundLine
     typealias OutboundOut = ByteBuffer

@@ -153,6 +153,8 @@ public final class TestIRCClient: @unchecked Sendable {
 }
 
 /// Parses lines into the client's state.
+// @unchecked Sendable: immutable (`let`s only); the state it fills is behind its lock, and its
+// methods are loop-bound (the channel's event loop).
 final class Collector: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = InboundLine
     let state: NIOLockedValueBox<TestIRCClient.State>

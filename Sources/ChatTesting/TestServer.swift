@@ -9,6 +9,8 @@ import TLS
 
 /// An in-process `ChatServer` on 127.0.0.1 and a free port, with its own users file and the
 /// shared test certificates, for tests and benchmarks. Stop it with `stop()`.
+// @unchecked Sendable: immutable (`let`s of thread-safe types: the server, the users store and the
+// log recorder each guard themselves with a lock).
 public final class TestServer: @unchecked Sendable {
     public let server: Server
     public let folder: String
@@ -102,6 +104,8 @@ public final class TestServer: @unchecked Sendable {
 }
 
 /// A swift-log handler that keeps every line, for tests that check what was logged.
+// @unchecked Sendable: the lines are behind a lock; `metadata` and `logLevel` are set when the
+// logger is made, before it is shared, and only read afterwards.
 public final class LogRecorder: LogHandler, @unchecked Sendable {
     private let lines = NIOLockedValueBox<[String]>([])
     public var metadata: Logger.Metadata = [:]
