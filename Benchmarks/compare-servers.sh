@@ -21,18 +21,8 @@ cd "$ROOT"
 MODE="${1:-3}"
 CONFIGURATION=release
 [ "$MODE" = "--smoke" ] && CONFIGURATION=debug   # CI has just built debug
-BIN="$ROOT/.build/$CONFIGURATION"
-WORK="$(mktemp -d /tmp/securechat-compare.XXXXXX)"
-echo "work folder: $WORK" >&2
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-for product in chat-server chat-admin chat-bench; do swift build -c "$CONFIGURATION" --product "$product" >/dev/null; done
-ulimit -n "$(ulimit -Hn)" || true
-ulimit -c 0 || true   # InspIRCd dumps core when it is stopped
-"$BIN/chat-admin" certs init --dir "$WORK/certs" >/dev/null
-CA="$WORK/certs/ca.crt"; CERT="$WORK/certs/server.crt"; KEY="$WORK/certs/server.key"
 . "$ROOT/Benchmarks/servers.lib.sh"
+prepare_bench "$CONFIGURATION" securechat-compare
 LOAD=(python3 "$ROOT/Benchmarks/irc-load.py")
 
 if [ "$MODE" = "--smoke" ]; then

@@ -13,21 +13,8 @@ cd "$ROOT"
 MODE="${1:-full}"
 CONFIGURATION=release
 [ "$MODE" = "--smoke" ] && CONFIGURATION=debug   # CI has just built debug; seconds, not minutes
-BIN="$ROOT/.build/$CONFIGURATION"
-WORK="$(mktemp -d /tmp/securechat-bench.XXXXXX)"
-echo "work folder: $WORK" >&2
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-for product in chat-server chat-admin chat-bench; do swift build -c "$CONFIGURATION" --product "$product" >/dev/null; done
-ulimit -n "$(ulimit -Hn)" || true
-ulimit -c 0 || true   # InspIRCd dumps core when it is stopped; nothing here needs the dump
-
-"$BIN/chat-admin" certs init --dir "$WORK/certs" >/dev/null
-CA="$WORK/certs/ca.crt"; CERT="$WORK/certs/server.crt"; KEY="$WORK/certs/server.key"
-
 . "$ROOT/Benchmarks/servers.lib.sh"
+prepare_bench "$CONFIGURATION" securechat-bench
 make_users() { make_bench_users "$@"; }
 
 write_config() { write_securechat_config "$@"; }

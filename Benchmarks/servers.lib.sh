@@ -1,11 +1,26 @@
-# Shared by the benchmark scripts: writes the configs of SecureChat, ngIRCd and InspIRCd into
+# Shared by the benchmark scripts: sets up a work folder and the builds, writes the configs of SecureChat, ngIRCd and InspIRCd into
 # $WORK (certificate $CERT/$KEY, loopback only, limits raised so that loopback clients are not
 # throttled) and starts and stops them. Source it; it defines functions and writes files only.
 #   write_anchor_configs                  ngircd.conf on 26703, inspircd.conf on 26704
 #   write_securechat_config NAME PORT LN P [FLUSH_MS]   $WORK/NAME.json, users in $WORK/NAME-users.json
 #   make_bench_users CONFIG COUNT         accounts bench0..COUNT-1, password bench-password
 #   start_anchor ngircd|inspircd [PRELOAD] sets SERVER_PID and PORT
+#   prepare_bench CONFIGURATION NAME      builds chat-server, chat-admin and chat-bench, sets BIN,
+#                                         WORK (/tmp/NAME.XXXXXX), PIDS (killed on exit), CA/CERT/KEY
 #   wait_port PORT
+
+prepare_bench() {
+    BIN="$ROOT/.build/$1"
+    WORK="$(mktemp -d "/tmp/$2.XXXXXX")"
+    echo "work folder: $WORK" >&2
+    PIDS=()
+    trap 'for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done' EXIT
+    for product in chat-server chat-admin chat-bench; do swift build -c "$1" --product "$product" >/dev/null; done
+    ulimit -n "$(ulimit -Hn)" || true
+    ulimit -c 0 || true   # InspIRCd dumps core when it is stopped; nothing here needs the dump
+    "$BIN/chat-admin" certs init --dir "$WORK/certs" >/dev/null
+    CA="$WORK/certs/ca.crt"; CERT="$WORK/certs/server.crt"; KEY="$WORK/certs/server.key"
+}
 
 wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 

@@ -1,7 +1,8 @@
 import Foundation
 import IRC
 
-/// WHO, WHOIS, USERHOST, ISON, AWAY, MOTD and CAP after registration.
+/// WHO (and WHOX), WHOIS, WHOWAS, USERHOST, ISON, AWAY, SETNAME, LUSERS, TIME, MOTD and CAP
+/// after registration.
 enum QueryCommands {
     /// WHO for a room or a nick; with WHOX (`WHO #room %tcnuhraf,42`), the fields asked for.
     static func who(_ message: IRCMessage, _ c: inout CommandContext) {

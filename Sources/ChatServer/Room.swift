@@ -183,13 +183,7 @@ public final class Room: @unchecked Sendable {
     }
 
     @discardableResult
-    func setVoice(_ session: SessionHandle, _ value: Bool) -> Bool {
-        lock.withLock {
-            guard members[ObjectIdentifier(session)] != nil else { return false }
-            members[ObjectIdentifier(session)]!.isVoiced = value
-            return true
-        }
-    }
+    func setVoice(_ session: SessionHandle, _ value: Bool) -> Bool { updateMember(session) { $0.isVoiced = value } }
 
     func member(named nick: String) -> SessionHandle? {
         let folded = IRCName.fold(nick)
@@ -197,10 +191,13 @@ public final class Room: @unchecked Sendable {
     }
 
     @discardableResult
-    func setOperator(_ session: SessionHandle, _ value: Bool) -> Bool {
+    func setOperator(_ session: SessionHandle, _ value: Bool) -> Bool { updateMember(session) { $0.isOperator = value } }
+
+    /// Changes a member's status; false when `session` is not a member.
+    private func updateMember(_ session: SessionHandle, _ change: (inout Member) -> Void) -> Bool {
         lock.withLock {
             guard members[ObjectIdentifier(session)] != nil else { return false }
-            members[ObjectIdentifier(session)]!.isOperator = value
+            change(&members[ObjectIdentifier(session)]!)
             return true
         }
     }
