@@ -14,19 +14,27 @@ public final class AccountDirectory: @unchecked Sendable {
         case deleted(String)
         case locked(String)
         case passwordChanged(String)
+        /// The account lost the operator role: its session loses operator powers.
+        case demoted(String)
+        /// A new server ban: the sessions it covers end.
+        case banned(ServerBan)
 
-        public var account: String {
+        /// The account concerned; nil for a ban.
+        public var account: String? {
             switch self {
-            case let .deleted(name), let .locked(name), let .passwordChanged(name): return name
+            case let .deleted(name), let .locked(name), let .passwordChanged(name), let .demoted(name): return name
+            case .banned: return nil
             }
         }
 
-        /// What the account's sessions are told as they are closed.
+        /// What the sessions concerned are told as they are closed (or lose operator status).
         public var reason: String {
             switch self {
             case .deleted: return "Account deleted by the server's operator"
             case .locked: return "Account locked by the server's operator"
             case .passwordChanged: return "Password changed: log in again with the new password"
+            case .demoted: return "Operator role removed by the server's administrator"
+            case let .banned(ban): return ban.message
             }
         }
     }
@@ -100,13 +108,58 @@ public final class AccountDirectory: @unchecked Sendable {
         if changed { reload() }
     }
 
-    static func changes(from old: UsersDatabase, to new: UsersDatabase) -> [Change] {
-        old.accounts.compactMap { before in
+    /// The account whose name is `name`, from the copy in memory only (never reads the file: safe
+    /// on an event loop).
+    public func cachedAccount(_ name: String) -> Account? {
+        lock.lock()
+        defer { lock.unlock() }
+        return database.account(named: name)
+    }
+
+    /// The server bans in the copy in memory, expired ones included.
+    public var bans: [ServerBan] {
+        lock.lock()
+        defer { lock.unlock() }
+        return database.bans
+    }
+
+    /// The ban in force that covers `account` (nil: not logged in yet) from `address`, from the
+    /// copy in memory.
+    public func ban(account: String?, address: String, at now: Date = Date()) -> ServerBan? {
+        lock.lock()
+        defer { lock.unlock() }
+        return database.ban(account: account, address: address, at: now)
+    }
+
+    /// Adds a server ban to the file (locked, atomic) and re-reads it, so the change handler ends
+    /// the sessions it covers. Blocking: call off the event loops. Returns the ban it replaced.
+    @discardableResult
+    public func addBan(_ ban: ServerBan, at now: Date = Date()) throws -> ServerBan? {
+        let replaced = try store.update { database in database.addBan(ban, at: now) }
+        reload()
+        return replaced
+    }
+
+    /// Removes the server ban on `target` from the file and re-reads it. Blocking.
+    @discardableResult
+    public func removeBan(_ target: ServerBan.Target, at now: Date = Date()) throws -> ServerBan {
+        let removed = try store.update { database in try database.removeBan(target, at: now) }
+        reload()
+        return removed
+    }
+
+    static func changes(from old: UsersDatabase, to new: UsersDatabase, at now: Date = Date()) -> [Change] {
+        var changes: [Change] = old.accounts.compactMap { before in
             guard let after = new.account(named: before.name) else { return .deleted(before.name) }
             if after.locked && !before.locked { return .locked(before.name) }
             if after.hash != before.hash { return .passwordChanged(before.name) }
+            if before.isOperator && !after.isOperator { return .demoted(before.name) }
             return nil
         }
+        for ban in new.bans where ban.isActive(at: now) && !old.bans.contains(ban) {
+            changes.append(.banned(ban))
+        }
+        return changes
     }
 
     /// Re-reads the file; on failure keeps the last good copy and reports why.

@@ -17,6 +17,8 @@ public enum LoginOutcome: Sendable, Equatable {
     case throttled(retryAfter: Double)
     /// Every hashing thread is busy and the queue is full.
     case busy
+    /// A server ban covers the account or the address; `message` says why and until when.
+    case banned(message: String)
 }
 
 /// Checks passwords for the server: scrypt on a bounded worker pool, never on an event loop;

@@ -17,17 +17,21 @@ public struct Account: Sendable, Equatable, Codable {
     /// account with SASL EXTERNAL. Written only when there are some, so files without
     /// certificates look as they always did.
     public var certificates: [String]
+    /// A server operator may use OPER (with this account's password) to gain operator powers.
+    /// Written only when true.
+    public var isOperator: Bool
 
-    public init(name: String, hash: String, created: String, updated: String, locked: Bool = false, certificates: [String] = []) {
+    public init(name: String, hash: String, created: String, updated: String, locked: Bool = false, certificates: [String] = [], isOperator: Bool = false) {
         self.name = name
         self.hash = hash
         self.created = created
         self.updated = updated
         self.locked = locked
         self.certificates = certificates
+        self.isOperator = isOperator
     }
 
-    private enum CodingKeys: String, CodingKey { case name, hash, created, updated, locked, certificates }
+    private enum CodingKeys: String, CodingKey { case name, hash, created, updated, locked, certificates, isOperator = "operator" }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -37,6 +41,7 @@ public struct Account: Sendable, Equatable, Codable {
         updated = try c.decode(String.self, forKey: .updated)
         locked = try c.decode(Bool.self, forKey: .locked)
         certificates = try c.decodeIfPresent([String].self, forKey: .certificates) ?? []
+        isOperator = try c.decodeIfPresent(Bool.self, forKey: .isOperator) ?? false
         for (i, fingerprint) in certificates.enumerated() where fingerprint.count != 64 || !fingerprint.allSatisfy({ $0.isHexDigit && !$0.isLowercase }) {
             throw DecodingError.dataCorruptedError(forKey: .certificates, in: c,
                 debugDescription: "certificates[\(i)] is not a SHA-256 fingerprint (64 upper-case hex digits)")
@@ -51,18 +56,23 @@ public struct Account: Sendable, Equatable, Codable {
         try c.encode(updated, forKey: .updated)
         try c.encode(locked, forKey: .locked)
         if !certificates.isEmpty { try c.encode(certificates, forKey: .certificates) }
+        if isOperator { try c.encode(true, forKey: .isOperator) }
     }
 }
 
-/// The users file's contents: a schema version and the accounts, kept sorted by name.
+/// The users file's contents: a schema version, the accounts, kept sorted by name, and the
+/// server bans (written only when there are some).
 public struct UsersDatabase: Sendable, Equatable {
     public static let schemaVersion = 1
 
     public private(set) var accounts: [Account] = []
     private var index: [String: Int] = [:]
+    /// Server bans, oldest first; expired ones are dropped at the next change.
+    public private(set) var bans: [ServerBan] = []
 
     /// Accounts with the same name ignoring case: the last one wins.
-    public init(accounts: [Account] = []) {
+    public init(accounts: [Account] = [], bans: [ServerBan] = []) {
+        self.bans = bans
         var byName: [String: Account] = [:]
         for account in accounts { byName[AccountName.folded(account.name)] = account }
         self.accounts = byName.sorted { $0.key < $1.key }.map(\.value)
@@ -99,6 +109,30 @@ public struct UsersDatabase: Sendable, Equatable {
         reindex()
     }
 
+    /// The ban in force at `now` that covers a client logged in as `account` (nil: not yet
+    /// known) from `address`, if any.
+    public func ban(account: String?, address: String, at now: Date) -> ServerBan? {
+        bans.first { $0.isActive(at: now) && $0.target.covers(account: account, address: address) }
+    }
+
+    /// Adds a ban, replacing one on the same target; drops expired bans. Returns the one replaced.
+    @discardableResult
+    public mutating func addBan(_ ban: ServerBan, at now: Date) -> ServerBan? {
+        let old = bans.first { $0.target.sameTarget(as: ban.target) && $0.isActive(at: now) }
+        bans.removeAll { $0.target.sameTarget(as: ban.target) || !$0.isActive(at: now) }
+        bans.append(ban)
+        return old
+    }
+
+    /// Removes the ban on `target`; drops expired bans.
+    public mutating func removeBan(_ target: ServerBan.Target, at now: Date) throws(ServerBanError) -> ServerBan {
+        guard let old = bans.first(where: { $0.target.sameTarget(as: target) && $0.isActive(at: now) }) else {
+            throw .notFound(target.description)
+        }
+        bans.removeAll { $0.target.sameTarget(as: target) || !$0.isActive(at: now) }
+        return old
+    }
+
     private mutating func insertOrReplace(_ account: Account) {
         let key = AccountName.folded(account.name)
         if let i = index[key] {
@@ -127,6 +161,7 @@ public struct UsersDatabase: Sendable, Equatable {
     private struct File: Codable {
         var version: Int
         var accounts: [Account]
+        var bans: [ServerBan]?
     }
 
     /// Parses the file's bytes, reporting the path, line and column, or the account at fault.
@@ -157,14 +192,14 @@ public struct UsersDatabase: Sendable, Equatable {
                 throw .invalidContent(path: path, reason: "accounts[\(i)]: '\(account.name)' repeats '\(existing)' (names are unique ignoring case)")
             }
         }
-        return UsersDatabase(accounts: file.accounts)
+        return UsersDatabase(accounts: file.accounts, bans: file.bans ?? [])
     }
 
     /// The file's bytes: pretty-printed JSON with sorted keys, ending in a newline.
     public func encoded() -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let data = (try? encoder.encode(File(version: Self.schemaVersion, accounts: accounts))) ?? Data()
+        let data = (try? encoder.encode(File(version: Self.schemaVersion, accounts: accounts, bans: bans.isEmpty ? nil : bans))) ?? Data()
         return Array(data) + [0x0a]
     }
 
@@ -195,5 +230,32 @@ public enum Timestamp {
         var parts = tm()
         gmtime_r(&time, &parts)
         return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec)
+    }
+
+    /// Unix time of a timestamp written by `string`, or nil if it is not one.
+    public static func parse(_ text: String) -> Int? {
+        let bytes = Array(text.utf8)
+        guard bytes.count == 20, bytes[4] == 0x2d, bytes[7] == 0x2d, bytes[10] == 0x54, bytes[13] == 0x3a, bytes[16] == 0x3a, bytes[19] == 0x5a
+        else { return nil }
+        func number(_ range: Range<Int>) -> Int32? {
+            var n: Int32 = 0
+            for b in bytes[range] {
+                guard b >= 0x30 && b <= 0x39 else { return nil }
+                n = n * 10 + Int32(b - 0x30)
+            }
+            return n
+        }
+        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+              let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19),
+              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
+        else { return nil }
+        var parts = tm()
+        parts.tm_year = year - 1900
+        parts.tm_mon = month - 1
+        parts.tm_mday = day
+        parts.tm_hour = hour
+        parts.tm_min = minute
+        parts.tm_sec = second
+        return Int(timegm(&parts))
     }
 }

@@ -184,6 +184,21 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
         case let .replace(old):
             logger.info("replacing an older connection", metadata: ["account": "\(old.nick)"])
             old.end(reason: Session.replacedReason)
+        case let .verifyOper(password):
+            verifyOper(password: password)
+        case let .administer(task):
+            let core = self.core
+            let connection = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let loop = context.eventLoop
+            // Writing the users file blocks on the disk: never on the event loop.
+            DispatchQueue.global().async {
+                let text = core.perform(task)
+                loop.execute {
+                    let this = connection.value
+                    this.perform(this.session.adminFinished(text))
+                    this.context?.flush()
+                }
+            }
         case let .close(reason):
             closing = true
             held = nil
@@ -212,10 +227,33 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
         }
     }
 
+    /// OPER's password check: the same checker, throttling and hashing pool as a login.
+    private func verifyOper(password: Password) {
+        let loop = context!.eventLoop
+        let connection = NIOLoopBound(self, eventLoop: loop)
+        pendingLogin = core.logins.login(account: account, password: password, address: address) { outcome in
+            loop.execute { connection.value.operFinished(outcome) }
+        }
+    }
+
+    private func operFinished(_ outcome: LoginOutcome) {
+        pendingLogin = nil
+        guard context != nil, !closing else { return }
+        perform(session.operFinished(outcome, now: now()))
+        runHeldLines()
+    }
+
     private func loginFinished(_ outcome: LoginOutcome, via method: Registration.Method) {
         pendingLogin = nil
-        guard let context, !closing else { return }
+        guard context != nil, !closing else { return }
         perform(session.loginFinished(outcome, via: method, now: now()))
+        runHeldLines()
+    }
+
+    /// Runs the lines that came while a password was checked, in order, until one starts another
+    /// check; then reading resumes.
+    private func runHeldLines() {
+        guard let context else { return }
         // Lines that came while the password was checked, in order, until one starts another check.
         while let line = held?.popFirst(), !closing {
             perform(session.receive(line, now: now()))

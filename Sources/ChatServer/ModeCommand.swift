@@ -32,8 +32,14 @@ enum ModeCommand {
             }
             return
         }
-        guard isMember else { return c.out.numeric(.notOnChannel, room.name, "You're not on that channel") }
-        guard room.isOperator(c.me) else { return c.out.numeric(.chanOPrivsNeeded, room.name, "You're not a room operator") }
+        if !isMember || !room.isOperator(c.me) {
+            // A server operator acts in any room; the override is logged.
+            guard c.me.isOperator else {
+                if !isMember { return c.out.numeric(.notOnChannel, room.name, "You're not on that channel") }
+                return c.out.numeric(.chanOPrivsNeeded, room.name, "You're not a room operator")
+            }
+            OperCommands.override("MODE \(([room.name] + p.dropFirst()).joined(separator: " "))", c)
+        }
         change(room, flags: p[1], arguments: Array(p.dropFirst(2)), &c)
     }
 
@@ -43,29 +49,41 @@ enum ModeCommand {
             return
         }
         if p.count > 1 {
-            // +i is always on; +B (bot) is the user's to set.
+            // +i is always on; +B (bot) and +w (wallops) are the user's to set; +o comes only from
+            // OPER (a +o is ignored, as the specification says), and -o gives it up.
             var adding = true
-            var changed: String?
+            var changed = ""
+            var sign: Character?
+            func note(_ flag: Character) {
+                let s: Character = adding ? "+" : "-"
+                if sign != s { changed.append(s); sign = s }
+                changed.append(flag)
+            }
             for flag in p[1] {
                 switch flag {
                 case "+": adding = true
                 case "-": adding = false
                 case "i": break
                 case "B":
-                    if c.me.isBot != adding {
-                        c.me.setBot(adding)
-                        changed = (adding ? "+" : "-") + "B"
+                    if c.me.isBot != adding { c.me.setBot(adding); note("B") }
+                case "w":
+                    if c.me.receivesWallops != adding { c.me.setWallops(adding); note("w") }
+                case "o":
+                    if !adding && c.me.isOperator {
+                        c.me.setOperator(false)
+                        c.core.logOperatorAction(c.me, "MODE -o: no longer a server operator")
+                        note("o")
                     }
                 default:
-                    c.out.numeric(.umodeUnknownFlag, "Unknown MODE flag (user modes are i and B)")
+                    c.out.numeric(.umodeUnknownFlag, "Unknown MODE flag (user modes are B, i, o and w)")
                 }
             }
-            if let changed {
+            if !changed.isEmpty {
                 c.out.send(IRCMessage(source: c.me.mask, command: "MODE", parameters: [c.me.nick, changed]))
                 return
             }
         }
-        c.out.numeric(.umodeIs, c.me.isBot ? "+Bi" : "+i")
+        c.out.numeric(.umodeIs, c.me.userModes)
     }
 
     /// Applies up to four changes and tells the room what actually changed, in one MODE line.

@@ -20,7 +20,7 @@ enum QueryCommands {
     }
 
     private static func whoReply(_ member: SessionHandle, room: String, prefix: String, _ whox: WhoxRequest?, _ c: inout CommandContext) {
-        let flags = (member.away == nil ? "H" : "G") + (member.isBot ? "B" : "") + prefix
+        let flags = (member.away == nil ? "H" : "G") + (member.isOperator ? "*" : "") + (member.isBot ? "B" : "") + prefix
         let server = c.core.configuration.serverName
         guard let whox else {
             c.out.numeric(.whoReply, room, member.username, member.host, server, member.nick, flags, "0 \(member.realname)")
@@ -72,6 +72,7 @@ enum QueryCommands {
         let nick = session.nick
         c.out.numeric(.whoisUser, nick, session.username, session.host, "*", session.realname)
         if session.isBot { c.out.numeric(.whoisBot, nick, "is a bot") }
+        if session.isOperator { c.out.numeric(.whoisOperator, nick, "is an IRC operator") }
         let rooms = session.rooms.values.filter { !$0.modes.secret || $0.isMember(c.me) }.sorted { $0.folded < $1.folded }
         if !rooms.isEmpty {
             c.out.numeric(.whoisChannels, nick, rooms.map { $0.prefix(of: session, all: c.capabilities.contains(.multiPrefix)) + $0.name }.joined(separator: " "))

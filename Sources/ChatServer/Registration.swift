@@ -273,10 +273,14 @@ public struct Registration {
             return fail(method, "Too many failed logins: try again in \(Int(seconds.rounded(.up))) seconds", code: .rateLimited, counts: false, closes: true)
         case .busy:
             return fail(method, "Server busy: try again in a few seconds", code: .serverBusy, counts: false)
+        case let .banned(message):
+            // The login's own numeric ends the exchange; 465 is what IRC clients show as a ban.
+            return fail(method, message, code: .banned, counts: false, closes: true, before: [reply(.yourebannedcreep, message)])
         }
     }
 
-    private mutating func fail(_ method: Method, _ text: String, code: FailCode, counts: Bool = true, closes: Bool = false) -> [Action] {
+    private mutating func fail(_ method: Method, _ text: String, code: FailCode, counts: Bool = true, closes: Bool = false,
+                               before closing: [Action] = []) -> [Action] {
         if counts { failures += 1 }
         let command = method == .sasl ? "AUTHENTICATE" : "PASS"
         // The numeric the specifications name, for every client; a FAIL with a machine-readable
@@ -289,6 +293,7 @@ public struct Registration {
         // PASS cannot be retried on the same connection; SASL may, up to the failure limit.
         if method == .pass || failures >= maximumFailures || closes {
             closed = true
+            actions += closing
             actions.append(.close(reason: failures >= maximumFailures ? "Too many failed login attempts" : text))
         }
         return actions

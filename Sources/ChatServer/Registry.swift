@@ -88,6 +88,9 @@ public final class Registry: @unchecked Sendable {
         lock.withLock { sessions[IRCName.fold(nick)] }
     }
 
+    /// Every logged-in session: for the rare server-wide acts (a new ban, WALLOPS).
+    var allSessions: [SessionHandle] { lock.withLock { Array(sessions.values) } }
+
     public var userCount: Int { lock.withLock { sessions.count } }
     /// The most users logged in at once since the server started (LUSERS).
     public var peakUserCount: Int { lock.withLock { peakUsers } }

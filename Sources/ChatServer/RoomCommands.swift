@@ -76,10 +76,12 @@ enum RoomCommands {
             return
         }
         guard p.count > 1 else { return c.topicReply(room) }
-        guard isMember else { return c.out.numeric(.notOnChannel, room.name, "You're not on that channel") }
-        if room.modes.topicLocked && !room.isOperator(c.me) {
-            c.out.numeric(.chanOPrivsNeeded, room.name, "You're not a room operator (+t: only operators set the topic)")
-            return
+        if !isMember || (room.modes.topicLocked && !room.isOperator(c.me)) {
+            guard c.me.isOperator else {
+                if !isMember { return c.out.numeric(.notOnChannel, room.name, "You're not on that channel") }
+                return c.out.numeric(.chanOPrivsNeeded, room.name, "You're not a room operator (+t: only operators set the topic)")
+            }
+            OperCommands.override("TOPIC \(room.name)", c)
         }
         let text = truncated(p[1], bytes: 390)
         room.setTopic(text.isEmpty ? nil : Room.Topic(text: text, setBy: c.me.mask, setAt: c.unixTime))
@@ -149,12 +151,16 @@ enum RoomCommands {
     static func kick(_ message: IRCMessage, _ c: inout CommandContext) {
         guard c.need(2, message) else { return }
         let p = message.parameters
-        guard let room = c.me.room(folded: IRCName.fold(p[0])) else { return c.notInRoom(p[0]) }
-        guard room.isOperator(c.me) else { return c.out.numeric(.chanOPrivsNeeded, room.name, "You're not a room operator") }
+        let mine = c.me.room(folded: IRCName.fold(p[0]))
+        // A server operator kicks in any room, member or not; the override is logged.
+        guard let room = mine ?? (c.me.isOperator ? c.registry.room(named: p[0]) : nil) else { return c.notInRoom(p[0]) }
+        let overriding = mine == nil || !room.isOperator(c.me)
+        if overriding && !c.me.isOperator { return c.out.numeric(.chanOPrivsNeeded, room.name, "You're not a room operator") }
         guard let victim = room.member(named: p[1]) else {
             c.out.numeric(.userNotInChannel, p[1], room.name, "They aren't on that channel")
             return
         }
+        if overriding { OperCommands.override("KICK \(room.name) \(victim.nick)", c) }
         let reason = p.count > 2 ? p[2] : c.me.nick
         // Everyone, the victim included, sees the KICK; the room and the victim's room list
         // change together under the room's lock.

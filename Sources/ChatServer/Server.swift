@@ -69,17 +69,11 @@ public final class Server: Sendable {
             directory: directory, policy: configuration.passwordHashing, pool: pool,
             throttle: LoginThrottle(now: { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }),
             perNetwork: configuration.limits.loginQueuePerNetwork, report: report)
-        let core = ServerCore(configuration: configuration, registry: Registry(), logins: authenticator, logger: logger)
+        let core = ServerCore(configuration: configuration, registry: Registry(), logins: authenticator, policy: directory, logger: logger)
         self.core = core
         // An operator's change takes effect at once: a locked or deleted account's sessions end,
-        // and so do those of an account whose password changed.
-        directory.setChangeHandler { changes in
-            for change in changes {
-                guard let session = core.registry.session(named: change.account) else { continue }
-                logger.notice("ending the session: \(change.reason)", metadata: ["account": "\(session.nick)", "address": "\(session.address)"])
-                session.end(reason: change.reason)
-            }
-        }
+        // and so do those of an account whose password changed or that a new ban covers.
+        directory.setChangeHandler { changes in core.apply(changes) }
 
         limiter = ConnectionLimiter(maximum: configuration.limits.maxClients, maximumPerAddress: configuration.limits.maxClientsPerAddress)
     }

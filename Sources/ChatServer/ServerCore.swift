@@ -26,19 +26,53 @@ public final class ServerCore: Sendable {
     public let configuration: ServerConfiguration
     public let registry: Registry
     public let logins: any LoginChecker
+    /// Operator roles and server bans.
+    public let policy: any ServerPolicy
     public let logger: Logger
     public let createdText: String
     public let version = "SecureChat-0.1"
 
-    public init(configuration: ServerConfiguration, registry: Registry = Registry(), logins: any LoginChecker, logger: Logger) {
+    public init(configuration: ServerConfiguration, registry: Registry = Registry(), logins: any LoginChecker,
+                policy: any ServerPolicy = MemoryPolicy(), logger: Logger) {
         self.configuration = configuration
         self.registry = registry
         self.logins = logins
+        self.policy = policy
         self.logger = logger
         self.createdText = "This server was created \(Relay.timestamp())"
     }
 
     var serverName: String { configuration.serverName }
+
+    /// Acts on live sessions when accounts or bans change (chat-admin, KLINE): a deleted, locked
+    /// or re-passworded account's session ends; a demoted operator loses operator status; a new
+    /// ban ends every session it covers.
+    public func apply(_ changes: [AccountDirectory.Change]) {
+        for change in changes {
+            switch change {
+            case let .banned(ban):
+                for session in registry.allSessions where ban.target.covers(account: session.nick, address: session.address) {
+                    logger.notice("ending the session: server ban on \(ban.target)", metadata: ["account": "\(session.nick)", "address": "\(session.address)"])
+                    session.end(reason: "Banned: \(ban.reason)")
+                }
+            case let .demoted(name):
+                guard let session = registry.session(named: name), session.isOperator else { continue }
+                session.setOperator(false)
+                logger.notice("operator status removed: the account lost the operator role", metadata: ["account": "\(session.nick)"])
+                let relay = Relay(source: serverName, command: "MODE", parameters: [session.nick, "-o"], time: Relay.timestamp())
+                Audience([session]).deliver(relay)
+            default:
+                guard let name = change.account, let session = registry.session(named: name) else { continue }
+                logger.notice("ending the session: \(change.reason)", metadata: ["account": "\(session.nick)", "address": "\(session.address)"])
+                session.end(reason: change.reason)
+            }
+        }
+    }
+
+    /// Logs what a server operator did (every operator action is logged).
+    func logOperatorAction(_ operator_: SessionHandle, _ action: String) {
+        logger.notice("operator action: \(action)", metadata: ["operator": "\(operator_.nick)", "address": "\(operator_.address)"])
+    }
 
     private let flushers = NIOLockedValueBox<[ObjectIdentifier: LoopFlusher]>([:])
 

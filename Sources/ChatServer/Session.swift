@@ -30,6 +30,12 @@ public struct Session {
         case replace(SessionHandle)
         /// Send `ERROR :reason`, then close the connection.
         case close(reason: String)
+        /// OPER: check this password for the session's own account off the event loop, then
+        /// call `operFinished`. Input waits meanwhile, as for a login.
+        case verifyOper(password: Password)
+        /// KLINE, UNKLINE: carry out `ServerCore.perform(task)` off the event loop, then call
+        /// `adminFinished` with what it says.
+        case administer(AdminTask)
     }
 
     public enum Phase: Equatable { case registering, registered, closed }
@@ -42,6 +48,7 @@ public struct Session {
     // reference would give the connection a side table (slow reference counting on every write).
     private unowned(unsafe) var target: (any DeliveryTarget)?
     private var registration: Registration
+    private var operVerifying = false
     public private(set) var phase = Phase.registering
     /// Set when registration completes: what other sessions see of this one.
     public private(set) var handle: SessionHandle?
@@ -73,7 +80,7 @@ public struct Session {
 
     /// True while a password is being checked: the connection holds further input until the
     /// result, so a client that pipelines `PASS`, `NICK`, `USER` and `JOIN` loses nothing.
-    public var isAwaitingLogin: Bool { registration.isVerifying }
+    public var isAwaitingLogin: Bool { registration.isVerifying || operVerifying }
 
     private var output: SessionOutput {
         SessionOutput(serverName: core.configuration.serverName, target: handle?.nick ?? registration.target)
@@ -143,7 +150,37 @@ public struct Session {
     /// The result of a `.verify` action.
     public mutating func loginFinished(_ outcome: LoginOutcome, via method: Registration.Method, now: Date) -> [Action] {
         guard phase == .registering else { return [] }
+        var outcome = outcome
+        // A server ban on the account (or the address, set meanwhile) refuses a right password.
+        if case let .success(name) = outcome, let ban = core.policy.ban(account: name, address: address, at: now) {
+            core.logger.notice("login refused: server ban on \(ban.target)", metadata: ["account": "\(name)", "address": "\(address)"])
+            outcome = .banned(message: ban.message)
+        }
         return carryOut(registration.loginFinished(outcome, via: method), now: now)
+    }
+
+    /// The result of a `.verifyOper` action.
+    public mutating func operFinished(_ outcome: LoginOutcome, now: Date) -> [Action] {
+        operVerifying = false
+        guard phase == .registered, let me = handle else { return [] }
+        var c = CommandContext(core: core, me: me, now: now, capabilities: capabilities, out: output)
+        OperCommands.operFinished(outcome, &c)
+        return c.out.actions
+    }
+
+    /// The result of an `.administer` action: what `ServerCore.perform` said, as a notice.
+    public func adminFinished(_ text: String) -> [Action] {
+        guard phase == .registered, let me = handle else { return [] }
+        var out = output
+        out.reply("NOTICE", [me.nick, text])
+        return out.actions
+    }
+
+    /// A login refused before any hashing, because a server ban covers the address.
+    private mutating func refuseBannedAddress(_ method: Registration.Method, now: Date) -> [Action]? {
+        guard let ban = core.policy.ban(account: nil, address: address, at: now) else { return nil }
+        core.logger.notice("login refused: server ban on \(ban.target)", metadata: ["address": "\(address)"])
+        return carryOut(registration.loginFinished(.banned(message: ban.message), via: method), now: now)
     }
 
     private mutating func carryOut(_ steps: [Registration.Action], now: Date) -> [Action] {
@@ -151,8 +188,12 @@ public struct Session {
         for step in steps {
             switch step {
             case let .send(message): actions.append(.send(message))
-            case let .verify(account, password, method): actions.append(.verify(account: account, password: password, method: method))
-            case let .verifyCertificate(fingerprint, account): actions.append(.verifyCertificate(fingerprint: fingerprint, account: account))
+            case let .verify(account, password, method):
+                if let refused = refuseBannedAddress(method, now: now) { actions += refused; continue }
+                actions.append(.verify(account: account, password: password, method: method))
+            case let .verifyCertificate(fingerprint, account):
+                if let refused = refuseBannedAddress(.sasl, now: now) { actions += refused; continue }
+                actions.append(.verifyCertificate(fingerprint: fingerprint, account: account))
             case let .close(reason): actions += close(reason: reason, now: now)
             case let .complete(account, requestedNick, username, realname, capabilities):
                 actions += complete(account: account, requestedNick: requestedNick, username: username, realname: realname,
@@ -183,7 +224,7 @@ public struct Session {
         out.numeric(.welcome, "Welcome to the \(c.networkName) network, \(me.mask)")
         out.numeric(.yourHost, "Your host is \(c.serverName), running version \(core.version)")
         out.numeric(.created, core.createdText)
-        out.numeric(.myInfo, c.serverName, core.version, "i", "biklmnostv", "bklov")
+        out.numeric(.myInfo, c.serverName, core.version, "Biow", "biklmnostv", "bklov")
         for tokens in core.isupportLines {
             out.numeric(.isupport, tokens + ["are supported by this server"])
         }
@@ -223,6 +264,17 @@ public struct Session {
         case "HELP", "HELPOP": HelpCommand.help(message, &c)
         case "TIME": QueryCommands.time(&c.out, core: core, now: now)
         case "CAP": QueryCommands.cap(message, &c)
+        case "OPER":
+            if let action = OperCommands.oper(message, &c) {
+                operVerifying = true
+                c.out.append(action)
+            }
+        case "KILL": OperCommands.kill(message, &c)
+        case "WALLOPS": OperCommands.wallops(message, &c)
+        case "KLINE": if let action = OperCommands.kline(message, &c) { c.out.append(action) }
+        case "UNKLINE": if let action = OperCommands.unkline(message, &c) { c.out.append(action) }
+        case "STATS": OperCommands.stats(message, &c)
+        case "CLEARCHAN": OperCommands.clearchan(message, &c)
         case "PING":
             if let token = p.first { c.out.reply("PONG", [core.configuration.serverName, token]) } else { c.out.numeric(.noOrigin, "No origin specified") }
         case "PONG":

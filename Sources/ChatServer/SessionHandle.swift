@@ -44,6 +44,10 @@ public final class SessionHandle: Sendable, CustomStringConvertible {
         var realname: String
         /// User mode +B (IRCv3 bot mode).
         var isBot = false
+        /// User mode +o: a server operator who gave OPER.
+        var isOperator = false
+        /// User mode +w: receives WALLOPS.
+        var wallops = false
         var rooms: [String: Room] = [:]
         /// MONITOR targets: folded nick → as the client gave it.
         var monitoring: [String: String] = [:]
@@ -77,6 +81,17 @@ public final class SessionHandle: Sendable, CustomStringConvertible {
 
     public var isBot: Bool { presence.withLockedValue { $0.isBot } }
     func setBot(_ value: Bool) { presence.withLockedValue { $0.isBot = value } }
+
+    public var isOperator: Bool { presence.withLockedValue { $0.isOperator } }
+    func setOperator(_ value: Bool) { presence.withLockedValue { $0.isOperator = value } }
+
+    public var receivesWallops: Bool { presence.withLockedValue { $0.wallops } }
+    func setWallops(_ value: Bool) { presence.withLockedValue { $0.wallops = value } }
+
+    /// The user modes as `+…` (i always; o, w, B when set).
+    public var userModes: String {
+        presence.withLockedValue { p in "+" + (p.isBot ? "B" : "") + "i" + (p.isOperator ? "o" : "") + (p.wallops ? "w" : "") }
+    }
 
     public var away: String? { presence.withLockedValue { $0.away } }
     func setAway(_ text: String?) { presence.withLockedValue { $0.away = text } }

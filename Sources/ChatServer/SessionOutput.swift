@@ -78,7 +78,8 @@ struct CommandContext {
     func room(_ name: String) -> (room: Room, isMember: Bool)? {
         let folded = IRCName.fold(name)
         if let room = me.room(folded: folded) { return (room, true) }
-        guard let room = registry.room(named: name), !room.modes.secret else { return nil }
+        // Server operators see secret rooms too.
+        guard let room = registry.room(named: name), !room.modes.secret || me.isOperator else { return nil }
         return (room, false)
     }
 

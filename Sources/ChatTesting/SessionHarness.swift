@@ -17,18 +17,26 @@ import NIOEmbedded
 public final class SessionHarness {
     public let core: ServerCore
     public let logins: TestLogins
+    /// Operator roles and server bans; changes act on the sessions as the server's do.
+    public let policy: MemoryPolicy
     public let loop = EmbeddedEventLoop()
     /// The time every session sees; advance it to test idle times and timestamps.
     public var now = Date(timeIntervalSince1970: 1_800_000_000)
 
-    /// - Parameter accounts: account name → password, for the injected login checker.
-    public init(accounts: [String: String] = [:], configure: (inout ServerConfiguration) -> Void = { _ in }) {
+    /// - Parameters:
+    ///   - accounts: account name → password, for the injected login checker.
+    ///   - operators: the accounts with the operator role.
+    public init(accounts: [String: String] = [:], operators: Set<String> = [], configure: (inout ServerConfiguration) -> Void = { _ in }) {
         var configuration = ServerConfiguration(path: "/nonexistent/server.json", tls: .init(certificateChain: "unused", privateKey: "unused"),
                                                 usersFile: "/nonexistent/users.json")
         configuration.motd = "Test server."
         configure(&configuration)
         logins = TestLogins(accounts: accounts)
-        core = ServerCore(configuration: configuration, logins: logins, logger: Logger(label: "harness", factory: { _ in SwiftLogNoOpLogHandler() }))
+        policy = MemoryPolicy(operators: operators)
+        let core = ServerCore(configuration: configuration, logins: logins, policy: policy,
+                              logger: Logger(label: "harness", factory: { _ in SwiftLogNoOpLogHandler() }))
+        self.core = core
+        policy.onChange = { [weak core] changes in core?.apply(changes) }
     }
 
     /// A connection that has not registered yet.
@@ -204,6 +212,14 @@ public final class TestSession: DeliveryTarget {
             case let .close(reason):
                 received.append(IRCMessage(command: "ERROR", parameters: [reason]))
                 closedWith = reason
+            case let .verifyOper(password):
+                let box = NIOLockedValueBox<LoginOutcome?>(nil)
+                harness.logins.login(account: session.handle?.nick ?? "", password: password, address: session.address) { outcome in
+                    box.withLockedValue { $0 = outcome }
+                }
+                perform(session.operFinished(box.withLockedValue { $0 } ?? .busy, now: harness.now))
+            case let .administer(task):
+                perform(session.adminFinished(harness.core.perform(task, now: harness.now)))
             }
         }
         harness.loop.run()

@@ -29,8 +29,10 @@ public final class TestServer: @unchecked Sendable {
         return certs
     }()
 
-    /// Starts a server with `accounts` (name, password) and the configuration changes in `configure`.
-    public static func start(accounts: [(String, String)] = [], configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestServer {
+    /// Starts a server with `accounts` (name, password), the accounts in `operators` given the
+    /// operator role, and the configuration changes in `configure`.
+    public static func start(accounts: [(String, String)] = [], operators: Set<String> = [],
+                             configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestServer {
         let folder = NSTemporaryDirectory() + "securechat-server-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let certs = certificates
@@ -47,7 +49,8 @@ public final class TestServer: @unchecked Sendable {
         configure(&configuration)
         let store = UsersStore(path: configuration.usersFile)
         let hashed = try accounts.map { name, password in
-            Account(name: name, hash: try PasswordHash.make(password: Password(password), parameters: testHashing).phc, created: "t", updated: "t")
+            Account(name: name, hash: try PasswordHash.make(password: Password(password), parameters: testHashing).phc, created: "t", updated: "t",
+                    isOperator: operators.contains(name))
         }
         try store.update { database in for account in hashed { try database.add(account) } }
         let logs = LogRecorder()

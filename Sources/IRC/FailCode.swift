@@ -5,6 +5,7 @@ public enum FailCode: String, Sendable, CaseIterable {
     case accountLocked = "ACCOUNT_LOCKED"
     case rateLimited = "RATE_LIMITED"
     case serverBusy = "SERVER_BUSY"
+    case banned = "BANNED"
     case invalidUTF8 = "INVALID_UTF8"
     case invalidMessage = "INVALID_MESSAGE"
 }

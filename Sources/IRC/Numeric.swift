@@ -21,6 +21,8 @@ public enum Numeric: String, Sendable {
     case invalidCapCommand = "410"
     case banListFull = "478", chanOPrivsNeeded = "482", umodeUnknownFlag = "501", usersDontMatch = "502"
     case whoisSecure = "671", invalidModeParam = "696"
+    case youreOper = "381", whoisOperator = "313", statsKLine = "216", endOfStats = "219"
+    case yourebannedcreep = "465", noPrivileges = "481", noOperHost = "491"
     case monOnline = "730", monOffline = "731", monList = "732", endOfMonList = "733", monListFull = "734"
     case loggedIn = "900", saslSuccess = "903", saslFail = "904", saslTooLong = "905", saslAborted = "906", saslAlready = "907", saslMechs = "908"
 }

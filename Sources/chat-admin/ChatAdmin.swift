@@ -7,14 +7,14 @@ import TLS
 struct ChatAdmin: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chat-admin",
-        abstract: "Manage SecureChat accounts and development certificates.",
+        abstract: "Manage SecureChat accounts, operator roles, server bans and development certificates.",
         discussion: """
         Accounts live in the users file named by the server's config (default Config/server.json, \
         key "usersFile"), or in --users-file. Changes are locked and atomic, so chat-admin may run \
         while the server does; the server picks them up at the next login. Passwords are read from \
         a no-echo prompt, or one line on standard input with --password-stdin; never from arguments.
         """,
-        subcommands: [AddUser.self, Passwd.self, DelUser.self, List.self, Lock.self, Unlock.self, Verify.self, Import.self, ClientCertificates.self, Certs.self]
+        subcommands: [AddUser.self, Passwd.self, DelUser.self, List.self, Lock.self, Unlock.self, Verify.self, Role.self, Ban.self, Import.self, ClientCertificates.self, Certs.self]
     )
 }
 
@@ -129,7 +129,7 @@ struct DelUser: ParsableCommand {
 }
 
 struct List: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List accounts: name, created, updated, locked (never hashes).")
+    static let configuration = CommandConfiguration(abstract: "List accounts: name, created, updated, locked, role (never hashes).")
 
     @OptionGroup var location: Location
 
@@ -143,9 +143,9 @@ struct List: ParsableCommand {
             }
             let width = max(4, accounts.map(\.name.count).max() ?? 4)
             func pad(_ s: String) -> String { s + String(repeating: " ", count: max(0, width - s.count)) }
-            print("\(pad("NAME"))  CREATED               UPDATED               LOCKED")
+            print("\(pad("NAME"))  CREATED               UPDATED               LOCKED  ROLE")
             for account in accounts {
-                print("\(pad(account.name))  \(account.created)  \(account.updated)  \(account.locked ? "yes" : "no")")
+                print("\(pad(account.name))  \(account.created)  \(account.updated)  \(account.locked ? "yes   " : "no    ")  \(account.isOperator ? "operator" : "user")")
             }
         }
     }

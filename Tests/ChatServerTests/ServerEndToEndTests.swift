@@ -2,6 +2,7 @@ import ChatAuth
 import ChatTesting
 import Foundation
 import IRC
+import Logging
 import NIOCore
 import NIOPosix
 import Testing
@@ -378,6 +379,69 @@ let carol = ("carol", "carol password")
         #expect(try await c.next("474").parameters[1] == "#quiet")
         try await c.send("QUIT :gone")
         #expect(try await a.next("731").parameters == ["alice", "carol"])
+        await server.stop()
+    }
+}
+
+/// The operator flow over TLS: OPER, WALLOPS, KILL, KLINE that ends a session, survives into a
+/// new server on the same users file, and is lifted with chat-admin; each act logged.
+@Suite struct OperatorEndToEndTests {
+    @Test func operKillWallopsAndAServerBanThroughTLS() async throws {
+        let server = try await TestServer.start(accounts: [alice, bob, carol], operators: ["alice"])
+        let a = try await server.loggedIn(alice.0, alice.1)
+        let b = try await server.loggedIn(bob.0, bob.1)
+        try await b.send("OPER bob \(bob.1)")
+        #expect(try await b.next("491").parameters.first == "bob")
+        try await a.send("OPER alice wrong")
+        try await a.next("464")
+        try await a.send("OPER alice \(alice.1)")
+        #expect(try await a.next("381").parameters == ["alice", "You are now an IRC operator"])
+        #expect(try await a.next("MODE").parameters == ["alice", "+o"])
+
+        try await b.send("MODE bob +w")
+        try await b.next("MODE")
+        try await a.send("WALLOPS :restart at noon")
+        #expect(try await b.next("WALLOPS").parameters == ["restart at noon"])
+
+        let c = try await server.loggedIn(carol.0, carol.1)
+        for client in [b, c] {
+            try await client.send("JOIN #r")
+            try await client.next("366")
+        }
+        try await a.send("KILL carol :flooding")
+        #expect(try await c.next("ERROR").parameters == ["Killed by alice (flooding)"])
+        #expect(try await b.next("QUIT").parameters == ["Killed by alice (flooding)"])
+
+        try await a.send("KLINE 1h bob :spam")
+        #expect(try await b.next("ERROR").parameters == ["Banned: spam"])
+        #expect(try await a.next("NOTICE").parameters[1].hasPrefix("Added server ban on bob until "))
+        let refused = try await server.client()
+        #expect(try await refused.register(account: bob.0, password: bob.1, usePASS: true).command == "ERROR")
+        #expect(refused.received.contains { $0.command == "464" })
+        #expect(refused.received.contains { $0.command == "465" && $0.parameters[1].hasPrefix("You are banned from this server: spam (until ") })
+
+        // A server started afresh on the same users file keeps the ban.
+        var logger = Logger(label: "second")
+        logger.logLevel = .critical
+        var configuration = server.server.configuration
+        configuration.listeners = [.init(host: "127.0.0.1", port: 0)]
+        let second = try Server(configuration: configuration, logger: logger, group: MultiThreadedEventLoopGroup.singleton)
+        try await second.start()
+        let viaSecond = try await TestIRCClient.connect(port: second.boundPorts[0], caPath: server.caPath)
+        #expect(try await viaSecond.register(account: bob.0, password: bob.1, usePASS: true).command == "ERROR")
+        #expect(viaSecond.received.contains { $0.command == "465" })
+        await second.shutdown(timeout: .seconds(1))
+
+        // chat-admin lifts it; the running server sees the file change at the next login.
+        let lifted = ChildProcess.run([TestBinaries.path("chat-admin"), "ban", "remove", "bob", "--users-file", server.store.path])
+        #expect(lifted.status == 0)
+        let back = try await server.client()
+        #expect(try await back.register(account: bob.0, password: bob.1).command == "001")
+
+        for line in ["OPER refused: the account has no operator role", "OPER refused: wrong password", "OPER: now a server operator",
+                     "WALLOPS: restart at noon", "KILL carol", "KLINE bob until "] {
+            #expect(server.logs.contains("operator action: \(line)"), "log lacks: \(line)")
+        }
         await server.stop()
     }
 }

@@ -328,7 +328,7 @@ import Testing
         let a = harness.login("alice")
         _ = harness.login("bob")
         a.send("MODE alice")
-        a.send("MODE alice +w")
+        a.send("MODE alice +x")
         a.send("MODE bob")
         a.send("MODE nobody")
         #expect(a.received.map(\.command) == ["221", "501", "221", "502", "401"])
