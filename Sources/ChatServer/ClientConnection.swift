@@ -179,7 +179,8 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
             let connection = NIOLoopBound(self, eventLoop: context.eventLoop)
             context.eventLoop.execute { connection.value.loginFinished(outcome, via: .sasl) }
         case let .registered(handle):
-            logger.info("logged in", metadata: ["account": "\(handle.nick)", "address": "\(address)", "tls": "\(tlsSummary)"])
+            logger.info("logged in", metadata: ["account": "\(handle.nick)", "address": "\(address)", "tls": "\(tlsSummary)",
+                                                "caps": "\(session.capabilities.names.joined(separator: ","))"])
             context.channel.pipeline.fireUserInboundEventTriggered(SessionRegistered())
         case let .replace(old):
             logger.info("replacing an older connection", metadata: ["account": "\(old.nick)"])

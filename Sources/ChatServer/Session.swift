@@ -237,8 +237,17 @@ public struct Session {
 
     // MARK: Commands
 
+    /// Commands whose parameters a trace log may show: queries, never text people wrote, keys
+    /// or passwords.
+    private static let tracedParameters: Set<String> = ["CAP", "ISON", "LIST", "MONITOR", "NAMES", "USERHOST", "WHO", "WHOIS", "WHOWAS"]
+
     private mutating func command(_ message: IRCMessage, now: Date) -> [Action] {
         guard let me = handle else { return [] }
+        if core.logger.logLevel <= .trace {
+            // `--log-level trace`: what clients send, to see how an IRC client uses the server.
+            let shown = Self.tracedParameters.contains(message.command) ? ([message.command] + message.parameters).joined(separator: " ") : message.command
+            core.logger.trace("command \(shown)", metadata: ["account": "\(me.nick)"])
+        }
         var c = CommandContext(core: core, me: me, now: now, capabilities: capabilities, out: output)
         let p = message.parameters
         switch message.command {

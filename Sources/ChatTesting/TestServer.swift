@@ -31,7 +31,8 @@ public final class TestServer: @unchecked Sendable {
 
     /// Starts a server with `accounts` (name, password), the accounts in `operators` given the
     /// operator role, and the configuration changes in `configure`.
-    public static func start(accounts: [(String, String)] = [], operators: Set<String> = [],
+    /// - Parameter logLevel: `.trace` records every command clients send (interop tests).
+    public static func start(accounts: [(String, String)] = [], operators: Set<String> = [], logLevel: Logger.Level = .debug,
                              configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestServer {
         let folder = NSTemporaryDirectory() + "securechat-server-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -55,7 +56,7 @@ public final class TestServer: @unchecked Sendable {
         try store.update { database in for account in hashed { try database.add(account) } }
         let logs = LogRecorder()
         var logger = Logger(label: "test-server", factory: { _ in logs })
-        logger.logLevel = .debug
+        logger.logLevel = logLevel
         let server = try Server(configuration: configuration, logger: logger, group: MultiThreadedEventLoopGroup.singleton)
         try await server.start()
         return TestServer(server: server, folder: folder, store: store, logs: logs)

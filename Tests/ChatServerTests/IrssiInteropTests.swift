@@ -28,7 +28,7 @@ enum InteropTools {
     func irssiLogsInWithSASLAndChats() async throws {
         #expect(InteropTools.find("irssi") != nil, "irssi is not installed: apt-get install irssi")
         #expect(InteropTools.find("tmux") != nil, "tmux is not installed: apt-get install tmux")
-        let server = try await TestServer.start(accounts: [("alice", "alice password"), ("bob", "irssi's password")])
+        let server = try await TestServer.start(accounts: [("alice", "alice password"), ("bob", "irssi's password")], logLevel: .trace)
         let home = NSTemporaryDirectory() + "securechat-irssi-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
         // irssi matches only DNS names in certificates, so it connects to "localhost". One window
@@ -71,6 +71,13 @@ enum InteropTools {
         let afterJoin = capture()
         #expect(!afterJoin.contains("not a room operator") && !afterJoin.contains("482"), "irssi's screen:\n\(afterJoin)")
 
+        // irssi syncs a joined room with WHOX (`WHO #interop %tcuhnfdar,743`): the fields come in
+        // the order its token expects, so it shows none of them as an unknown reply.
+        #expect(await waitUntil(timeout: 30) { server.logs.contains("command WHO #interop %") }, "irssi sent no WHOX: \(server.logs.all.filter { $0.contains("command") })")
+        InteropTools.run(["tmux", "send-keys", "-t", session, "/who #interop", "Enter"])
+        #expect(await waitUntil(timeout: 20) { capture().contains("alice@user/alice") }, "irssi's screen:\n\(capture())")
+        let synced = capture()
+        #expect(!synced.contains("743") && !synced.contains("354"), "irssi showed a WHOX reply raw:\n\(synced)")
         InteropTools.run(["tmux", "send-keys", "-t", session, "/quit leaving", "Enter"])
         #expect(try await alice.next("irssi's QUIT", timeout: 20) { $0.command == "QUIT" }.parameters.first?.contains("leaving") == true)
         await server.stop()

@@ -1,0 +1,82 @@
+import ChatTesting
+import Foundation
+import Testing
+
+/// WeeChat 3.8 (`weechat-headless`, a client nobody here wrote) set up as the README says: TLS
+/// verified against the CA, SASL PLAIN. It is driven through its FIFO and read through its log
+/// files and the server's trace log: it logs in, joins, chats, asks for userhost-in-names, and
+/// uses MONITOR for its notify list.
+@Suite(.serialized) struct WeeChatInteropTests {
+    static var shouldRun: Bool {
+        InteropTools.find("weechat-headless") != nil || ProcessInfo.processInfo.environment["CI"] != nil
+    }
+
+    @Test(.enabled(if: shouldRun, "needs weechat-headless (apt-get install weechat-headless)"))
+    func weechatLogsInChatsAndMonitors() async throws {
+        let weechat = try #require(InteropTools.find("weechat-headless"), "weechat-headless is not installed: apt-get install weechat-headless")
+        let server = try await TestServer.start(accounts: [("alice", "alice password"), ("bob", "weechat's password"), ("carol", "carol password")],
+                                                logLevel: .trace)
+        let home = NSTemporaryDirectory() + "securechat-weechat-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        let alice = try await server.loggedIn("alice", "alice password")
+        try await alice.send("JOIN #interop")
+        try await alice.next("366")
+
+        // The README's WeeChat steps, plus a FIFO to drive it and logs written at once.
+        let commands = [
+            "/set fifo.file.path \(home)/fifo", "/set logger.file.flush_delay 0", "/set logger.file.path \(home)/logs",
+            "/set weechat.network.gnutls_ca_user \(server.caPath)",
+            "/server add securechat localhost/\(server.port) -ssl",
+            "/set irc.server.securechat.ssl_verify on",
+            "/set irc.server.securechat.nicks bob",
+            "/set irc.server.securechat.sasl_mechanism plain",
+            "/set irc.server.securechat.sasl_username bob",
+            "/set irc.server.securechat.sasl_password \"weechat's password\"",
+            "/set irc.server.securechat.autojoin #interop",
+            "/connect securechat",
+        ]
+        let child = try ChildProcess([weechat, "--dir", home, "--stdout", "-r", commands.joined(separator: ";")], input: true, output: .discard)
+        defer {
+            child.signal(SIGTERM)
+            child.finish(timeout: 10)
+            try? FileManager.default.removeItem(atPath: home)
+        }
+        let join = try await alice.next("WeeChat's JOIN", timeout: 30) { $0.command == "JOIN" }
+        #expect(join.source == "bob!bob@user/bob")
+        let login = server.logs.all.first { $0.contains("logged in account=bob") } ?? ""
+        #expect(login.contains("userhost-in-names") && login.contains("sasl"), "WeeChat's capabilities: \(login)")
+
+        try await alice.send("PRIVMSG #interop :hello weechat, this is alice")
+        let log = home + "/logs/irc.securechat.#interop.weechatlog"
+        func logged() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        #expect(await waitUntil(timeout: 30) { logged().contains("hello weechat, this is alice") }, "WeeChat's log:\n\(logged())")
+
+        struct FIFOError: Error, CustomStringConvertible { let description: String }
+        func tell(_ line: String) throws {
+            let fd = open(home + "/fifo", O_WRONLY | O_NONBLOCK)
+            guard fd >= 0 else { throw FIFOError(description: "cannot open WeeChat's FIFO \(home)/fifo: \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            let bytes = Array((line + "\n").utf8)
+            _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        }
+        try tell("irc.securechat.#interop *hello alice, from weechat")
+        let reply = try await alice.next("WeeChat's message", timeout: 20) { $0.command == "PRIVMSG" }
+        #expect(reply.parameters == ["#interop", "hello alice, from weechat"])
+        // NAMES with userhost-in-names gave WeeChat the members' hosts.
+        #expect(logged().contains("bob") && !logged().contains("353"))
+
+        // WeeChat's notify list uses MONITOR when the server offers it.
+        try tell("irc.server.securechat */notify add carol")
+        #expect(await waitUntil(timeout: 20) { server.logs.contains("command MONITOR + carol") }, "WeeChat's commands: \(server.logs.all.filter { $0.contains("command") })")
+        let carol = try await server.loggedIn("carol", "carol password")
+        let serverLog = home + "/logs/irc.server.securechat.weechatlog"
+        func serverLogged() -> String { (try? String(contentsOfFile: serverLog, encoding: .utf8)) ?? "" }
+        #expect(await waitUntil(timeout: 20) { serverLogged().contains("carol") && serverLogged().contains("has connected") },
+                "WeeChat's server buffer:\n\(serverLogged())")
+        await carol.close()
+
+        try tell("irc.server.securechat */quit leaving")
+        #expect(try await alice.next("WeeChat's QUIT", timeout: 20) { $0.command == "QUIT" }.parameters.first?.contains("leaving") == true)
+        await server.stop()
+    }
+}
