@@ -71,6 +71,9 @@ struct BanAdd: ParsableCommand {
     func run() throws {
         try reporting {
             let parsed = try ServerBan.Target(parsing: target)
+            guard !reason.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }), reason.utf8.count <= 300 else {
+                throw AdminError("--reason must be one line of at most 300 bytes, without control characters")
+            }
             var seconds: TimeInterval?
             if let duration {
                 guard let value = ServerBan.parseDuration(duration) else { throw ServerBanError.invalidDuration(duration) }

@@ -139,6 +139,7 @@ final class Box<T>: @unchecked Sendable {
         let bad = run(["ban", "add", "bob!x@y"], in: folder)
         #expect(bad.status == 1 && bad.output.contains("is neither an account name nor an address or range"))
         #expect(run(["ban", "add", "bob", "--for", "soon"], in: folder).output.contains("'soon' is not a duration"))
+        #expect(run(["ban", "add", "bob", "--reason", "two\nlines"], in: folder).output.contains("--reason must be one line"))
         #expect(run(["ban", "remove", "alice"], in: folder).output.contains("lifted the ban on alice"))
         #expect(run(["ban", "remove", "alice"], in: folder).output.contains("no server ban on 'alice'"))
         #expect(try store.load().bans.map(\.target.description) == ["2001:db8::/32"])
