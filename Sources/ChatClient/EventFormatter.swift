@@ -20,7 +20,7 @@ public struct EventFormatter {
         self.nick = nick
     }
 
-    func time(_ value: String) -> String {
+    public func time(_ value: String) -> String {
         switch style {
         case .script:
             return value.isEmpty ? "-" : value
@@ -80,11 +80,14 @@ public struct EventFormatter {
         }
     }
 
-    /// Control characters (escape sequences a peer might send to the terminal) become visible.
+    /// Control characters (escape sequences a peer might send to the terminal) become visible;
+    /// mIRC formatting codes stay, for the display to render (`Formatting`) or remove.
     public static func printable(_ text: String) -> String {
         var out = ""
         for scalar in text.unicodeScalars {
-            if scalar.value < 0x20 || scalar.value == 0x7f || (scalar.value >= 0x80 && scalar.value < 0xa0) {
+            if Formatting.codes.contains(scalar.value) {
+                out.unicodeScalars.append(scalar)
+            } else if scalar.value < 0x20 || scalar.value == 0x7f || (scalar.value >= 0x80 && scalar.value < 0xa0) {
                 if scalar.value == 0x01 { continue }
                 out += "^" + String(UnicodeScalar(UInt8((scalar.value + 0x40) & 0x7f)))
             } else {

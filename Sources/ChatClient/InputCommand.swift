@@ -56,20 +56,40 @@ public enum InputCommand: Sendable, Equatable {
     /// "#name" for "name" or "#name".
     public static func room(_ name: String) -> String { name.hasPrefix("#") ? name : "#" + name }
 
-    public static let helpText = """
-    Commands:
-      /join ROOM          join a room (it becomes the current room)
-      /part [ROOM]        leave the current room (or ROOM)
-      /switch ROOM        talk in another room you have joined
-      /rooms              list rooms with member counts and topics
-      /who                members of the current room
-      /msg NAME TEXT      a private message
-      /me ACTION          an action ("* alice waves")
-      /topic [TEXT]       show or set the current room's topic
-      /away [TEXT]        mark yourself away (no text: back)
-      /quit [REASON]      leave (Ctrl-D and Ctrl-C too)
-    Anything else is said in the current room; start with // to say something that begins with /.
-    """
+    /// The commands, for Tab completion.
+    public static let names = ["away", "help", "join", "me", "msg", "part", "quit", "rooms", "switch", "topic", "who"]
+
+    public static let helpText = helpText(fullScreen: false)
+
+    public static func helpText(fullScreen: Bool) -> String {
+        var text = """
+        Commands:
+          /help               this list
+          /join ROOM          join a room (it becomes the current room)
+          /part [ROOM]        leave the current room (or ROOM); in a private conversation, close it
+          /switch ROOM        talk in another room you have joined
+          /rooms              list rooms with member counts and topics
+          /who                members of the current room
+          /msg NAME TEXT      a private message
+          /me ACTION          an action ("* alice waves")
+          /topic [TEXT]       show or set the current room's topic
+          /away [TEXT]        mark yourself away (no text: back)
+          /quit [REASON]      leave (Ctrl-D on an empty line and Ctrl-C too)
+        Anything else is said in the current room; start with // to say something that begins with /.
+        Long messages are split to fit the server's limit.
+        Keys: ←/→ Home/End Ctrl-A/E move, Ctrl-←/→ or Alt-B/F jump words, Ctrl-K/U/W cut,
+          ↑/↓ your earlier lines, Tab completes names, rooms and commands.
+        """
+        if fullScreen {
+            text += """
+
+            Windows: Alt-1…9 go to window n, Alt-←/→ or Ctrl-P/Ctrl-N the previous/next one,
+              PageUp/PageDown scroll, Ctrl-L redraws. The status line lists windows with unread
+              messages (n:name(count)); a ! marks a mention or a private message.
+            """
+        }
+        return text
+    }
 }
 
 extension String {

@@ -17,9 +17,13 @@ struct ChatClientCommand: AsyncParsableCommand {
         The password comes from a no-echo prompt, from --password-file FILE (mode 0600), or from \
         the CHAT_PASSWORD environment variable; never from an argument.
 
-        On a terminal: type to talk in the current room; /help lists the commands; Ctrl-D or \
-        Ctrl-C quits. When standard input or output is not a terminal (scripts, pipes), each input \
-        line is sent as typed and each event is printed as one line:
+        On a terminal the client is full-screen: a window per room and private conversation \
+        (Alt-1…9, Alt-←/→ or Ctrl-P/N switch; PageUp/PageDown scroll), a status line with the \
+        windows that have unread messages (! for a mention or a private message), the input line \
+        at the bottom (↑/↓ history, Tab completion). --line gives the simpler line mode. Type to \
+        talk in the current room; /help lists the commands; Ctrl-D or Ctrl-C quits. When standard \
+        input or output is not a terminal (scripts, pipes), each input line is sent as typed and \
+        each event is printed as one line, formatting codes removed:
           TIME TARGET <NICK> TEXT     a message (TARGET is #room, or @nick when private)
           TIME TARGET * NICK TEXT     an action (/me)
           TIME TARGET -NICK- TEXT     a notice
@@ -47,6 +51,7 @@ struct ChatClientCommand: AsyncParsableCommand {
     @Option(help: "A client certificate (PEM) to log in with instead of a password.") var cert: String?
     @Option(help: "The private key (PEM, mode 0600) of --cert.") var key: String?
     @Flag(help: "Reconnect automatically, with backoff, if the connection drops.") var reconnect = false
+    @Flag(help: "Line mode: messages scroll above a prompt, instead of the full-screen mode with windows.") var line = false
     @Flag(help: "Do not verify the server's certificate. Anyone on the path can read and change everything. For tests only.") var insecure = false
 
     func run() async throws {
@@ -92,10 +97,23 @@ struct ChatClientCommand: AsyncParsableCommand {
                                         trust: caFile.map { .caFile($0) } ?? .system, insecure: insecure)
         options.clientCertificate = identity
         let interactive = isatty(0) == 1 && isatty(1) == 1
-        let app = ClientApp(options: options, interactive: interactive, reconnect: reconnect,
-                            firstRoom: (room ?? settings.room).map(InputCommand.room))
-        let status = try await app.run()
-        if status != 0 { throw ExitCode(status) }
+        let mode: ClientApp.Mode = !interactive ? .script : line ? .line : .fullScreen
+        // A password typed at the prompt may be mistyped: ask again, up to three times.
+        let prompted = identity == nil && passwordFile == nil && (ProcessInfo.processInfo.environment["CHAT_PASSWORD"] ?? "").isEmpty
+        var tries = 1
+        while true {
+            let app = ClientApp(options: options, mode: mode, reconnect: reconnect,
+                                firstRoom: (room ?? settings.room).map(InputCommand.room))
+            do {
+                let status = try await app.run()
+                if status != 0 { throw ExitCode(status) }
+                return
+            } catch ChatClientError.wrongPassword where prompted && interactive && tries < 3 {
+                tries += 1
+                FileHandle.standardError.write(Data("chat-client: wrong account name or password — try again (\(tries) of 3)\n".utf8))
+                options.password = try readPassword(account: account)
+            }
+        }
     }
 
     func readPassword(account: String) throws -> Password {

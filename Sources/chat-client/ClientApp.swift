@@ -9,57 +9,86 @@ final class ClientApp: @unchecked Sendable {
         case emptyLine
         case quitKey
         case endOfInput
+        case paste([String])
         case event(ChatEvent)
         case disconnected(generation: Int)
+        case pasteSent(Int)
     }
 
+    enum Mode { case fullScreen, line, script }
+
     let options: ChatClientOptions
-    let interactive: Bool
+    let mode: Mode
     let reconnect: Bool
     let firstRoom: String?
-    let terminal = Terminal()
+    let display: any Display
     private let (inputs, sink) = AsyncStream<Input>.makeStream()
     private var connection: ChatConnection?
     private var generation = 0
+    /// The rooms joined, in order: rejoined after a reconnect.
     private var rooms: [String] = []
-    private var current: String?
+    /// Who is in each room (by folded room name), for Tab completion and to place quits.
+    private var members: [String: Set<String>] = [:]
     private var lastServerReason: String?
     private var formatter: EventFormatter
+    /// A multi-line paste waiting for Enter, and the one being sent.
+    private var pendingPaste: (lines: [String], target: String)?
+    private var pasteTask: Task<Void, Never>?
+    /// Past the welcome burst: the first room joined or the first command typed.
+    private var welcomed = false
 
-    init(options: ChatClientOptions, interactive: Bool, reconnect: Bool, firstRoom: String?) {
+    init(options: ChatClientOptions, mode: Mode, reconnect: Bool, firstRoom: String?) {
         self.options = options
-        self.interactive = interactive
+        self.mode = mode
         self.reconnect = reconnect
         self.firstRoom = firstRoom
-        self.formatter = EventFormatter(style: interactive ? .terminal : .script, nick: options.account)
+        self.formatter = EventFormatter(style: mode == .script ? .script : .terminal, nick: options.account)
+        switch mode {
+        case .fullScreen: display = FullScreenDisplay(nick: options.account)
+        case .line: display = LineDisplay()
+        case .script: display = ScriptDisplay()
+        }
     }
 
+    var interactive: Bool { mode != .script }
+
     /// Runs until the person quits or the connection is lost for good; returns the exit status.
+    /// A wrong password at the first connection is thrown, so the caller can ask again.
     func run() async throws -> Int32 {
         let connection = try await ChatConnection.connect(options)
-        if interactive { terminal.enterRawMode() }
-        defer { if interactive { terminal.restore() } }
+        display.start()
+        defer { display.stop() }
         attach(connection)
+        display.setConnection("connected")
         if interactive {
-            show("connected to \(options.host):\(options.port) as \(connection.nick) (\(connection.tls.version), \(connection.tls.cipherSuite)) — /help lists the commands")
+            status("connected to \(options.host):\(options.port) as \(connection.nick) (\(connection.tls.version), \(connection.tls.cipherSuite)) — /help lists the commands")
         }
         if let firstRoom {
             // The room is current at once, so lines typed or piped before the JOIN comes back go there.
             rooms = [firstRoom]
-            current = firstRoom
+            display.setCurrent(firstRoom)
             try? await connection.send("JOIN \(firstRoom)")
         }
+        updateCompletions()
         startInputThread()
-        updatePrompt()
         for await input in inputs {
             switch input {
             case let .event(event):
-                track(event)
-                if let line = formatter.format(event) { show(line) }
+                handle(event)
             case let .command(command):
                 if let status = await perform(command) { return status }
             case .emptyLine:
-                break
+                if let paste = pendingPaste { sendPaste(paste.lines, to: paste.target) }
+            case let .paste(lines):
+                await pasted(lines)
+            case let .pasteSent(n):
+                if let paste = pendingPaste, n < paste.lines.count {
+                    display.setNotice("sending \(n) of \(paste.lines.count) pasted lines")
+                } else {
+                    pendingPaste = nil
+                    pasteTask = nil
+                    display.setNotice(nil)
+                }
             case .quitKey, .endOfInput:
                 await self.connection?.quit(reason: "Leaving")
                 return 0
@@ -74,7 +103,7 @@ final class ClientApp: @unchecked Sendable {
 
     private func attach(_ connection: ChatConnection) {
         self.connection = connection
-        formatter = EventFormatter(style: interactive ? .terminal : .script, nick: connection.nick)
+        formatter = EventFormatter(style: mode == .script ? .script : .terminal, nick: connection.nick)
         generation += 1
         let g = generation
         let sink = self.sink
@@ -84,79 +113,175 @@ final class ClientApp: @unchecked Sendable {
         }
     }
 
-    private func show(_ line: String) {
-        if interactive {
-            terminal.show(line)
-        } else {
-            FileHandle.standardOutput.write(Data((line + "\n").utf8))
-        }
+    /// A line from the client itself, with the time like every other line.
+    private func status(_ text: String, in window: String? = nil) {
+        let line = mode == .script ? "-!- \(text)" : "\(formatter.time("")) -!- \(text)"
+        display.show(line, in: window, counts: false, mention: false)
     }
 
-    private func updatePrompt() {
-        guard interactive else { return }
-        terminal.setPrompt("[\(current ?? "no room")] ")
+    private var nick: String { connection?.nick ?? options.account }
+
+    private func isMe(_ other: String) -> Bool { other.lowercased() == nick.lowercased() }
+
+    private func updateCompletions() {
+        let room = display.current.map { $0.lowercased() }
+        let nicks = room.flatMap { members[$0] }.map { Array($0).filter { !isMe($0) } } ?? []
+        display.setCompletions(LineEditor.Completions(nicks: nicks, rooms: rooms, commands: InputCommand.names.map { "/" + $0 }))
     }
 
-    private func isMe(_ nick: String) -> Bool {
-        nick.lowercased() == (connection?.nick ?? options.account).lowercased()
-    }
-
-    private func track(_ event: ChatEvent) {
+    /// Where an event goes, and whether it counts as unread or as a mention.
+    private func handle(_ event: ChatEvent) {
+        var window: String?
+        var counts = false
+        var mention = false
         switch event {
-        case let .joined(_, room, nick) where isMe(nick):
-            if !rooms.contains(where: { $0.lowercased() == room.lowercased() }) { rooms.append(room) }
-            current = room
-            updatePrompt()
-        case let .parted(_, room, nick, _) where isMe(nick), let .kicked(_, room, nick, _, _) where isMe(nick):
-            rooms.removeAll { $0.lowercased() == room.lowercased() }
-            if current?.lowercased() == room.lowercased() { current = rooms.last }
-            updatePrompt()
+        case let .message(_, target, sender, text, _):
+            if target.hasPrefix("#") {
+                window = target
+                counts = !isMe(sender)
+                mention = counts && Self.mentions(text, nick: nick)
+            } else {
+                // A private conversation has the other person's name.
+                window = isMe(sender) ? target : sender
+                counts = !isMe(sender)
+                mention = counts
+            }
+        case let .joined(_, room, who):
+            window = room
+            if isMe(who) {
+                welcomed = true
+                // A room joined again after a reconnect does not take the place of the current one.
+                let isNew = !rooms.contains { $0.lowercased() == room.lowercased() }
+                if isNew { rooms.append(room) }
+                members[room.lowercased()] = [who]
+                if isNew || display.current == nil { display.setCurrent(room) }
+            } else {
+                members[room.lowercased(), default: []].insert(who)
+            }
+        case let .parted(_, room, who, _), let .kicked(_, room, who, _, _):
+            window = room
+            if isMe(who) {
+                rooms.removeAll { $0.lowercased() == room.lowercased() }
+                members[room.lowercased()] = nil
+                display.closed(room)
+                if let line = formatter.format(event) { display.show(line, in: mode == .fullScreen ? "" : nil, counts: false, mention: false) }
+                if display.current?.lowercased() == room.lowercased() { display.setCurrent(rooms.last) }
+                updateCompletions()
+                return
+            }
+            members[room.lowercased()]?.remove(who)
+        case let .quit(_, who, _):
+            // Shown in each room they were in (the current window when unknown).
+            let theirs = rooms.filter { members[$0.lowercased()]?.contains(who) == true }
+            for room in theirs { members[room.lowercased()]?.remove(who) }
+            if let line = formatter.format(event) {
+                if theirs.isEmpty || mode != .fullScreen {
+                    display.show(line, in: nil, counts: false, mention: false)
+                } else {
+                    for room in theirs { display.show(line, in: room, counts: false, mention: false) }
+                }
+            }
+            updateCompletions()
+            return
+        case let .topic(_, room, _, _):
+            window = room
+        case let .members(room, nicks):
+            window = room
+            members[room.lowercased()] = Set(nicks.map { String($0.drop { "@+".contains($0) }) })
+        case let .away(_, who, message):
+            if isMe(who) { display.setAway(message != nil) }
         case let .closing(reason):
             lastServerReason = reason
-        default:
+        case .notice(let text):
+            // The welcome burst (before the first room) goes to the server window; replies
+            // after it to the window in front, where the person typed.
+            if !welcomed { window = "" }
+            if text.hasPrefix("You have been marked as being away") { display.setAway(true) }
+            if text.hasPrefix("You are no longer marked as being away") { display.setAway(false) }
+        case .rooms:
             break
         }
+        updateCompletions()
+        if var line = formatter.format(event) {
+            if mode == .fullScreen, let window, !window.isEmpty {
+                // In a room's own window its name before each line says nothing.
+                for place in [window, "@" + window] {
+                    if let range = line.range(of: "] \(place) "), line.distance(from: line.startIndex, to: range.lowerBound) <= 10 {
+                        line.replaceSubrange(range, with: "] ")
+                        break
+                    }
+                }
+            }
+            display.show(line, in: window, counts: counts, mention: mention)
+        }
+    }
+
+    /// Whether `text` names `nick` as a word.
+    static func mentions(_ text: String, nick: String) -> Bool {
+        let lowered = Formatting.stripped(text).lowercased()
+        let name = nick.lowercased()
+        var searchFrom = lowered.startIndex
+        while let range = lowered.range(of: name, range: searchFrom..<lowered.endIndex) {
+            let before = range.lowerBound == lowered.startIndex ? nil : lowered[lowered.index(before: range.lowerBound)]
+            let after = range.upperBound == lowered.endIndex ? nil : lowered[range.upperBound]
+            func isWordCharacter(_ c: Character?) -> Bool { c.map { $0.isLetter || $0.isNumber || "_-[]\\`^{}|".contains($0) } ?? false }
+            if !isWordCharacter(before) && !isWordCharacter(after) { return true }
+            searchFrom = range.upperBound
+        }
+        return false
     }
 
     /// Carries out a typed command; returns an exit status when the client should stop.
     private func perform(_ command: InputCommand) async -> Int32? {
         guard let connection else { return nil }
+        welcomed = true
+        if pendingPaste != nil && pasteTask == nil {
+            // Anything but Enter drops a paste that was waiting for a yes.
+            pendingPaste = nil
+            display.setNotice(nil)
+            status("paste dropped")
+        }
         func send(_ line: String) async { try? await connection.send(line) }
-        func needRoom() -> String? {
-            if current == nil { show("-!- you are not in a room: /join ROOM first (/rooms lists them)") }
-            return current
+        func needTarget() -> String? {
+            let target = display.current
+            if target == nil { status("you are not in a room: /join ROOM first (/rooms lists them)") }
+            return target
         }
         switch command {
         case let .say(text):
-            guard let room = needRoom() else { return nil }
-            await send("PRIVMSG \(room) :\(text)")
+            guard let target = needTarget() else { return nil }
+            await say(text, to: target)
         case .help:
-            show(InputCommand.helpText)
+            display.show(InputCommand.helpText(fullScreen: mode == .fullScreen), in: nil, counts: false, mention: false)
         case let .join(room):
             await send("JOIN \(room)")
         case let .part(room):
-            guard let room = room ?? needRoom() else { return nil }
+            guard let room = room ?? needTarget() else { return nil }
+            if !room.hasPrefix("#") {
+                display.closed(room)  // a private conversation's window
+                return nil
+            }
             await send("PART \(room)")
         case .rooms:
             await send("LIST")
         case .who:
-            guard let room = needRoom() else { return nil }
+            guard let room = needTarget() else { return nil }
             await send("NAMES \(room)")
         case let .msg(nick, text):
-            await send("PRIVMSG \(nick) :\(text)")
+            await say(text, to: nick)
         case let .me(action):
-            guard let room = needRoom() else { return nil }
-            await send("PRIVMSG \(room) :\u{1}ACTION \(action)\u{1}")
+            guard let target = needTarget() else { return nil }
+            await send("PRIVMSG \(target) :\u{1}ACTION \(action)\u{1}")
         case let .topic(text):
-            guard let room = needRoom() else { return nil }
+            guard let room = needTarget() else { return nil }
             await send(text.map { "TOPIC \(room) :\($0)" } ?? "TOPIC \(room)")
         case let .switchTo(room):
             if let joined = rooms.first(where: { $0.lowercased() == room.lowercased() }) {
-                current = joined
-                updatePrompt()
-                show("-!- now talking in \(joined)")
+                display.setCurrent(joined)
+                if mode != .fullScreen { status("now talking in \(joined)") }
+                updateCompletions()
             } else {
-                show("-!- you are not in \(room): /join \(room) first")
+                status("you are not in \(room): /join \(room) first")
             }
         case let .away(text):
             await send(text.map { "AWAY :\($0)" } ?? "AWAY")
@@ -164,39 +289,92 @@ final class ClientApp: @unchecked Sendable {
             await connection.quit(reason: reason ?? "Leaving")
             return 0
         case let .invalid(hint):
-            show("-!- \(hint)")
+            status(hint)
         }
         return nil
     }
 
+    /// A message, split into as many as the server's line limit needs (as irssi does).
+    private func say(_ text: String, to target: String) async {
+        guard let connection else { return }
+        let limit = MessageSplitter.room(nick: nick, target: target)
+        for piece in MessageSplitter.split(text, limit: limit) {
+            try? await connection.send("PRIVMSG \(target) :\(piece)")
+        }
+    }
+
+    /// A paste of several lines: on a terminal it waits for Enter; lines are then sent at a pace
+    /// below the server's flood limit, so what is typed meanwhile is not queued behind them.
+    private func pasted(_ lines: [String]) async {
+        guard let target = display.current else {
+            status("you are not in a room: the \(lines.count) pasted lines were not sent")
+            return
+        }
+        if lines.count > 1 && mode != .script {
+            pendingPaste = (lines, target)
+            display.setNotice("paste of \(lines.count) lines to \(target): Enter sends, anything else drops it")
+            return
+        }
+        for line in lines { await say(line, to: target) }
+    }
+
+    private func sendPaste(_ lines: [String], to target: String) {
+        guard let connection, pasteTask == nil else { return }
+        display.setNotice("sending 0 of \(lines.count) pasted lines")
+        let sink = self.sink
+        let nick = self.nick
+        pasteTask = Task {
+            for (i, line) in lines.enumerated() {
+                // The server allows a burst, then a few lines a second: stay under it.
+                if i >= 8 { try? await Task.sleep(nanoseconds: 400_000_000) }
+                let limit = MessageSplitter.room(nick: nick, target: target)
+                for piece in MessageSplitter.split(line.isEmpty ? " " : line, limit: limit) {
+                    try? await connection.send("PRIVMSG \(target) :\(piece)")
+                }
+                sink.yield(.pasteSent(i + 1))
+            }
+        }
+    }
+
     /// After the connection dropped: reconnect (with --reconnect, or when asked on a terminal),
-    /// rejoining the rooms; or stop with status 8.
+    /// rejoining the rooms, the current one staying current; or stop with status 8.
     private func reconnectOrStop() async -> Int32? {
         let reason = lastServerReason ?? "the connection was lost"
-        show("-!- disconnected: \(reason)")
+        status("disconnected: \(reason)")
+        display.setConnection("disconnected")
         let wanted = rooms
         var delay = 1.0
+        var lastFailure: String?
+        var attempts = 0
         while true {
             if !reconnect {
                 guard interactive else { return 8 }
-                show("-!- press Enter to reconnect, or Ctrl-D to quit")
+                status("press Enter to reconnect, or Ctrl-D to quit")
                 if !(await waitForEnterOrQuit()) { return 8 }
             } else {
-                show("-!- reconnecting in \(Int(delay)) s")
+                status("reconnecting in \(Int(delay)) s")
+                display.setConnection("reconnecting in \(Int(delay)) s")
                 try? await Task.sleep(nanoseconds: UInt64(delay * 1e9))
                 delay = min(delay * 2, 30)
             }
+            attempts += 1
             do {
                 let connection = try await ChatConnection.connect(options)
                 lastServerReason = nil
-                rooms = []
-                current = nil
                 attach(connection)
-                show("-!- reconnected as \(connection.nick)")
+                display.setConnection("connected")
+                status("reconnected as \(connection.nick)")
                 for room in wanted { try? await connection.send("JOIN \(room)") }
                 return nil
             } catch {
-                show("-!- reconnect failed: \(error)")
+                // The full explanation once; after that, only that it failed again.
+                let text = "\(error)"
+                if text == lastFailure {
+                    status("reconnect failed again (attempt \(attempts))")
+                } else {
+                    status("reconnect failed: \(text)")
+                }
+                lastFailure = text
                 if case ChatClientError.wrongPassword = error { return 5 }
             }
         }
@@ -216,14 +394,16 @@ final class ClientApp: @unchecked Sendable {
     private func startInputThread() {
         let sink = self.sink
         let interactive = self.interactive
-        let terminal = self.terminal
+        let display = self.display
         let thread = Thread {
             if interactive {
                 var byte: UInt8 = 0
                 while read(0, &byte, 1) == 1 {
-                    switch terminal.key(byte) {
+                    switch display.key(byte) {
                     case let .submit(line):
                         sink.yield(InputCommand.parse(line).map { .command($0) } ?? .emptyLine)
+                    case let .paste(lines):
+                        sink.yield(.paste(lines))
                     case .quit:
                         sink.yield(.quitKey)
                         return

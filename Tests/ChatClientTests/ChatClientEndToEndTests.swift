@@ -165,6 +165,11 @@ let bob = ("bob", "bob password!")
         let port = server.port
         let a = try client(server, alice, room: "#back", extra: ["--reconnect"])
         try await a.waitFor("#back -!- alice joined")
+        // Another room joined, then back to the first: that one stays current after the reconnect.
+        a.type("/join dev")
+        try await a.waitFor("#dev -!- alice joined")
+        a.type("/switch back")
+        try await a.waitFor("now talking in #back")
         await server.stop()
         try await a.waitFor("disconnected: Server shutting down")
         try await a.waitFor("reconnecting in 1 s")
@@ -173,11 +178,14 @@ let bob = ("bob", "bob password!")
         try await a.waitFor("reconnected as alice", timeout: 30)
         _ = await waitUntil { a.lines.filter({ $0.contains("#back -!- alice joined") }).count >= 2 }
         #expect(a.lines.filter { $0.contains("#back -!- alice joined") }.count == 2)  // rejoined
+        _ = await waitUntil { a.lines.filter({ $0.contains("#dev -!- alice joined") }).count >= 2 }
         let b = try await again.loggedIn(bob.0, bob.1)
         try await b.send("JOIN #back")
         try await b.next("366")
         try await b.send("PRIVMSG #back :welcome back")
         try await a.waitFor("#back <bob> welcome back")
+        a.type("still in #back")
+        #expect(try await b.next("PRIVMSG").parameters == ["#back", "still in #back"])
         a.endInput()
         #expect(await a.exitStatus() == 0)
         await again.stop()
@@ -219,8 +227,8 @@ let bob = ("bob", "bob password!")
     }
 }
 
-/// The terminal client in tmux, as a person uses it: a message arrives while a line is being
-/// typed, and the typed text stays intact on the screen.
+/// The terminal client's line mode (`--line`) in tmux, as a person uses it: a message arrives
+/// while a line is being typed, and the typed text stays intact on the screen.
 @Suite(.serialized) struct TerminalClientTests {
     static func run(_ arguments: [String]) -> String { ChildProcess.run(arguments).output }
 
@@ -232,7 +240,7 @@ let bob = ("bob", "bob password!")
     func incomingMessageDoesNotGarbleTheTypedLine() async throws {
         let server = try await TestServer.start(accounts: [alice, bob])
         let session = "securechat-client-\(getpid())"
-        let command = "CHAT_PASSWORD='\(alice.1)' \(ClientProcess.binary) --host localhost --port \(server.port) --ca \(server.caPath) --user alice --room lobby"
+        let command = "CHAT_PASSWORD='\(alice.1)' \(ClientProcess.binary) --host localhost --port \(server.port) --ca \(server.caPath) --user alice --room lobby --line"
         _ = Self.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "20", command])
         defer { _ = Self.run(["tmux", "kill-session", "-t", session]) }
         func screen() -> String { Self.run(["tmux", "capture-pane", "-t", session, "-p"]) }
@@ -255,6 +263,13 @@ let bob = ("bob", "bob password!")
         _ = Self.run(["tmux", "send-keys", "-t", session, "-l", "ing a line"])
         _ = Self.run(["tmux", "send-keys", "-t", session, "Enter"])
         #expect(try await b.next("PRIVMSG").parameters == ["#lobby", "I am in the middle of typing a line"])
+        // A line longer than the terminal scrolls sideways on its one row: no stale copies.
+        let long = String(repeating: "0123456789", count: 17) + "end"
+        _ = Self.run(["tmux", "send-keys", "-t", session, "-l", long])
+        _ = try await waitForScreen("789end")
+        #expect(screen().split(separator: "\n").filter { $0.hasPrefix("[#lobby]") }.count == 1, "screen:\n\(screen())")
+        _ = Self.run(["tmux", "send-keys", "-t", session, "Enter"])
+        #expect(try await b.next("PRIVMSG").parameters == ["#lobby", long])
         _ = Self.run(["tmux", "send-keys", "-t", session, "C-d"])
         #expect(try await b.next("QUIT").source?.hasPrefix("alice!") == true)
         await server.stop()

@@ -29,32 +29,6 @@ import Testing
     }
 }
 
-@Suite struct LineEditorTests {
-    func type(_ editor: inout LineEditor, _ text: String) -> [LineEditor.Action] {
-        Array(text.utf8).map { editor.feed($0) }
-    }
-
-    @Test func editing() {
-        var e = LineEditor()
-        _ = type(&e, "héllo wörld")
-        #expect(e.line == "héllo wörld")
-        #expect(e.feed(0x7f) == .redraw)
-        #expect(e.line == "héllo wörl")
-        #expect(e.feed(0x17) == .redraw)  // Ctrl-W
-        #expect(e.line == "héllo ")
-        _ = type(&e, "\u{1b}[A\u{1b}[1;5D")  // arrows are ignored
-        #expect(e.line == "héllo ")
-        #expect(e.feed(0x0d) == .submit("héllo "))
-        #expect(e.line == "")
-        #expect(e.feed(0x04) == .quit)  // Ctrl-D on an empty line
-        _ = type(&e, "x")
-        #expect(e.feed(0x04) == .none)
-        #expect(e.feed(0x15) == .redraw)  // Ctrl-U
-        #expect(e.line == "")
-        #expect(e.feed(0x03) == .quit)  // Ctrl-C
-    }
-}
-
 @Suite struct TranslationAndFormatTests {
     func events(_ lines: [String], nick: String = "alice") -> [ChatEvent] {
         var translator = EventTranslator(nick: nick)
