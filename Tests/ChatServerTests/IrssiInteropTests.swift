@@ -116,4 +116,32 @@ enum InteropTools {
         #expect(server.logs.contains("logged in account=bob"))
         await server.stop()
     }
+
+    /// irssi without SASL, with the README's one-line PASS form:
+    /// `/connect -tls -tls_verify -tls_cafile CA localhost PORT "bob:password"`.
+    @Test(.enabled(if: InteropTools.shouldRun, "needs irssi and tmux (apt-get install irssi tmux)"))
+    func irssiLogsInWithPASSAsTheReadmeSays() async throws {
+        let server = try await TestServer.start(accounts: [("alice", "alice password"), ("bob", "bobs-password")])
+        let home = NSTemporaryDirectory() + "securechat-irssi-pass-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        try "settings = { core = { real_name = \"Bob\"; user_name = \"bob\"; nick = \"bob\"; }; };\n".write(toFile: home + "/config", atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let alice = try await server.loggedIn("alice", "alice password")
+        try await alice.send("JOIN #pass")
+        try await alice.next("366")
+        let session = "securechat-irssi-pass-\(getpid())"
+        let started = InteropTools.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "40", "irssi --home=\(home)"])
+        #expect(started.status == 0, "tmux: \(started.output)")
+        defer { InteropTools.run(["tmux", "kill-session", "-t", session]) }
+        func capture() -> String { InteropTools.run(["tmux", "capture-pane", "-t", session, "-p"]).output }
+        _ = await waitUntil(timeout: 30) { capture().contains("Irssi") }
+        InteropTools.run(["tmux", "send-keys", "-t", session, "-l",
+                          "/connect -tls -tls_verify -tls_cafile \(server.caPath) localhost \(server.port) \"bob:bobs-password\""])
+        InteropTools.run(["tmux", "send-keys", "-t", session, "Enter"])
+        #expect(await waitUntil(timeout: 30) { server.logs.contains("logged in account=bob") }, "irssi's screen:\n\(capture())")
+        InteropTools.run(["tmux", "send-keys", "-t", session, "-l", "/join #pass"])
+        InteropTools.run(["tmux", "send-keys", "-t", session, "Enter"])
+        #expect(try await alice.next("irssi's JOIN", timeout: 30) { $0.command == "JOIN" }.source == "bob!bob@user/bob")
+        await server.stop()
+    }
 }

@@ -22,25 +22,38 @@ import Testing
         try await alice.send("JOIN #interop")
         try await alice.next("366")
 
-        // The README's WeeChat steps, plus a FIFO to drive it and logs written at once.
-        let commands = [
-            "/set fifo.file.path \(home)/fifo", "/set logger.file.flush_delay 0", "/set logger.file.path \(home)/logs",
-            "/set weechat.network.gnutls_ca_user \(server.caPath)",
-            "/server add securechat localhost/\(server.port) -ssl",
-            "/set irc.server.securechat.ssl_verify on",
-            "/set irc.server.securechat.nicks bob",
-            "/set irc.server.securechat.sasl_mechanism plain",
-            "/set irc.server.securechat.sasl_username bob",
-            "/set irc.server.securechat.sasl_password \"weechat's password\"",
-            "/set irc.server.securechat.autojoin #interop",
-            "/connect securechat",
-        ]
-        let child = try ChildProcess([weechat, "--dir", home, "--stdout", "-r", commands.joined(separator: ";")], input: true, output: .discard)
+        // A FIFO to drive WeeChat and logs written at once; then the README's steps, typed
+        // through the FIFO (options given with -r would be evaluated, ${sec.data…} included).
+        let setup = ["/set fifo.file.path \(home)/fifo", "/set logger.file.flush_delay 0", "/set logger.file.path \(home)/logs"]
+        let child = try ChildProcess([weechat, "--dir", home, "--stdout", "-r", setup.joined(separator: ";")], input: true, output: .discard)
         defer {
             child.signal(SIGTERM)
             child.finish(timeout: 10)
             try? FileManager.default.removeItem(atPath: home)
         }
+        struct FIFOError: Error, CustomStringConvertible { let description: String }
+        func tell(_ line: String) throws {
+            let fd = open(home + "/fifo", O_WRONLY | O_NONBLOCK)
+            guard fd >= 0 else { throw FIFOError(description: "cannot open WeeChat's FIFO \(home)/fifo: \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            let bytes = Array((line + "\n").utf8)
+            _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        }
+        #expect(await waitUntil(timeout: 30) { FileManager.default.fileExists(atPath: home + "/fifo") }, "WeeChat made no FIFO")
+        let readme = [
+            "/set weechat.network.gnutls_ca_user \"\(server.caPath)\"",
+            "/server add securechat localhost/\(server.port) -ssl",
+            "/set irc.server.securechat.ssl_verify on",
+            "/set irc.server.securechat.nicks bob",
+            "/set irc.server.securechat.sasl_mechanism plain",
+            "/set irc.server.securechat.sasl_username bob",
+            "/secure set securechat weechat's password",  // the rest of the line, spaces and all
+            "/set irc.server.securechat.sasl_password \"${sec.data.securechat}\"",
+            "/set irc.server.securechat.sasl_fail disconnect",
+            "/set irc.server.securechat.autojoin #interop",
+            "/connect securechat",
+        ]
+        for command in readme { try tell("core.weechat *" + command) }
         let join = try await alice.next("WeeChat's JOIN", timeout: 30) { $0.command == "JOIN" }
         #expect(join.source == "bob!bob@user/bob")
         let login = server.logs.all.first { $0.contains("logged in account=bob") } ?? ""
@@ -51,14 +64,6 @@ import Testing
         func logged() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
         #expect(await waitUntil(timeout: 30) { logged().contains("hello weechat, this is alice") }, "WeeChat's log:\n\(logged())")
 
-        struct FIFOError: Error, CustomStringConvertible { let description: String }
-        func tell(_ line: String) throws {
-            let fd = open(home + "/fifo", O_WRONLY | O_NONBLOCK)
-            guard fd >= 0 else { throw FIFOError(description: "cannot open WeeChat's FIFO \(home)/fifo: \(String(cString: strerror(errno)))") }
-            defer { close(fd) }
-            let bytes = Array((line + "\n").utf8)
-            _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        }
         try tell("irc.securechat.#interop *hello alice, from weechat")
         let reply = try await alice.next("WeeChat's message", timeout: 20) { $0.command == "PRIVMSG" }
         #expect(reply.parameters == ["#interop", "hello alice, from weechat"])
@@ -74,6 +79,11 @@ import Testing
         #expect(await waitUntil(timeout: 20) { serverLogged().contains("carol") && serverLogged().contains("has connected") },
                 "WeeChat's server buffer:\n\(serverLogged())")
         await carol.close()
+
+        // The password is in WeeChat's secured data, not in irc.conf.
+        try tell("core.weechat */save")
+        #expect(await waitUntil(timeout: 20) { ((try? String(contentsOfFile: home + "/irc.conf", encoding: .utf8)) ?? "").contains("sec.data.securechat") })
+        #expect(!((try? String(contentsOfFile: home + "/irc.conf", encoding: .utf8)) ?? "weechat's password").contains("weechat's password"))
 
         try tell("irc.server.securechat */quit leaving")
         #expect(try await alice.next("WeeChat's QUIT", timeout: 20) { $0.command == "QUIT" }.parameters.first?.contains("leaving") == true)
