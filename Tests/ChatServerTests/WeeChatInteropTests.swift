@@ -32,11 +32,17 @@ import Testing
             try? FileManager.default.removeItem(atPath: home)
         }
         struct FIFOError: Error, CustomStringConvertible { let description: String }
-        func tell(_ line: String) throws {
-            let fd = open(home + "/fifo", O_WRONLY | O_NONBLOCK)
+        /// Writes lines to WeeChat's FIFO. WeeChat reopens its end after each writer leaves; until it
+        /// has, opening fails with ENXIO, so that is retried (for up to 20 s).
+        func tell(_ lines: String...) async throws {
+            var fd: Int32 = -1
+            _ = await waitUntil(timeout: 20) {
+                fd = open(home + "/fifo", O_WRONLY | O_NONBLOCK)
+                return fd >= 0 || errno != ENXIO
+            }
             guard fd >= 0 else { throw FIFOError(description: "cannot open WeeChat's FIFO \(home)/fifo: \(String(cString: strerror(errno)))") }
             defer { close(fd) }
-            let bytes = Array((line + "\n").utf8)
+            let bytes = Array(lines.map { $0 + "\n" }.joined().utf8)
             _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         }
         #expect(await waitUntil(timeout: 30) { FileManager.default.fileExists(atPath: home + "/fifo") }, "WeeChat made no FIFO")
@@ -53,7 +59,7 @@ import Testing
             "/set irc.server.securechat.autojoin #interop",
             "/connect securechat",
         ]
-        for command in readme { try tell("core.weechat *" + command) }
+        for command in readme { try await tell("core.weechat *" + command) }
         let join = try await alice.next("WeeChat's JOIN", timeout: 30) { $0.command == "JOIN" }
         #expect(join.source == "bob!bob@user/bob")
         let login = server.logs.all.first { $0.contains("logged in account=bob") } ?? ""
@@ -64,14 +70,14 @@ import Testing
         func logged() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
         #expect(await waitUntil(timeout: 30) { logged().contains("hello weechat, this is alice") }, "WeeChat's log:\n\(logged())")
 
-        try tell("irc.securechat.#interop *hello alice, from weechat")
+        try await tell("irc.securechat.#interop *hello alice, from weechat")
         let reply = try await alice.next("WeeChat's message", timeout: 20) { $0.command == "PRIVMSG" }
         #expect(reply.parameters == ["#interop", "hello alice, from weechat"])
         // NAMES with userhost-in-names gave WeeChat the members' hosts.
         #expect(logged().contains("bob") && !logged().contains("353"))
 
         // WeeChat's notify list uses MONITOR when the server offers it.
-        try tell("irc.server.securechat */notify add carol")
+        try await tell("irc.server.securechat */notify add carol")
         #expect(await waitUntil(timeout: 20) { server.logs.contains("command MONITOR + carol") }, "WeeChat's commands: \(server.logs.all.filter { $0.contains("command") })")
         let carol = try await server.loggedIn("carol", "carol password")
         let serverLog = home + "/logs/irc.server.securechat.weechatlog"
@@ -81,11 +87,11 @@ import Testing
         await carol.close()
 
         // The password is in WeeChat's secured data, not in irc.conf.
-        try tell("core.weechat */save")
+        try await tell("core.weechat */save")
         #expect(await waitUntil(timeout: 20) { ((try? String(contentsOfFile: home + "/irc.conf", encoding: .utf8)) ?? "").contains("sec.data.securechat") })
         #expect(!((try? String(contentsOfFile: home + "/irc.conf", encoding: .utf8)) ?? "weechat's password").contains("weechat's password"))
 
-        try tell("irc.server.securechat */quit leaving")
+        try await tell("irc.server.securechat */quit leaving")
         #expect(try await alice.next("WeeChat's QUIT", timeout: 20) { $0.command == "QUIT" }.parameters.first?.contains("leaving") == true)
         await server.stop()
     }
