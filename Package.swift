@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "ChatAuth", targets: ["ChatAuth"]),
         .library(name: "IRC", targets: ["IRC"]),
         .library(name: "IRCFraming", targets: ["IRCFraming"]),
+        .library(name: "ChatHistory", targets: ["ChatHistory"]),
         .library(name: "ChatServer", targets: ["ChatServer"]),
         .library(name: "ChatClient", targets: ["ChatClient"]),
         .executable(name: "chat-admin", targets: ["chat-admin"]),
@@ -51,11 +52,20 @@ let package = Package(
         .target(name: "IRCFraming", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         // Accounts: scrypt hashes, the users file, login checks and throttling.
         .target(name: "ChatAuth", dependencies: ["COpenSSL", "ChatSupport"]),
+        // The system's SQLite 3 (`apt-get install libssl-dev libsqlite3-dev`): the history store.
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]
+        ),
+        // What was said, kept: the history store protocol and its SQLite implementation.
+        .target(name: "ChatHistory", dependencies: ["CSQLite", "ChatSupport"]),
+        .testTarget(name: "ChatHistoryTests", dependencies: ["ChatHistory", "ChatTesting"]),
         // The server: configuration, sessions, rooms, delivery, limits.
         .target(
             name: "ChatServer",
             dependencies: [
-                "IRC", "IRCFraming", "ChatAuth", "ChatSupport", "TLS",
+                "IRC", "IRCFraming", "ChatAuth", "ChatSupport", "TLS", "ChatHistory",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -101,7 +111,7 @@ let package = Package(
         .target(
             name: "ChatTesting",
             dependencies: [
-                "CChildProcess", "ChatServer", "ChatAuth", "ChatSupport", "TLS", "IRC", "IRCFraming",
+                "ChatHistory", "CChildProcess", "ChatServer", "ChatAuth", "ChatSupport", "TLS", "IRC", "IRCFraming",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -36,7 +36,8 @@ write_securechat_config() {
   "passwordHashing": { "ln": $3, "r": 8, "p": $4 },
   "limits": { "maxClients": 15000, "maxClientsPerAddress": 15000, "messagesPerSecond": 1000000, "messageBurst": 1000000,
               "sendQueueBytes": 16777216, "loginQueue": 20000, "loginQueuePerNetwork": 20000,
-              "registrationTimeoutSeconds": 300, "handshakeTimeoutSeconds": 60$flush }
+              "registrationTimeoutSeconds": 300, "handshakeTimeoutSeconds": 60$flush },
+  "history": { "enabled": ${BENCH_HISTORY:-false} }
 }
 JSON
 }

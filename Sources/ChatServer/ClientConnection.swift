@@ -200,6 +200,20 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
                     this.context?.flush()
                 }
             }
+        case let .history(job):
+            let core = self.core
+            let account = session.handle?.folded ?? ""
+            let connection = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let loop = context.eventLoop
+            // The database is read off the event loop; the answer comes back to this one.
+            ClientConnection.historyQueue.async {
+                let result = core.perform(job, account: account)
+                loop.execute {
+                    let this = connection.value
+                    this.perform(this.session.historyFinished(job, result))
+                    this.context?.flush()
+                }
+            }
         case let .close(reason):
             closing = true
             held = nil
@@ -208,6 +222,9 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
             context.close(promise: nil)
         }
     }
+
+    /// History reads, a few at a time (WAL lets them run beside the writer).
+    static let historyQueue = DispatchQueue(label: "securechat-history-read", qos: .utility, attributes: .concurrent)
 
     private func verify(account: String, password: Password, method: Registration.Method) {
         let loop = context!.eventLoop

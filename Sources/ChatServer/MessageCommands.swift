@@ -1,3 +1,4 @@
+import ChatHistory
 import IRC
 
 /// PRIVMSG, NOTICE and TAGMSG to rooms (`#room`, or `@#room` for its operators) and to users.
@@ -44,13 +45,24 @@ enum MessageCommands {
                 }
                 let audience = operatorsOnly ? Audience(room.roster.filter(\.isOperator).map(\.session)) : room.audience
                 c.out.deliver(relay, to: audience, except: echo ? nil : c.me, requiring: requiring)
+                if !operatorsOnly { HistoryCommand.store(relay, key: room.folded, c) }
             } else {
                 guard let recipient = c.registry.session(named: target) else {
+                    // An account that is offline gets it at its next login, when history is kept.
+                    if c.core.history != nil, IRCName.isValidNick(target), c.core.policy.accountExists(target) {
+                        HistoryCommand.store(relay, key: HistoryTarget.privateKey(c.me.folded, IRCName.fold(target)), c)
+                        if echo { c.out.deliver(relay, to: Audience([c.me]), requiring: requiring) }
+                        if !isNotice && !isTagOnly {
+                            c.out.numeric(.away, target, "is offline: your message is kept and delivered at their next login")
+                        }
+                        continue
+                    }
                     if !isNotice { c.out.numeric(.noSuchNick, target, "No such nick") }
                     continue
                 }
                 let audience = echo && recipient !== c.me ? Audience([recipient, c.me]) : Audience([recipient])
                 c.out.deliver(relay, to: audience, requiring: requiring)
+                HistoryCommand.store(relay, key: HistoryTarget.privateKey(c.me.folded, recipient.folded), c)
                 if !isNotice && !isTagOnly, let away = recipient.away {
                     c.out.numeric(.away, recipient.nick, away)
                 }

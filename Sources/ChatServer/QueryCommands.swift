@@ -185,13 +185,13 @@ enum QueryCommands {
         let sub = p.first?.uppercased() ?? ""
         switch sub {
         case "LS":
-            c.out.reply("CAP", [c.me.nick, "LS", Capabilities.listing(version: Int(p.count > 1 ? p[1] : "") ?? 0)])
+            c.out.reply("CAP", [c.me.nick, "LS", Capabilities.listing(version: Int(p.count > 1 ? p[1] : "") ?? 0, offered: c.core.offeredCapabilities)])
         case "LIST":
             c.out.reply("CAP", [c.me.nick, "LIST", c.capabilities.names.joined(separator: " ")])
         case "REQ":
             let requested = p.count > 1 ? p[1] : ""
             // sasl cannot be taken back once logged in.
-            guard let (add, remove) = Capabilities.parseRequest(requested), !remove.contains(.sasl) else {
+            guard let (add, remove) = Capabilities.parseRequest(requested, offered: c.core.offeredCapabilities), !remove.contains(.sasl) else {
                 return c.out.reply("CAP", [c.me.nick, "NAK", requested])
             }
             c.capabilities.formUnion(add)

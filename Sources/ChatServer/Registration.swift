@@ -27,6 +27,8 @@ public struct Registration {
     private enum SASLState { case idle, collecting([UInt8]), collectingExternal([UInt8]), verifying }
 
     public let serverName: String
+    /// The capabilities this server offers (draft/chathistory only with history on).
+    public let offered: Capabilities
     public let maximumFailures = 3
     public private(set) var capabilities: Capabilities = []
     public private(set) var account: String?
@@ -45,8 +47,9 @@ public struct Registration {
     private var verifyingPass = false
     private var closed = false
 
-    public init(serverName: String) {
+    public init(serverName: String, offered: Capabilities = .all) {
         self.serverName = serverName
+        self.offered = offered
     }
 
     /// The first parameter of numerics: the nick given so far, or `*`.
@@ -113,13 +116,13 @@ public struct Registration {
             negotiating = true
             capVersion = max(capVersion, p.count > 1 ? Int(p[1]) ?? 0 : 0)
             if capVersion >= 302 { capabilities.insert(.capNotify) }  // implicit with 302
-            return [capReply("LS", Capabilities.listing(version: capVersion))]
+            return [capReply("LS", Capabilities.listing(version: capVersion, offered: offered))]
         case "LIST":
             return [capReply("LIST", capabilities.names.joined(separator: " "))]
         case "REQ":
             negotiating = true
             let requested = p.count > 1 ? p[1] : ""
-            guard let (add, remove) = Capabilities.parseRequest(requested) else { return [capReply("NAK", requested)] }
+            guard let (add, remove) = Capabilities.parseRequest(requested, offered: offered) else { return [capReply("NAK", requested)] }
             capabilities.formUnion(add)
             capabilities.subtract(remove)
             return [capReply("ACK", requested)]

@@ -53,6 +53,11 @@ enum RoomCommands {
             }
             if room.topic != nil { c.topicReply(room) }
             names(room, &c)
+            // What was said before: replayed to clients that do not fetch history themselves.
+            let replay = c.core.configuration.history.replayOnJoin
+            if c.core.history != nil && replay > 0 && !c.capabilities.contains(.chathistory) {
+                c.out.append(.history(.replay(room: room.name, key: room.folded, limit: replay)))
+            }
         }
     }
 

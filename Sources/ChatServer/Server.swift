@@ -1,5 +1,6 @@
 import ChatSupport
 import ChatAuth
+import ChatHistory
 import Foundation
 import IRC
 import IRCFraming
@@ -28,6 +29,8 @@ public final class Server: Sendable {
     /// clients slows their handshakes, not the chat of those already connected.
     let handshakes: WorkerPool
     public let directory: AccountDirectory
+    /// The history store, when history is on.
+    public let history: SQLiteHistory?
     /// Looks at the users file (one `stat`) twice a second, off the event loops, so changes
     /// made with chat-admin reach live sessions within a second.
     private let accountWatchQueue = DispatchQueue(label: "securechat-users-file")
@@ -69,7 +72,17 @@ public final class Server: Sendable {
             directory: directory, policy: configuration.passwordHashing, pool: pool,
             throttle: LoginThrottle(now: { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }),
             perNetwork: configuration.limits.loginQueuePerNetwork, report: report)
-        let core = ServerCore(configuration: configuration, registry: Registry(), logins: authenticator, policy: directory, logger: logger)
+        var history: SQLiteHistory?
+        if let database = configuration.history.database {
+            do {
+                history = try SQLiteHistory(path: database, durabilityMilliseconds: configuration.history.durabilityMilliseconds,
+                                            report: { logger.error("\($0)") })
+            } catch {
+                throw ConfigurationError(path: configuration.path, message: "\(error) (or turn history off: \"history\": {\"enabled\": false})")
+            }
+        }
+        self.history = history
+        let core = ServerCore(configuration: configuration, registry: Registry(), logins: authenticator, policy: directory, history: history, logger: logger)
         self.core = core
         // An operator's change takes effect at once: a locked or deleted account's sessions end,
         // and so do those of an account whose password changed or that a new ban covers.
@@ -110,6 +123,11 @@ public final class Server: Sendable {
             logger.notice("certificate \(configuration.tls.certificateChain): \(leaf.subject), for \(leaf.names.joined(separator: ", ")), expires \(CertificateInfo.formatDate(leaf.notAfter))")
         }
         logger.notice("users file \(configuration.usersFile): \(directory.count) accounts")
+        if let history {
+            logger.notice("history in \(history.path) (durability window \(history.durabilityMilliseconds) ms, replay on join \(configuration.history.replayOnJoin))")
+        } else {
+            logger.notice("history is off")
+        }
     }
 
     private func bootstrap() -> ServerBootstrap {
@@ -221,6 +239,7 @@ public final class Server: Sendable {
         }
         for channel in connections.withLockedValue({ Array($0.values) }) { try? await channel.close() }
         watchingAccounts.withLockedValue { $0 = false }
+        history?.close()
         pool.shutdown()
         handshakes.shutdown()
     }

@@ -56,6 +56,18 @@ public struct ServerConfiguration: Sendable, Equatable {
         public init() {}
     }
 
+    /// What was said, kept (README: "History").
+    public struct HistorySettings: Sendable, Equatable {
+        /// The SQLite database; nil turns history off.
+        public var database: String?
+        /// At most this many milliseconds of messages already delivered can be lost in a power cut
+        /// (the writer commits a batch at least this often).
+        public var durabilityMilliseconds = 100
+        /// Messages replayed on JOIN to clients that do not fetch history themselves (0: none).
+        public var replayOnJoin = 20
+        public init(database: String?) { self.database = database }
+    }
+
     public var serverName = "localhost"
     public var networkName = "SecureChat"
     public var listeners = [Listener(host: "127.0.0.1", port: 21567)]
@@ -64,6 +76,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var passwordHashing = ScryptParameters.default
     public var motd: String?
     public var limits = Limits()
+    /// By default `history.sqlite` next to the users file.
+    public var history: HistorySettings
     /// The file this was read from.
     public var path: String
 
@@ -71,6 +85,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         self.path = path
         self.tls = tls
         self.usersFile = usersFile
+        self.history = HistorySettings(database: ((usersFile as NSString).deletingLastPathComponent as NSString).appendingPathComponent("history.sqlite"))
     }
 }
 
@@ -182,7 +197,7 @@ extension ServerConfiguration {
         func resolve(_ p: String) -> String { ((p.hasPrefix("/") ? p : folder + "/" + p) as NSString).standardizingPath }
 
         mutating func read(_ root: [String: Any]) throws -> ServerConfiguration {
-            try checkKeys(root, allowed: ["serverName", "networkName", "listeners", "tls", "usersFile", "passwordHashing", "motd", "limits"], at: "")
+            try checkKeys(root, allowed: ["serverName", "networkName", "listeners", "tls", "usersFile", "passwordHashing", "motd", "limits", "history"], at: "")
             guard let tlsObject = root["tls"] else { throw ConfigurationError(path: path, message: "missing \"tls\": name the certificate chain and private key files") }
             guard let tlsTable = tlsObject as? [String: Any] else { throw fail("tls", "an object", tlsObject) }
             try checkKeys(tlsTable, allowed: ["certificateChain", "privateKey", "clientCA", "minimumVersion", "createDevelopmentCertificates"], at: "tls.")
@@ -252,6 +267,15 @@ extension ServerConfiguration {
                     throw ConfigurationError(path: path, message: "\"limits.maxClientsPerAddress\" (\(l.maxClientsPerAddress)) cannot exceed \"limits.maxClients\" (\(l.maxClients))")
                 }
                 configuration.limits = l
+            }
+            if let value = root["history"] {
+                guard let t = value as? [String: Any] else { throw fail("history", "an object", value) }
+                let p = "history."
+                try checkKeys(t, allowed: ["enabled", "database", "durabilityMilliseconds", "replayOnJoin"], at: p)
+                if let database = try string(t, "database", at: p) { configuration.history.database = resolve(database) }
+                if try bool(t, "enabled", at: p) == false { configuration.history.database = nil }
+                configuration.history.durabilityMilliseconds = try integer(t, "durabilityMilliseconds", at: p, 0...10_000) ?? configuration.history.durabilityMilliseconds
+                configuration.history.replayOnJoin = try integer(t, "replayOnJoin", at: p, 0...500) ?? configuration.history.replayOnJoin
             }
             return configuration
         }

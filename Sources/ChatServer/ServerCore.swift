@@ -1,4 +1,5 @@
 import ChatSupport
+import ChatHistory
 import ChatAuth
 import Foundation
 import IRC
@@ -28,21 +29,27 @@ public final class ServerCore: Sendable {
     public let logins: any LoginChecker
     /// Operator roles and server bans.
     public let policy: any ServerPolicy
+    /// What was said, kept; nil when history is off.
+    public let history: (any HistoryStore)?
     public let logger: Logger
     public let createdText: String
     public let version = "SecureChat-0.1"
 
     public init(configuration: ServerConfiguration, registry: Registry = Registry(), logins: any LoginChecker,
-                policy: any ServerPolicy = MemoryPolicy(), logger: Logger) {
+                policy: any ServerPolicy = MemoryPolicy(), history: (any HistoryStore)? = nil, logger: Logger) {
         self.configuration = configuration
         self.registry = registry
         self.logins = logins
         self.policy = policy
+        self.history = history
         self.logger = logger
         self.createdText = "This server was created \(Relay.timestamp())"
     }
 
     var serverName: String { configuration.serverName }
+
+    /// What CAP LS offers: everything, but draft/chathistory only when history is kept.
+    public var offeredCapabilities: Capabilities { history == nil ? Capabilities.all.subtracting(.chathistory) : .all }
 
     /// Acts on live sessions when accounts or bans change (chat-admin, KLINE): a deleted, locked
     /// or re-passworded account's session ends; a demoted operator loses operator status; a new
@@ -94,7 +101,7 @@ public final class ServerCore: Sendable {
             "CHANTYPES=#", "ELIST=MNU", "EXTBAN=~,am", "KICKLEN=390", "LINELEN=\(l.lineLength)", "MAXLIST=b:\(Room.maximumBans)", "MODES=4", "MONITOR=\(MonitorCommand.limit)", "NAMELEN=\(QueryCommands.realnameLength)", "NETWORK=\(configuration.networkName)",
             "NICKLEN=\(IRCName.nickLength)", "PREFIX=(ov)@+", "STATUSMSG=@", "TARGMAX=JOIN:,KICK:1,NAMES:1,NOTICE:4,PART:,PRIVMSG:4,WHOIS:1",
             "TOPICLEN=390", "UTF8ONLY", "WHOX",
-        ]
+        ] + (history == nil ? [] : ["CHATHISTORY=\(HistoryCommand.maximumLimit)", "MSGREFTYPES=timestamp,msgid"])
         return stride(from: 0, to: tokens.count, by: 13).map { Array(tokens[$0..<min($0 + 13, tokens.count)]) }
     }
 

@@ -7,6 +7,8 @@ import NIOConcurrencyHelpers
 public protocol ServerPolicy: Sendable {
     /// Whether `account` has the operator role. From memory: safe on an event loop.
     func isOperator(_ account: String) -> Bool
+    /// Whether the account exists (a private message to it may wait for its next login). From memory.
+    func accountExists(_ account: String) -> Bool
     /// The ban in force that covers `account` (nil: not logged in yet) from `address`. From memory.
     func ban(account: String?, address: String, at now: Date) -> ServerBan?
     /// Every ban kept, expired ones included.
@@ -24,6 +26,10 @@ extension AccountDirectory: ServerPolicy {
     public func isOperator(_ account: String) -> Bool {
         cachedAccount(account)?.isOperator ?? false
     }
+
+    public func accountExists(_ account: String) -> Bool {
+        cachedAccount(account) != nil
+    }
 }
 
 /// Roles and bans in memory, for tests and tools: changes are reported to `onChange` at once, as
@@ -34,8 +40,16 @@ public final class MemoryPolicy: ServerPolicy, @unchecked Sendable {
     /// Receives the changes a new ban makes, like `AccountDirectory`'s change handler.
     public var onChange: @Sendable ([AccountDirectory.Change]) -> Void = { _ in }
 
-    public init(operators: Set<String> = []) {
+    /// The accounts that exist (for private messages to offline accounts).
+    public let accounts: Set<String>
+
+    public init(operators: Set<String> = [], accounts: Set<String> = []) {
         state = NIOLockedValueBox((Set(operators.map(AccountName.folded)), UsersDatabase()))
+        self.accounts = Set(accounts.map(AccountName.folded))
+    }
+
+    public func accountExists(_ account: String) -> Bool {
+        accounts.contains(AccountName.folded(account))
     }
 
     public func isOperator(_ account: String) -> Bool {

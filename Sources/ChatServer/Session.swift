@@ -1,5 +1,6 @@
 import ChatSupport
 import ChatAuth
+import ChatHistory
 import Foundation
 import IRC
 import IRCFraming
@@ -36,6 +37,9 @@ public struct Session {
         /// KLINE, UNKLINE: carry out `ServerCore.perform(task)` off the event loop, then call
         /// `adminFinished` with what it says.
         case administer(AdminTask)
+        /// Ask the history store (`ServerCore.perform(job, account:)`) off the event loop, then
+        /// call `historyFinished`.
+        case history(HistoryJob)
     }
 
     public enum Phase: Equatable { case registering, registered, closed }
@@ -64,7 +68,7 @@ public struct Session {
         self.address = address
         self.eventLoop = eventLoop
         self.target = target
-        self.registration = Registration(serverName: core.configuration.serverName)
+        self.registration = Registration(serverName: core.configuration.serverName, offered: core.offeredCapabilities)
     }
 
     /// Sets the connection that delivery to this session ends in (before registration).
@@ -176,6 +180,56 @@ public struct Session {
         return out.actions
     }
 
+    /// The answer to a `.history` action: a CHATHISTORY batch, a replay, or missed messages.
+    public func historyFinished(_ job: HistoryJob, _ result: HistoryResult) -> [Action] {
+        guard phase == .registered, let me = handle else { return [] }
+        var out = output
+        let batch = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        let batching = capabilities.contains(.batch)
+        func open(_ type: String, _ parameters: [String]) {
+            if batching { out.reply("BATCH", ["+" + batch, type] + parameters) }
+        }
+        func close() {
+            if batching { out.reply("BATCH", ["-" + batch]) }
+        }
+        func replay(_ messages: [StoredMessage], in name: String) {
+            guard !messages.isEmpty else { return }
+            open("chathistory", [name])
+            for stored in messages {
+                if let message = HistoryCommand.message(stored, batch: batch, capabilities: capabilities, prefixTime: true) { out.send(message) }
+            }
+            close()
+        }
+        switch (job, result) {
+        case let (.chathistory(subcommand, target, _), .failed(text)):
+            out.reply("FAIL", ["CHATHISTORY", "MESSAGE_ERROR", subcommand, target, "Could not read the history: \(text)"])
+        case let (.chathistory(_, target, _), .messages(messages)):
+            open("chathistory", [target])
+            for stored in messages {
+                if let message = HistoryCommand.message(stored, batch: batch, capabilities: capabilities, prefixTime: false) { out.send(message) }
+            }
+            close()
+        case let (.targets, .targets(found)):
+            open("draft/chathistory-targets", [])
+            for (name, latest) in found {
+                let time = Relay.timestamp(Date(timeIntervalSince1970: Double(latest) / 1000))
+                var message = IRCMessage(source: core.configuration.serverName, command: "CHATHISTORY", parameters: ["TARGETS", name, "timestamp=" + time])
+                if batching { message.tags = [IRCTag("batch", batch)] }
+                out.send(message)
+            }
+            close()
+        case (.targets, .failed(let text)):
+            out.reply("FAIL", ["CHATHISTORY", "MESSAGE_ERROR", "TARGETS", "*", "Could not read the history: \(text)"])
+        case let (.replay(room, _, _), .messages(messages)):
+            replay(messages, in: room)
+        case let (.missed, .messages(messages)):
+            replay(messages, in: me.nick)
+        default:
+            break
+        }
+        return out.actions
+    }
+
     /// A login refused before any hashing, because a server ban covers the address.
     private mutating func refuseBannedAddress(_ method: Registration.Method, now: Date) -> [Action]? {
         guard let ban = core.policy.ban(account: nil, address: address, at: now) else { return nil }
@@ -232,6 +286,8 @@ public struct Session {
         QueryCommands.motd(&out, core: core)
         MonitorCommand.announce(me, online: true, registry: core.registry, serverName: c.serverName, out: &out)
         out.append(.registered(me))
+        // Private messages sent while the account was away, for clients that do not fetch them.
+        if core.history != nil && !capabilities.contains(.chathistory) { out.append(.history(.missed)) }
         return out.actions
     }
 
@@ -284,6 +340,7 @@ public struct Session {
         case "UNKLINE": if let action = OperCommands.unkline(message, &c) { c.out.append(action) }
         case "STATS": OperCommands.stats(message, &c)
         case "CLEARCHAN": OperCommands.clearchan(message, &c)
+        case "CHATHISTORY": if let action = HistoryCommand.chathistory(message, &c) { c.out.append(action) }
         case "PING":
             if let token = p.first { c.out.reply("PONG", [core.configuration.serverName, token]) } else { c.out.numeric(.noOrigin, "No origin specified") }
         case "PONG":
@@ -333,6 +390,7 @@ public struct Session {
         closeReason = reason
         guard wasRegistered, let me = handle else { return [] }
         me.detach()
+        core.history?.setLastSeen(me.folded, time: HistoryCommand.milliseconds(now))
         core.registry.release(me)
         core.registry.unmonitor(me.clearMonitoring(), by: me)
         var out = output

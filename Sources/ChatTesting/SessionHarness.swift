@@ -1,5 +1,6 @@
 import ChatSupport
 import ChatAuth
+import ChatHistory
 import ChatServer
 import Foundation
 import IRC
@@ -26,14 +27,16 @@ public final class SessionHarness {
     /// - Parameters:
     ///   - accounts: account name → password, for the injected login checker.
     ///   - operators: the accounts with the operator role.
-    public init(accounts: [String: String] = [:], operators: Set<String> = [], configure: (inout ServerConfiguration) -> Void = { _ in }) {
+    ///   - history: the history store, if the test keeps history.
+    public init(accounts: [String: String] = [:], operators: Set<String> = [], history: (any HistoryStore)? = nil,
+                configure: (inout ServerConfiguration) -> Void = { _ in }) {
         var configuration = ServerConfiguration(path: "/nonexistent/server.json", tls: .init(certificateChain: "unused", privateKey: "unused"),
                                                 usersFile: "/nonexistent/users.json")
         configuration.motd = "Test server."
         configure(&configuration)
         logins = TestLogins(accounts: accounts)
-        policy = MemoryPolicy(operators: operators)
-        let core = ServerCore(configuration: configuration, logins: logins, policy: policy,
+        policy = MemoryPolicy(operators: operators, accounts: Set(accounts.keys))
+        let core = ServerCore(configuration: configuration, logins: logins, policy: policy, history: history,
                               logger: Logger(label: "harness", factory: { _ in SwiftLogNoOpLogHandler() }))
         self.core = core
         policy.onChange = { [weak core] changes in core?.apply(changes) }
@@ -220,6 +223,10 @@ public final class TestSession: DeliveryTarget {
                 perform(session.operFinished(box.withLockedValue { $0 } ?? .busy, now: harness.now))
             case let .administer(task):
                 perform(session.adminFinished(harness.core.perform(task, now: harness.now)))
+            case let .history(job):
+                // Synchronous here: everything stored so far is read back.
+                harness.core.history?.flush()
+                perform(session.historyFinished(job, harness.core.perform(job, account: session.handle?.folded ?? "")))
             }
         }
         harness.loop.run()

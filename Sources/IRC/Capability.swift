@@ -1,7 +1,7 @@
 /// The IRCv3 capabilities SecureChat offers.
 public struct Capabilities: OptionSet, Sendable, Hashable {
-    public let rawValue: UInt16
-    public init(rawValue: UInt16) { self.rawValue = rawValue }
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
 
     public static let sasl = Capabilities(rawValue: 1 << 0)
     public static let serverTime = Capabilities(rawValue: 1 << 1)
@@ -26,6 +26,10 @@ public struct Capabilities: OptionSet, Sendable, Hashable {
     public static let extendedMonitor = Capabilities(rawValue: 1 << 13)
     /// SETNAME: real-name changes, seen by those who share a room (and asked).
     public static let setname = Capabilities(rawValue: 1 << 14)
+    /// IRCv3 batch: related messages grouped (history is sent in a `chathistory` batch).
+    public static let batch = Capabilities(rawValue: 1 << 15)
+    /// IRCv3 draft/chathistory: the client fetches history itself (offered when history is on).
+    public static let chathistory = Capabilities(rawValue: 1 << 16)
 
     /// Names in the order `CAP LS` lists them.
     public static let names: [(Capabilities, String)] = [
@@ -33,8 +37,11 @@ public struct Capabilities: OptionSet, Sendable, Hashable {
         (.accountTag, "account-tag"), (.extendedJoin, "extended-join"), (.awayNotify, "away-notify"),
         (.capNotify, "cap-notify"), (.multiPrefix, "multi-prefix"), (.standardReplies, "standard-replies"),
         (.accountNotify, "account-notify"), (.inviteNotify, "invite-notify"), (.userhostInNames, "userhost-in-names"),
-        (.extendedMonitor, "extended-monitor"), (.setname, "setname"),
+        (.extendedMonitor, "extended-monitor"), (.setname, "setname"), (.batch, "batch"), (.chathistory, "draft/chathistory"),
     ]
+
+    /// Every capability this server knows.
+    public static let all = Capabilities(names.map(\.0))
 
     public static func named(_ name: String) -> Capabilities? {
         names.first { $0.1 == name }?.0
@@ -45,19 +52,19 @@ public struct Capabilities: OptionSet, Sendable, Hashable {
     public static let saslMechanisms = "PLAIN,EXTERNAL"
 
     /// `CAP LS` text; with version 302 `sasl` carries its mechanism list.
-    public static func listing(version: Int) -> String {
-        names.map { cap, name in cap == .sasl && version >= 302 ? "sasl=" + saslMechanisms : name }.joined(separator: " ")
+    public static func listing(version: Int, offered: Capabilities = .all) -> String {
+        names.filter { offered.contains($0.0) }.map { cap, name in cap == .sasl && version >= 302 ? "sasl=" + saslMechanisms : name }.joined(separator: " ")
     }
 
     /// A `CAP REQ` list ("away-notify -echo-message"): what to add and what to remove, or nil
     /// when it names a capability this server does not offer (the whole request is then refused
     /// with NAK, as the spec requires).
-    public static func parseRequest(_ text: String) -> (add: Capabilities, remove: Capabilities)? {
+    public static func parseRequest(_ text: String, offered: Capabilities = .all) -> (add: Capabilities, remove: Capabilities)? {
         var add: Capabilities = []
         var remove: Capabilities = []
         for word in text.split(separator: " ") {
             let removing = word.hasPrefix("-")
-            guard let cap = named(String(removing ? word.dropFirst() : word[...])) else { return nil }
+            guard let cap = named(String(removing ? word.dropFirst() : word[...])), offered.contains(cap) else { return nil }
             if removing { remove.insert(cap) } else { add.insert(cap) }
         }
         return (add, remove)

@@ -191,6 +191,18 @@ let bob = ("bob", "bob password!")
         await again.stop()
     }
 
+    @Test func aFailingReconnectExplainsOnceThenCounts() async throws {
+        let server = try await TestServer.start(accounts: [alice])
+        let a = try client(server, alice, room: "#gone", extra: ["--reconnect"])
+        try await a.waitFor("#gone -!- alice joined")
+        await server.stop()
+        try await a.waitFor("reconnect failed again (attempt 2)", timeout: 30)
+        #expect(a.lines.filter { $0.contains("reconnect failed:") }.count == 1)
+        #expect(a.lines.first { $0.contains("reconnect failed:") }?.contains("connection refused") == true)
+        a.child.signal(SIGKILL)
+        _ = await a.exitStatus(timeout: 10)
+    }
+
     @Test func passwordFileReadableByOthersIsRefused() async throws {
         let path = NSTemporaryDirectory() + "securechat-pw-\(UUID().uuidString)"
         try "secret password\n".write(toFile: path, atomically: true, encoding: .utf8)

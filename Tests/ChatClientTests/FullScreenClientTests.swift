@@ -118,6 +118,13 @@ import Testing
         #expect(rows.allSatisfy { $0.count <= 40 }, "rows:\n\(rows.joined(separator: "\n"))")
         #expect(rows.count <= 15)
         #expect(screen.status.hasPrefix("[alice] [2:#lobby]"), "status: \(screen.status)")
+        // At 40 columns a long line still takes one row, scrolled sideways.
+        let long = String(repeating: "abcdefghi ", count: 8) + "the end"
+        screen.type(long)
+        await screen.wait(for: "the end")
+        #expect(screen.rows.filter { $0.hasPrefix("[#lobby]") }.count == 1, "screen:\n\(screen.text())")
+        screen.keys("Enter")
+        #expect(try await b.next("PRIVMSG").parameters == ["#lobby", long])
 
         // A paste of 30 lines asks first; Enter sends them, paced, and a command typed meanwhile
         // is answered at once instead of waiting behind them.

@@ -1,0 +1,8 @@
+#ifndef CSQLITE_SHIM_H
+#define CSQLITE_SHIM_H
+#include <sqlite3.h>
+
+/// SQLITE_TRANSIENT is a cast macro Swift cannot import: the binding functions copy the value.
+static inline sqlite3_destructor_type chat_sqlite_transient(void) { return SQLITE_TRANSIENT; }
+
+#endif

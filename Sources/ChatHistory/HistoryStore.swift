@@ -1,0 +1,82 @@
+import Foundation
+
+/// One stored message or room event.
+public struct StoredMessage: Sendable, Equatable {
+    /// The IRCv3 `msgid`, the same one every recipient got.
+    public var msgid: String
+    /// Server time, milliseconds since 1970.
+    public var time: Int64
+    /// The conversation: a folded room name, or `HistoryTarget.privateKey` of two accounts.
+    public var target: String
+    /// The sender's account.
+    public var sender: String
+    /// PRIVMSG, NOTICE, TAGMSG (and, for event playback, JOIN, PART, QUIT, KICK, TOPIC, MODE).
+    public var kind: String
+    /// The message as relayed, without server tags: `[@client-tags ]:source COMMAND params`.
+    public var line: String
+
+    public init(msgid: String, time: Int64, target: String, sender: String, kind: String, line: String) {
+        self.msgid = msgid
+        self.time = time
+        self.target = target
+        self.sender = sender
+        self.kind = kind
+        self.line = line
+    }
+}
+
+/// Conversation keys: a room's folded name, or two accounts for a private conversation.
+public enum HistoryTarget {
+    /// The key of the private conversation between two (folded) accounts, the same from either side.
+    public static func privateKey(_ a: String, _ b: String) -> String {
+        a < b ? "\(a),\(b)" : "\(b),\(a)"
+    }
+
+    /// The other party of a private conversation key, seen from `account`, or nil for a room.
+    public static func otherParty(of key: String, for account: String) -> String? {
+        guard !key.hasPrefix("#") else { return nil }
+        let parts = key.split(separator: ",", maxSplits: 1).map(String.init)
+        guard parts.count == 2 else { return nil }
+        return parts[0] == account ? parts[1] : parts[0]
+    }
+}
+
+/// Where a history request starts or ends: a time or a message.
+public enum HistoryReference: Sendable, Equatable {
+    /// Milliseconds since 1970.
+    case time(Int64)
+    case msgid(String)
+}
+
+/// A CHATHISTORY request, as the store answers it. Results are always oldest first.
+public enum HistoryQuery: Sendable, Equatable {
+    /// The most recent `limit`, only those after `after` when given.
+    case latest(target: String, after: HistoryReference?, limit: Int)
+    case before(target: String, HistoryReference, limit: Int)
+    case after(target: String, HistoryReference, limit: Int)
+    /// About half before and half after (the message itself included, for a msgid).
+    case around(target: String, HistoryReference, limit: Int)
+    /// Between the two, exclusive, the `limit` nearest the first.
+    case between(target: String, HistoryReference, HistoryReference, limit: Int)
+}
+
+/// The history store: the server appends what it relays, off the event loops, and answers
+/// CHATHISTORY. SQLite (`SQLiteHistory`) is the embedded default; the cluster adds PostgreSQL
+/// behind the same protocol.
+public protocol HistoryStore: Sendable {
+    /// Queues a message for storing; never blocks on the disk.
+    func append(_ message: StoredMessage)
+    /// Answers a request. Blocking: call off the event loops.
+    func query(_ query: HistoryQuery) throws -> [StoredMessage]
+    /// The conversations among `rooms` and the private ones of `account` with messages between
+    /// the two times (ms), newest activity first: (key, time of the latest message).
+    func targets(rooms: [String], account: String, from: Int64, to: Int64, limit: Int) throws -> [(key: String, latest: Int64)]
+    /// When `account` was last seen (ms), for what it missed; nil if never.
+    func lastSeen(_ account: String) throws -> Int64?
+    /// Records when `account` left (queued like a message).
+    func setLastSeen(_ account: String, time: Int64)
+    /// Returns once everything appended before the call is stored (tests, shutdown).
+    func flush()
+    /// Stores what is queued and closes.
+    func close()
+}

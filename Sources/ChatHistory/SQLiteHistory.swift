@@ -1,0 +1,369 @@
+import CSQLite
+import Foundation
+
+/// A problem with the history database at start, worded for the operator: what and what to do.
+public struct HistoryStoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let description: String
+    init(_ text: String) { description = text }
+}
+
+/// The embedded history store: one SQLite database file in WAL mode.
+///
+/// Writes never happen on the caller's thread: `append` queues, and one writer thread stores
+/// what has queued in one transaction (group commit), at most `durabilityMilliseconds` after the
+/// first message of the batch arrived. So a power cut loses at most that many milliseconds of
+/// acknowledged messages (with `synchronous=FULL`, a committed transaction is on disk). If a write
+/// fails (a full disk), the batch is kept in memory (up to `maximumPending` messages) and retried
+/// every second; `report` hears of it at most once a minute. Reads use their own connections,
+/// which WAL lets run beside the writer.
+// @unchecked Sendable: the queue and counters are guarded by `condition`; the writer's connection
+// is used only on the writer thread; reader connections are checked out of `readers` under
+// `readersLock`, one thread at a time.
+public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
+    public static let schemaVersion = 1
+    public let path: String
+    public let durabilityMilliseconds: Int
+    public let maximumPending = 100_000
+
+    private let condition = NSCondition()
+    private var queue: [Write] = []
+    private var appended = 0
+    private var stored = 0
+    private var transactions = 0
+    private var running = true
+    private var writerDone = false
+    private let report: @Sendable (String) -> Void
+    private var lastReport: Date?
+    private let readersLock = NSLock()
+    private var readers: [SQLiteConnection] = []
+
+    private enum Write {
+        case message(StoredMessage)
+        case lastSeen(String, Int64)
+    }
+
+    /// Opens (or creates, mode 0600) the database at `path`, checks it and migrates its schema.
+    /// Refuses a symbolic link, a file others may read, a database another program holds locked,
+    /// and a damaged one, each with a line saying what to do.
+    public init(path: String, durabilityMilliseconds: Int = 100, report: @escaping @Sendable (String) -> Void = { _ in }) throws {
+        self.path = path
+        self.durabilityMilliseconds = durabilityMilliseconds
+        self.report = report
+        try Self.checkFile(path)
+        let writer: SQLiteConnection
+        do {
+            let existed = FileManager.default.fileExists(atPath: path)
+            let previous = umask(0o077)
+            defer { umask(previous) }
+            writer = try SQLiteConnection(path: path)
+            if !existed { chmod(path, 0o600) }
+            try writer.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+            try Self.migrate(writer)
+            var ok = ""
+            try writer.query("PRAGMA quick_check") { ok = $0.text(0) }
+            if ok != "ok" { throw HistoryStoreError("history database \(path) is damaged (\(ok)) — restore a backup, or move it aside to start with an empty history") }
+        } catch let error as SQLiteError {
+            if error.isBusy {
+                throw HistoryStoreError("history database \(path) is locked by another program (another chat-server?) — stop it, or set \"history.database\" to another file")
+            }
+            if error.isCorrupt {
+                throw HistoryStoreError("history database \(path) is damaged or not a SQLite database (\(error)) — restore a backup, or move it aside to start with an empty history")
+            }
+            if error.isDiskFull {
+                throw HistoryStoreError("history database \(path): the disk is full — free some space and start again")
+            }
+            throw HistoryStoreError("history database \(path): \(error)")
+        }
+        let thread = Thread { [self] in self.writeLoop(writer) }
+        thread.name = "securechat-history"
+        thread.start()
+    }
+
+    /// A symbolic link, something that is not a file, or a file others may read is refused.
+    static func checkFile(_ path: String) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }  // created below
+        if (info.st_mode & S_IFMT) == S_IFLNK {
+            throw HistoryStoreError("history database \(path) is a symbolic link: refused — point \"history.database\" at the real file")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw HistoryStoreError("history database \(path) is not a regular file — point \"history.database\" at a file")
+        }
+        if info.st_mode & 0o077 != 0 {
+            throw HistoryStoreError("history database \(path) can be read by other users (mode \(String(info.st_mode & 0o777, radix: 8))): refused — run: chmod 600 \(path)")
+        }
+    }
+
+    static func migrate(_ db: SQLiteConnection) throws {
+        try db.execute("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)")
+        var version = 0
+        try db.query("SELECT version FROM schema_version") { version = Int($0.int(0)) }
+        if version > schemaVersion {
+            throw HistoryStoreError("history database has schema version \(version), but this program knows only \(schemaVersion) — use the SecureChat release that wrote it")
+        }
+        if version < 1 {
+            try db.execute("""
+            BEGIN;
+            CREATE TABLE messages(id INTEGER PRIMARY KEY, msgid TEXT NOT NULL, time INTEGER NOT NULL, target TEXT NOT NULL,
+                                  sender TEXT NOT NULL, kind TEXT NOT NULL, line TEXT NOT NULL);
+            CREATE UNIQUE INDEX messages_msgid ON messages(msgid);
+            CREATE INDEX messages_target_time ON messages(target, time, id);
+            CREATE TABLE last_seen(account TEXT PRIMARY KEY, time INTEGER NOT NULL);
+            DELETE FROM schema_version;
+            INSERT INTO schema_version VALUES (1);
+            COMMIT;
+            """)
+        }
+    }
+
+    // MARK: Writing
+
+    public func append(_ message: StoredMessage) {
+        enqueue(.message(message))
+    }
+
+    public func setLastSeen(_ account: String, time: Int64) {
+        enqueue(.lastSeen(account, time))
+    }
+
+    private func enqueue(_ write: Write) {
+        condition.lock()
+        if running {
+            if queue.count >= maximumPending { queue.removeFirst(queue.count - maximumPending + 1) }
+            queue.append(write)
+            appended += 1
+            // Only an idle writer needs waking; one gathering a batch looks again at its deadline.
+            if queue.count == 1 { condition.broadcast() }
+        }
+        condition.unlock()
+    }
+
+    private func writeLoop(_ db: SQLiteConnection) {
+        while true {
+            condition.lock()
+            while queue.isEmpty && running { condition.wait() }
+            if queue.isEmpty && !running {
+                writerDone = true
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
+            // Group commit: let a burst gather for up to the durability window, then store it all.
+            if durabilityMilliseconds > 0 {
+                let deadline = Date().addingTimeInterval(Double(durabilityMilliseconds) / 1000 / 2)
+                while running && Date() < deadline { _ = condition.wait(until: deadline) }
+            }
+            let batch = queue
+            queue.removeAll(keepingCapacity: true)
+            condition.unlock()
+            do {
+                try store(batch, db)
+                condition.lock()
+                stored += batch.count
+                transactions += 1
+                condition.broadcast()
+                condition.unlock()
+            } catch {
+                try? db.execute("ROLLBACK")
+                complain("history: could not store \(batch.count) messages: \(error) — they are kept in memory and retried; live chat goes on")
+                condition.lock()
+                queue.insert(contentsOf: batch, at: 0)
+                if queue.count > maximumPending {
+                    let dropped = queue.count - maximumPending
+                    queue.removeFirst(dropped)
+                    stored += dropped  // given up: flush() must not wait for them
+                }
+                let stillRunning = running
+                condition.unlock()
+                if stillRunning { Thread.sleep(forTimeInterval: 1) } else {
+                    condition.lock()
+                    stored += queue.count
+                    queue.removeAll()
+                    condition.unlock()
+                }
+            }
+        }
+    }
+
+    private func store(_ batch: [Write], _ db: SQLiteConnection) throws {
+        try db.execute("BEGIN IMMEDIATE")
+        for write in batch {
+            switch write {
+            case let .message(m):
+                try db.query("INSERT OR IGNORE INTO messages(msgid, time, target, sender, kind, line) VALUES (?, ?, ?, ?, ?, ?)",
+                             [.text(m.msgid), .int(m.time), .text(m.target), .text(m.sender), .text(m.kind), .text(m.line)])
+            case let .lastSeen(account, time):
+                try db.query("INSERT INTO last_seen(account, time) VALUES (?, ?) ON CONFLICT(account) DO UPDATE SET time = excluded.time",
+                             [.text(account), .int(time)])
+            }
+        }
+        try db.execute("COMMIT")
+    }
+
+    private func complain(_ text: String) {
+        let now = Date()
+        condition.lock()
+        let due = lastReport.map { now.timeIntervalSince($0) >= 60 } ?? true
+        if due { lastReport = now }
+        condition.unlock()
+        if due { report(text) }
+    }
+
+    /// Transactions committed so far (group commit: far fewer than messages under load).
+    public var commits: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return transactions
+    }
+
+    public func flush() {
+        condition.lock()
+        let target = appended
+        while stored < target && !writerDone { condition.wait() }
+        condition.unlock()
+    }
+
+    public func close() {
+        condition.lock()
+        running = false
+        condition.broadcast()
+        while !writerDone { condition.wait() }
+        condition.unlock()
+        readersLock.lock()
+        readers.removeAll()
+        readersLock.unlock()
+    }
+
+    // MARK: Reading
+
+    private func withReader<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        readersLock.lock()
+        let reader = readers.popLast()
+        readersLock.unlock()
+        let connection = try reader ?? SQLiteConnection(path: path)
+        defer {
+            readersLock.lock()
+            if readers.count < 4 { readers.append(connection) }
+            readersLock.unlock()
+        }
+        return try body(connection)
+    }
+
+    /// A position in a conversation: (time, id), ordered.
+    private struct Position { var time: Int64; var id: Int64 }
+
+    private static let columns = "SELECT msgid, time, target, sender, kind, line, id FROM messages"
+
+    private func rows(_ db: SQLiteConnection, _ sql: String, _ values: [SQLiteConnection.Value]) throws -> [StoredMessage] {
+        var out: [StoredMessage] = []
+        try db.query(sql, values) { row in
+            out.append(StoredMessage(msgid: row.text(0), time: row.int(1), target: row.text(2), sender: row.text(3), kind: row.text(4), line: row.text(5)))
+        }
+        return out
+    }
+
+    /// Where a reference points in `target`: for a msgid, that message (nil if unknown there).
+    /// `lower`: the position is used as "after it" (a time then excludes its whole millisecond's
+    /// earlier half consistently: after t means time > t; before t means time < t).
+    private func position(_ reference: HistoryReference, in target: String, lower: Bool, _ db: SQLiteConnection) throws -> Position? {
+        switch reference {
+        case let .time(t):
+            return Position(time: t, id: lower ? Int64.max : 0)
+        case let .msgid(id):
+            var found: Position?
+            try db.query("SELECT time, id FROM messages WHERE msgid = ? AND target = ?", [.text(id), .text(target)]) {
+                found = Position(time: $0.int(0), id: $0.int(1))
+            }
+            return found
+        }
+    }
+
+    private func before(_ p: Position, target: String, limit: Int, above: Position? = nil, _ db: SQLiteConnection) throws -> [StoredMessage] {
+        var sql = Self.columns + " WHERE target = ? AND (time < ? OR (time = ? AND id < ?))"
+        var values: [SQLiteConnection.Value] = [.text(target), .int(p.time), .int(p.time), .int(p.id)]
+        if let above {
+            sql += " AND (time > ? OR (time = ? AND id > ?))"
+            values += [.int(above.time), .int(above.time), .int(above.id)]
+        }
+        sql += " ORDER BY time DESC, id DESC LIMIT ?"
+        return try rows(db, sql, values + [.int(Int64(limit))]).reversed()
+    }
+
+    private func after(_ p: Position, target: String, limit: Int, inclusive: Bool = false, below: Position? = nil, _ db: SQLiteConnection) throws -> [StoredMessage] {
+        var sql = Self.columns + " WHERE target = ? AND (time > ? OR (time = ? AND id \(inclusive ? ">=" : ">") ?))"
+        var values: [SQLiteConnection.Value] = [.text(target), .int(p.time), .int(p.time), .int(p.id)]
+        if let below {
+            sql += " AND (time < ? OR (time = ? AND id < ?))"
+            values += [.int(below.time), .int(below.time), .int(below.id)]
+        }
+        sql += " ORDER BY time ASC, id ASC LIMIT ?"
+        return try rows(db, sql, values + [.int(Int64(limit))])
+    }
+
+    public func query(_ query: HistoryQuery) throws -> [StoredMessage] {
+        try withReader { db in
+            switch query {
+            case let .latest(target, reference, limit):
+                let end = Position(time: Int64.max, id: Int64.max)
+                guard let reference else { return try before(end, target: target, limit: limit, db) }
+                guard let start = try position(reference, in: target, lower: true, db) else { return [] }
+                return try before(end, target: target, limit: limit, above: start, db)
+            case let .before(target, reference, limit):
+                guard let p = try position(reference, in: target, lower: false, db) else { return [] }
+                return try before(p, target: target, limit: limit, db)
+            case let .after(target, reference, limit):
+                guard let p = try position(reference, in: target, lower: true, db) else { return [] }
+                return try after(p, target: target, limit: limit, db)
+            case let .around(target, reference, limit):
+                guard let p = try position(reference, in: target, lower: false, db) else { return [] }
+                let earlier = try before(p, target: target, limit: limit / 2, db)
+                let later = try after(p, target: target, limit: limit - earlier.count, inclusive: true, db)
+                return earlier + later
+            case let .between(target, first, second, limit):
+                guard let a = try position(first, in: target, lower: true, db),
+                      let b = try position(second, in: target, lower: false, db) else { return [] }
+                if (a.time, a.id) <= (b.time, b.id) {
+                    return try after(a, target: target, limit: limit, below: b, db)
+                }
+                // Backwards: the `limit` nearest the first reference, oldest first.
+                guard let upper = try position(first, in: target, lower: false, db),
+                      let lower = try position(second, in: target, lower: true, db) else { return [] }
+                return try before(upper, target: target, limit: limit, above: lower, db)
+            }
+        }
+    }
+
+    public func targets(rooms: [String], account: String, from: Int64, to: Int64, limit: Int) throws -> [(key: String, latest: Int64)] {
+        try withReader { db in
+            var out: [(String, Int64)] = []
+            let marks = Array(repeating: "?", count: rooms.count).joined(separator: ",")
+            let roomClause = rooms.isEmpty ? "" : "target IN (\(marks)) OR "
+            let sql = """
+            SELECT target, MAX(time) AS latest FROM messages
+            WHERE time > ? AND time < ? AND (\(roomClause)substr(target, 1, length(?) + 1) = ? || ',' OR substr(target, -length(?) - 1) = ',' || ?)
+            GROUP BY target ORDER BY latest DESC LIMIT ?
+            """
+            let values: [SQLiteConnection.Value] = [.int(min(from, to)), .int(max(from, to))] + rooms.map { .text($0) }
+                + [.text(account), .text(account), .text(account), .text(account), .int(Int64(limit))]
+            try db.query(sql, values) { out.append(($0.text(0), $0.int(1))) }
+            return out.map { (key: $0.0, latest: $0.1) }
+        }
+    }
+
+    public func lastSeen(_ account: String) throws -> Int64? {
+        try withReader { db in
+            var time: Int64?
+            try db.query("SELECT time FROM last_seen WHERE account = ?", [.text(account)]) { time = $0.int(0) }
+            return time
+        }
+    }
+
+    /// Stored messages, for tests and `chat-admin`.
+    public func count() throws -> Int {
+        try withReader { db in
+            var n = 0
+            try db.query("SELECT COUNT(*) FROM messages") { n = Int($0.int(0)) }
+            return n
+        }
+    }
+}

@@ -1,0 +1,108 @@
+@testable import ChatHistory
+import Foundation
+import Testing
+
+func temporaryDatabase() -> String {
+    let folder = NSTemporaryDirectory() + "securechat-history-\(UUID().uuidString)"
+    try! FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    return folder + "/history.sqlite"
+}
+
+/// The SQLite history store: what goes in comes out in order, every query form, last seen, the
+/// file checks, and group commit.
+@Suite struct SQLiteHistoryTests {
+    /// `n` messages in `target`, one a second from t0, msgids m1…mn.
+    func fill(_ store: SQLiteHistory, _ target: String = "#room", count n: Int, t0: Int64 = 1_000_000) {
+        for i in 1...n {
+            store.append(StoredMessage(msgid: target == "#room" ? "m\(i)" : "\(target)-\(i)", time: t0 + Int64(i) * 1000, target: target, sender: "alice", kind: "PRIVMSG",
+                                       line: ":alice!alice@user/alice PRIVMSG \(target) :message \(i)"))
+        }
+        store.flush()
+    }
+
+    func ids(_ messages: [StoredMessage]) -> [String] { messages.map(\.msgid) }
+
+    @Test func everyQueryFormOldestFirst() throws {
+        let store = try SQLiteHistory(path: temporaryDatabase(), durabilityMilliseconds: 0)
+        defer { store.close() }
+        fill(store, count: 10)
+        fill(store, "#other", count: 3, t0: 5_000_000)
+        let t = { (i: Int64) in HistoryReference.time(1_000_000 + i * 1000) }
+        #expect(ids(try store.query(.latest(target: "#room", after: nil, limit: 3))) == ["m8", "m9", "m10"])
+        #expect(ids(try store.query(.latest(target: "#room", after: .msgid("m7"), limit: 100))) == ["m8", "m9", "m10"])
+        #expect(ids(try store.query(.latest(target: "#room", after: t(8), limit: 100))) == ["m9", "m10"])
+        #expect(ids(try store.query(.before(target: "#room", .msgid("m5"), limit: 2))) == ["m3", "m4"])
+        #expect(ids(try store.query(.before(target: "#room", t(5), limit: 10))) == ["m1", "m2", "m3", "m4"])
+        #expect(ids(try store.query(.after(target: "#room", .msgid("m5"), limit: 2))) == ["m6", "m7"])
+        #expect(ids(try store.query(.after(target: "#room", t(9), limit: 10))) == ["m10"])
+        #expect(ids(try store.query(.around(target: "#room", .msgid("m5"), limit: 4))) == ["m3", "m4", "m5", "m6"])
+        #expect(ids(try store.query(.between(target: "#room", .msgid("m2"), .msgid("m6"), limit: 10))) == ["m3", "m4", "m5"])
+        #expect(ids(try store.query(.between(target: "#room", .msgid("m2"), .msgid("m9"), limit: 2))) == ["m3", "m4"])
+        // Backwards: the nearest to the first reference, still oldest first.
+        #expect(ids(try store.query(.between(target: "#room", .msgid("m9"), .msgid("m2"), limit: 2))) == ["m7", "m8"])
+        #expect(ids(try store.query(.between(target: "#room", t(2), t(5), limit: 10))) == ["m3", "m4"])
+        // A msgid of another conversation, or unknown: nothing.
+        #expect(try store.query(.before(target: "#room", .msgid("nope"), limit: 5)).isEmpty)
+        #expect(try store.query(.latest(target: "#nobody", after: nil, limit: 5)).isEmpty)
+        #expect(try store.query(.latest(target: "#room", after: nil, limit: 1)).first?.line == ":alice!alice@user/alice PRIVMSG #room :message 10")
+        #expect(try store.count() == 13)
+    }
+
+    @Test func targetsAndPrivateConversations() throws {
+        let store = try SQLiteHistory(path: temporaryDatabase(), durabilityMilliseconds: 0)
+        defer { store.close() }
+        fill(store, "#a", count: 2, t0: 0)
+        fill(store, "#b", count: 1, t0: 10_000)
+        fill(store, HistoryTarget.privateKey("bob", "alice"), count: 1, t0: 20_000)
+        fill(store, HistoryTarget.privateKey("carol", "dave"), count: 1, t0: 30_000)
+        #expect(HistoryTarget.privateKey("bob", "alice") == "alice,bob" && HistoryTarget.otherParty(of: "alice,bob", for: "bob") == "alice")
+        let found = try store.targets(rooms: ["#a", "#b"], account: "alice", from: 0, to: 100_000, limit: 10)
+        #expect(found.map(\.key) == ["alice,bob", "#b", "#a"])  // newest activity first; carol and dave's is not alice's
+        #expect(try store.targets(rooms: ["#a"], account: "bob", from: 0, to: 100_000, limit: 1).map(\.key) == ["alice,bob"])
+        #expect(try store.targets(rooms: ["#a", "#b"], account: "x", from: 10_500, to: 100_000, limit: 10).map(\.key) == ["#b"])
+    }
+
+    @Test func lastSeenAndReopening() throws {
+        let path = temporaryDatabase()
+        var store = try SQLiteHistory(path: path, durabilityMilliseconds: 50)
+        #expect(try store.lastSeen("alice") == nil)
+        store.setLastSeen("alice", time: 42)
+        store.setLastSeen("alice", time: 43)
+        fill(store, count: 3)
+        store.close()
+        var info = stat()
+        stat(path, &info)
+        #expect(info.st_mode & 0o777 == 0o600)
+        store = try SQLiteHistory(path: path)
+        defer { store.close() }
+        #expect(try store.lastSeen("alice") == 43)
+        #expect(try store.count() == 3)
+    }
+
+    @Test func unsafeFilesAreRefusedWithWhatToDo() throws {
+        let path = temporaryDatabase()
+        try SQLiteHistory(path: path).close()
+        chmod(path, 0o644)
+        #expect { try SQLiteHistory(path: path) } throws: { "\($0)".contains("can be read by other users (mode 644): refused — run: chmod 600") }
+        chmod(path, 0o600)
+        let link = path + "-link"
+        symlink(path, link)
+        #expect { try SQLiteHistory(path: link) } throws: { "\($0)".contains("is a symbolic link: refused") }
+        let garbage = temporaryDatabase()
+        FileManager.default.createFile(atPath: garbage, contents: Data(repeating: 0x41, count: 8192), attributes: [.posixPermissions: 0o600])
+        #expect { try SQLiteHistory(path: garbage) } throws: { "\($0)".contains("is damaged or not a SQLite database") }
+    }
+
+    @Test func aBurstIsStoredInFewTransactions() throws {
+        let store = try SQLiteHistory(path: temporaryDatabase(), durabilityMilliseconds: 200)
+        defer { store.close() }
+        // 2,000 appends from the caller's thread return at once; flush waits for the disk.
+        for i in 0..<2000 {
+            store.append(StoredMessage(msgid: "b\(i)", time: Int64(i), target: "#burst", sender: "a", kind: "PRIVMSG", line: ":a!a@user/a PRIVMSG #burst :\(i)"))
+        }
+        store.flush()
+        #expect(try store.count() == 2000)
+        #expect(try store.query(.latest(target: "#burst", after: nil, limit: 1)).first?.msgid == "b1999")
+        #expect(store.commits <= 5, "\(store.commits) transactions for one burst")
+    }
+}

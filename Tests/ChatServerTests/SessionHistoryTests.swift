@@ -1,0 +1,144 @@
+import ChatHistory
+@testable import ChatServer
+import ChatTesting
+import Foundation
+import IRC
+import Testing
+
+/// History through the session state machine: what is stored, CHATHISTORY and its errors, replay
+/// on JOIN for clients that do not fetch history, and private messages kept for an offline account.
+@Suite struct SessionHistoryTests {
+    let store: SQLiteHistory
+    let harness: SessionHarness
+
+    init() throws {
+        let folder = NSTemporaryDirectory() + "securechat-session-history-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        store = try SQLiteHistory(path: folder + "/history.sqlite", durabilityMilliseconds: 0)
+        harness = SessionHarness(accounts: ["alice": "pw-a", "bob": "pw-b", "carol": "pw-c"], history: store) { $0.history.replayOnJoin = 3 }
+    }
+
+    static let caps = ["draft/chathistory", "batch", "server-time", "message-tags", "account-tag"]
+
+    @Test func chathistoryLatestBeforeAndTheBatch() {
+        let a = harness.login("alice", capabilities: Self.caps)
+        a.send("JOIN #r")
+        for i in 1...5 {
+            harness.now += 1
+            a.send("PRIVMSG #r :line \(i)")
+        }
+        a.clear()
+        a.send("CHATHISTORY LATEST #r * 2")
+        let r = a.take()
+        #expect(r.map(\.command) == ["BATCH", "PRIVMSG", "PRIVMSG", "BATCH"])
+        let id = String(r[0].parameters[0].dropFirst())
+        #expect(r[0].parameters == ["+" + id, "chathistory", "#r"] && r.last?.parameters == ["-" + id])
+        #expect(r[1].parameters == ["#r", "line 4"] && r[2].parameters == ["#r", "line 5"])
+        #expect(r[1].tag("batch") == id && r[1].tag("account") == "alice" && r[1].tag("time") == Relay.timestamp(Date(timeIntervalSince1970: 1_800_000_004)))
+        #expect(r[1].source == "alice!alice@user/alice")
+        let msgid = r[1].tag("msgid")!
+        a.send("CHATHISTORY BEFORE #r msgid=\(msgid) 10")
+        #expect(a.take().filter { $0.command == "PRIVMSG" }.map { $0.parameters[1] } == ["line 1", "line 2", "line 3"])
+        a.send("CHATHISTORY AFTER #r timestamp=2027-01-15T08:00:02.000Z 2")
+        #expect(a.take().filter { $0.command == "PRIVMSG" }.map { $0.parameters[1] } == ["line 3", "line 4"])
+        a.send("CHATHISTORY BETWEEN #r timestamp=2027-01-15T08:00:01.000Z timestamp=2027-01-15T08:00:04.000Z 10")
+        #expect(a.take().filter { $0.command == "PRIVMSG" }.map { $0.parameters[1] } == ["line 2", "line 3"])
+        a.send("CHATHISTORY AROUND #r msgid=\(msgid) 2")
+        #expect(a.take().filter { $0.command == "PRIVMSG" }.map { $0.parameters[1] } == ["line 3", "line 4"])
+    }
+
+    @Test func onlyMembersAndPartiesReadAndBadRequestsFail() {
+        let a = harness.login("alice", capabilities: Self.caps)
+        let b = harness.login("bob", capabilities: Self.caps)
+        a.send("JOIN #secret")
+        a.send("PRIVMSG #secret :not for bob")
+        b.send("CHATHISTORY LATEST #secret * 10")
+        #expect(b.take().map { $0.parameters.prefix(3) } == [["CHATHISTORY", "INVALID_TARGET", "LATEST"]])
+        a.clear()
+        for bad in ["CHATHISTORY", "CHATHISTORY LATEST #secret", "CHATHISTORY LATEST #secret * zero", "CHATHISTORY BEFORE #secret * 5",
+                    "CHATHISTORY SIDEWAYS #secret * 5", "CHATHISTORY TARGETS timestamp=x timestamp=y 5"] {
+            a.send(bad)
+        }
+        #expect(a.take().map { $0.command == "FAIL" ? $0.parameters[1] : $0.command } == ["NEED_MORE_PARAMS", "NEED_MORE_PARAMS", "INVALID_PARAMS", "INVALID_PARAMS", "INVALID_PARAMS", "INVALID_PARAMS"])
+        // A private conversation: both parties read it, from either side.
+        a.send("PRIVMSG bob :psst")
+        b.clear()
+        b.send("CHATHISTORY LATEST alice * 10")
+        #expect(b.take().filter { $0.command == "PRIVMSG" }.map(\.parameters) == [["bob", "psst"]])
+        let c = harness.login("carol", capabilities: Self.caps)
+        c.send("CHATHISTORY LATEST alice * 10")
+        #expect(c.take().filter { $0.command == "PRIVMSG" }.isEmpty)  // carol's conversation with alice is empty
+    }
+
+    @Test func targetsListsMyConversations() {
+        let a = harness.login("alice", capabilities: Self.caps)
+        _ = harness.login("bob")
+        a.send("JOIN #one")
+        a.send("PRIVMSG #one :hi")
+        harness.now += 1
+        a.send("PRIVMSG bob :hey")
+        a.clear()
+        a.send("CHATHISTORY TARGETS timestamp=2020-01-01T00:00:00.000Z timestamp=2030-01-01T00:00:00.000Z 10")
+        let r = a.take()
+        #expect(r.first?.parameters[1] == "draft/chathistory-targets")
+        #expect(r.filter { $0.command == "CHATHISTORY" }.map { $0.parameters[1] } == ["bob", "#one"])
+    }
+
+    @Test func replayOnJoinForClientsWithoutChathistory() {
+        let a = harness.login("alice")
+        a.send("JOIN #r")
+        for i in 1...5 { a.send("PRIVMSG #r :said \(i)") }
+        a.send("PART #r")
+        // irssi-like: no server-time, no batch: the last 3, with their time in the text.
+        let b = harness.login("bob")
+        b.send("JOIN #r")
+        let replayed = b.received("PRIVMSG")
+        #expect(replayed.map { $0.parameters[1] } == ["[2027-01-15 08:00:00Z] said 3", "[2027-01-15 08:00:00Z] said 4", "[2027-01-15 08:00:00Z] said 5"])
+        #expect(b.received.last?.command == "PRIVMSG")  // after the JOIN and NAMES
+        // With server-time and batch: the original time as a tag, the text untouched.
+        let c = harness.login("carol", capabilities: ["server-time", "batch"])
+        c.send("JOIN #r")
+        #expect(c.received("PRIVMSG").map { $0.parameters[1] } == ["said 3", "said 4", "said 5"])
+        #expect(c.received("BATCH").count == 2 && c.received("PRIVMSG").allSatisfy { $0.tag("time") != nil && $0.tag("batch") != nil })
+        // A client that fetches history itself gets no replay.
+        let d = harness.login("alice", capabilities: Self.caps)
+        d.send("JOIN #r")
+        #expect(d.received("PRIVMSG").isEmpty)
+    }
+
+    @Test func privateMessagesToAnOfflineAccountArriveAtItsLogin() {
+        let a = harness.login("alice")
+        a.send("PRIVMSG bob :are you there?")
+        #expect(a.received.map(\.command) == ["301"])
+        #expect(a.received[0].parameters.last == "is offline: your message is kept and delivered at their next login")
+        a.send("PRIVMSG nobody :hello")
+        #expect(a.received.last?.command == "401")  // no such account: nothing kept
+        let b = harness.connect()
+        b.send("PASS bob:pw-b")
+        b.send("NICK bob")
+        b.send("USER bob 0 * :Bob")
+        #expect(b.received("PRIVMSG").map(\.parameters) == [["bob", "[2027-01-15 08:00:00Z] are you there?"]])
+        #expect(b.received("PRIVMSG").first?.source == "alice!alice@user/alice")
+        // Once seen, not again.
+        b.close(reason: "bye")
+        harness.now += 10
+        let again = harness.login("bob")
+        again.send("PING x")
+        #expect(harness.logins.attempts >= 2)
+        #expect(again.received("PRIVMSG").isEmpty)
+    }
+
+    @Test func historyOffMeansNoCapNoTokenAndAPoliteRefusal() {
+        let plain = SessionHarness(accounts: ["alice": "pw"])
+        let a = plain.connect()
+        a.send("CAP LS 302")
+        let listing = a.received.first?.parameters.last ?? ""
+        #expect(listing.contains("batch") && listing.contains("draft/chathistory") == false, "CAP LS: \(listing)")
+        let b = plain.login("alice")
+        b.send("CHATHISTORY LATEST #x * 5")
+        #expect(b.received.first?.parameters.prefix(2) == ["CHATHISTORY", "UNKNOWN_COMMAND"])
+        let on = harness.core.isupportLines.flatMap { $0 }
+        #expect(on.contains("CHATHISTORY=100") && on.contains("MSGREFTYPES=timestamp,msgid"))
+        #expect(!plain.core.isupportLines.flatMap { $0 }.contains("CHATHISTORY=100"))
+    }
+}
