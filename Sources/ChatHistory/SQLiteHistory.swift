@@ -217,9 +217,21 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
     }
 
     public func flush() {
+        flush(within: nil)
+    }
+
+    /// Waits until what was appended before the call is stored, or `seconds` pass.
+    func flush(within seconds: Double?) {
+        let deadline = seconds.map { Date().addingTimeInterval($0) }
         condition.lock()
         let target = appended
-        while stored < target && !writerDone { condition.wait() }
+        while stored < target && !writerDone {
+            if let deadline {
+                if !condition.wait(until: deadline) { break }
+            } else {
+                condition.wait()
+            }
+        }
         condition.unlock()
     }
 
@@ -237,6 +249,10 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
     // MARK: Reading
 
     private func withReader<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        // A read sees everything relayed before it, including what still waits for the writer's
+        // next commit (someone who joins right after a message gets it in the replay). Up to a
+        // second: a writer stuck on a full disk does not hold reads.
+        flush(within: 1)
         readersLock.lock()
         let reader = readers.popLast()
         readersLock.unlock()

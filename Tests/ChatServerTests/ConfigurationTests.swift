@@ -37,6 +37,17 @@ import Testing
         #expect(c.limits == ServerConfiguration.Limits())
     }
 
+    @Test func historySettings() throws {
+        let c = try load("{\(minimal), \"usersFile\": \"data/users.json\"}")
+        #expect(c.history.database?.hasSuffix("/data/history.sqlite") == true)  // next to the users file
+        #expect(c.history.durabilityMilliseconds == 100 && c.history.replayOnJoin == 20)
+        let d = try load("{\(minimal), \"history\": {\"database\": \"h.db\", \"durabilityMilliseconds\": 0, \"replayOnJoin\": 0}}")
+        #expect(d.history.database?.hasSuffix("/h.db") == true && d.history.durabilityMilliseconds == 0 && d.history.replayOnJoin == 0)
+        #expect(try load("{\(minimal), \"history\": {\"enabled\": false}}").history.database == nil)
+        #expect(error("{\(minimal), \"history\": {\"replay\": 5}}").contains("unknown key \"history.replay\""))
+        #expect(error("{\(minimal), \"history\": {\"replayOnJoin\": 9000}}").contains("\"history.replayOnJoin\": expected a whole number from 0 to 500"))
+    }
+
     @Test func environmentOverrides() throws {
         let c = try load("{\(minimal)}", environment: ["SECURECHAT_PORT": "7000", "SECURECHAT_HOST": "::1", "SECURECHAT_USERS_FILE": "/srv/users.json"])
         #expect(c.listeners[0] == .init(host: "::1", port: 7000))

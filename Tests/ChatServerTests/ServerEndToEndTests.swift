@@ -445,3 +445,47 @@ let carol = ("carol", "carol password")
         await server.stop()
     }
 }
+
+/// History over TLS: replay on JOIN to a client without chathistory, and a server started afresh
+/// on the same database answering CHATHISTORY with what the first one stored.
+@Suite struct HistoryEndToEndTests {
+    @Test func replayAndChathistoryAcrossARestart() async throws {
+        let server = try await TestServer.start(accounts: [alice, bob, carol])
+        let a = try await server.loggedIn(alice.0, alice.1)
+        try await a.send("JOIN #kept")
+        try await a.next("366")
+        for i in 1...3 { try await a.send("PRIVMSG #kept :kept \(i)") }
+        try await a.send("PING sync")
+        try await a.next("PONG")
+        let b = try await server.loggedIn(bob.0, bob.1)  // no server-time: times in the text
+        try await b.send("JOIN #kept")
+        for i in 1...3 {
+            let replayed = try await b.next("PRIVMSG")
+            #expect(replayed.parameters[0] == "#kept" && replayed.parameters[1].hasSuffix("] kept \(i)") && replayed.parameters[1].hasPrefix("[20"))
+        }
+
+        // The same database under a new server: the messages are there.
+        server.server.history?.flush()
+        var logger = Logger(label: "second")
+        logger.logLevel = .critical
+        var configuration = server.server.configuration
+        configuration.listeners = [.init(host: "127.0.0.1", port: 0)]
+        let second = try Server(configuration: configuration, logger: logger, group: MultiThreadedEventLoopGroup.singleton)
+        try await second.start()
+        let c = try await TestIRCClient.connect(port: second.boundPorts[0], caPath: server.caPath)
+        #expect(try await c.register(account: carol.0, password: carol.1, capabilities: ["draft/chathistory", "batch", "server-time", "message-tags"]).command == "001")
+        try await c.send("JOIN #kept")
+        try await c.next("366")
+        try await c.send("CHATHISTORY LATEST #kept * 10")
+        let open = try await c.next("BATCH")
+        #expect(open.parameters[1] == "chathistory" && open.parameters[2] == "#kept")
+        var texts: [String] = []
+        while let message = try? await c.next("a message of the batch", timeout: 20, where: { $0.command == "PRIVMSG" || $0.command == "BATCH" }), message.command == "PRIVMSG" {
+            #expect(message.tag("batch") == String(open.parameters[0].dropFirst()) && message.tag("msgid") != nil && message.tag("time") != nil)
+            texts.append(message.parameters[1])
+        }
+        #expect(texts == ["kept 1", "kept 2", "kept 3"])
+        await second.shutdown(timeout: .seconds(1))
+        await server.stop()
+    }
+}
