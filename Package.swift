@@ -60,7 +60,7 @@ let package = Package(
         ),
         // What was said, kept: the history store protocol and its SQLite implementation.
         .target(name: "ChatHistory", dependencies: ["CSQLite", "ChatSupport"]),
-        .testTarget(name: "ChatHistoryTests", dependencies: ["ChatHistory", "ChatTesting"]),
+        .testTarget(name: "ChatHistoryTests", dependencies: ["ChatHistory", "ChatTesting", "ChatAuth"]),
         // The server: configuration, sessions, rooms, delivery, limits.
         .target(
             name: "ChatServer",
@@ -132,7 +132,7 @@ let package = Package(
         .executableTarget(
             name: "chat-admin",
             dependencies: [
-                "ChatAuth", "ChatSupport", "TLS",
+                "ChatAuth", "ChatSupport", "TLS", "ChatHistory",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -75,6 +75,16 @@ public protocol HistoryStore: Sendable {
     func lastSeen(_ account: String) throws -> Int64?
     /// Records when `account` left (queued like a message).
     func setLastSeen(_ account: String, time: Int64)
+    /// The read marker (IRCv3 draft/read-marker) of `account` in conversation `target`: the time
+    /// (ms) up to which it has read, or nil. From memory: safe on an event loop.
+    func readMarker(account: String, target: String) -> Int64?
+    /// Moves the marker forward (never back) and returns where it now is.
+    func setReadMarker(account: String, target: String, time: Int64) -> Int64
+    /// How many writes have been queued so far: a read that must see them waits for
+    /// `waitUntilStored(sequence)` first.
+    var sequence: Int { get }
+    /// Returns once the first `sequence` writes are stored, or after `seconds`.
+    func waitUntilStored(_ sequence: Int, within seconds: Double)
     /// Returns once everything appended before the call is stored (tests, shutdown).
     func flush()
     /// Stores what is queued and closes.

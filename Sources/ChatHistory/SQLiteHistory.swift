@@ -40,7 +40,46 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
     private enum Write {
         case message(StoredMessage)
         case lastSeen(String, Int64)
+        case readMarker(String, String, Int64)
+        case purge(Retention, now: Int64)
     }
+
+    /// How long history is kept: messages older than `days` (0: no age limit), and at most
+    /// `messagesPerTarget` per room or conversation (0: no limit).
+    public struct Retention: Sendable, Equatable {
+        public var days: Int
+        public var messagesPerTarget: Int
+        public init(days: Int, messagesPerTarget: Int) {
+            self.days = days
+            self.messagesPerTarget = messagesPerTarget
+        }
+    }
+
+    /// Asks the writer to delete what `retention` no longer keeps (the server does it at start
+    /// and every hour). Returns at once.
+    public func purge(_ retention: Retention, now: Date = Date()) {
+        enqueue(.purge(retention, now: Int64(now.timeIntervalSince1970 * 1000)))
+    }
+
+    /// Deletes the messages of `target` older than `before` (ms) now, on the caller's connection
+    /// (chat-admin). Returns how many.
+    public func delete(target: String, before: Int64) throws -> Int {
+        try withReader { db in
+            try db.query("DELETE FROM messages WHERE target = ? AND time < ?", [.text(target), .int(before)])
+            return db.changes
+        }
+    }
+
+    /// Every message of `target`, oldest first, in pages (chat-admin export).
+    public func all(target: String, page: (StoredMessage) throws -> Void) throws {
+        try withReader { db in
+            try db.query(Self.columns + " WHERE target = ? ORDER BY time, id", [.text(target)]) { row in
+                try page(StoredMessage(msgid: row.text(0), time: row.int(1), target: row.text(2), sender: row.text(3), kind: row.text(4), line: row.text(5)))
+            }
+        }
+    }
+    /// Read markers, all in memory (account → target → ms), written through to the database.
+    private var markers: [String: [String: Int64]] = [:]
 
     /// Opens (or creates, mode 0600) the database at `path`, checks it and migrates its schema.
     /// Refuses a symbolic link, a file others may read, a database another program holds locked,
@@ -59,6 +98,9 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
             if !existed { chmod(path, 0o600) }
             try writer.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
             try Self.migrate(writer)
+            try writer.query("SELECT account, target, time FROM read_markers") { row in
+                markers[row.text(0), default: [:]][row.text(1)] = row.int(2)
+            }
             var ok = ""
             try writer.query("PRAGMA quick_check") { ok = $0.text(0) }
             if ok != "ok" { throw HistoryStoreError("history database \(path) is damaged (\(ok)) — restore a backup, or move it aside to start with an empty history") }
@@ -109,6 +151,7 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
             CREATE UNIQUE INDEX messages_msgid ON messages(msgid);
             CREATE INDEX messages_target_time ON messages(target, time, id);
             CREATE TABLE last_seen(account TEXT PRIMARY KEY, time INTEGER NOT NULL);
+            CREATE TABLE read_markers(account TEXT NOT NULL, target TEXT NOT NULL, time INTEGER NOT NULL, PRIMARY KEY(account, target));
             DELETE FROM schema_version;
             INSERT INTO schema_version VALUES (1);
             COMMIT;
@@ -124,6 +167,22 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
 
     public func setLastSeen(_ account: String, time: Int64) {
         enqueue(.lastSeen(account, time))
+    }
+
+    public func readMarker(account: String, target: String) -> Int64? {
+        condition.lock()
+        defer { condition.unlock() }
+        return markers[account]?[target]
+    }
+
+    public func setReadMarker(account: String, target: String, time: Int64) -> Int64 {
+        condition.lock()
+        let current = markers[account]?[target] ?? Int64.min
+        let now = max(current, time)
+        markers[account, default: [:]][target] = now
+        condition.unlock()
+        if now != current { enqueue(.readMarker(account, target, now)) }
+        return now
     }
 
     private func enqueue(_ write: Write) {
@@ -192,6 +251,22 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
             case let .message(m):
                 try db.query("INSERT OR IGNORE INTO messages(msgid, time, target, sender, kind, line) VALUES (?, ?, ?, ?, ?, ?)",
                              [.text(m.msgid), .int(m.time), .text(m.target), .text(m.sender), .text(m.kind), .text(m.line)])
+            case let .readMarker(account, target, time):
+                try db.query("INSERT INTO read_markers(account, target, time) VALUES (?, ?, ?) ON CONFLICT(account, target) DO UPDATE SET time = max(time, excluded.time)",
+                             [.text(account), .text(target), .int(time)])
+            case let .purge(retention, now):
+                if retention.days > 0 {
+                    try db.query("DELETE FROM messages WHERE time < ?", [.int(now - Int64(retention.days) * 86_400_000)])
+                }
+                if retention.messagesPerTarget > 0 {
+                    var over: [String] = []
+                    try db.query("SELECT target FROM messages GROUP BY target HAVING COUNT(*) > ?", [.int(Int64(retention.messagesPerTarget))]) { over.append($0.text(0)) }
+                    for target in over {
+                        try db.query("""
+                        DELETE FROM messages WHERE target = ? AND id <= (SELECT id FROM messages WHERE target = ? ORDER BY time DESC, id DESC LIMIT 1 OFFSET ?)
+                        """, [.text(target), .text(target), .int(Int64(retention.messagesPerTarget))])
+                    }
+                }
             case let .lastSeen(account, time):
                 try db.query("INSERT INTO last_seen(account, time) VALUES (?, ?) ON CONFLICT(account) DO UPDATE SET time = excluded.time",
                              [.text(account), .int(time)])
@@ -217,14 +292,25 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
     }
 
     public func flush() {
-        flush(within: nil)
-    }
-
-    /// Waits until what was appended before the call is stored, or `seconds` pass.
-    func flush(within seconds: Double?) {
-        let deadline = seconds.map { Date().addingTimeInterval($0) }
         condition.lock()
         let target = appended
+        condition.unlock()
+        wait(until: target, within: nil)
+    }
+
+    public var sequence: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return appended
+    }
+
+    public func waitUntilStored(_ sequence: Int, within seconds: Double) {
+        wait(until: sequence, within: seconds)
+    }
+
+    private func wait(until target: Int, within seconds: Double?) {
+        let deadline = seconds.map { Date().addingTimeInterval($0) }
+        condition.lock()
         while stored < target && !writerDone {
             if let deadline {
                 if !condition.wait(until: deadline) { break }
@@ -249,10 +335,6 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
     // MARK: Reading
 
     private func withReader<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        // A read sees everything relayed before it, including what still waits for the writer's
-        // next commit (someone who joins right after a message gets it in the replay). Up to a
-        // second: a writer stuck on a full disk does not hold reads.
-        flush(within: 1)
         readersLock.lock()
         let reader = readers.popLast()
         readersLock.unlock()

@@ -205,14 +205,18 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
             let account = session.handle?.folded ?? ""
             let connection = NIOLoopBound(self, eventLoop: context.eventLoop)
             let loop = context.eventLoop
-            // The database is read off the event loop; the answer comes back to this one.
-            ClientConnection.historyQueue.async {
-                let result = core.perform(job, account: account)
+            let sequence = core.history?.sequence  // what was relayed before this request
+            // The database is read off the event loop, by a few threads; the answer comes back here.
+            let queued = core.historyReaders?.enqueue {
+                let result = core.perform(job, account: account, after: sequence)
                 loop.execute {
                     let this = connection.value
                     this.perform(this.session.historyFinished(job, result))
                     this.context?.flush()
                 }
+            }
+            if queued != true {
+                perform(session.historyFinished(job, .failed("the server is busy: try again in a moment")))
             }
         case let .close(reason):
             closing = true
@@ -222,9 +226,6 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
             context.close(promise: nil)
         }
     }
-
-    /// History reads, a few at a time (WAL lets them run beside the writer).
-    static let historyQueue = DispatchQueue(label: "securechat-history-read", qos: .utility, attributes: .concurrent)
 
     private func verify(account: String, password: Password, method: Registration.Method) {
         let loop = context!.eventLoop

@@ -24,8 +24,12 @@ public enum HistoryResult: Sendable {
 
 extension ServerCore {
     /// Runs `job` against the history store for `account` (folded). Blocking: call off the loops.
-    public func perform(_ job: HistoryJob, account: String) -> HistoryResult {
+    /// `after`: the store's `sequence` when the job was made; the answer includes those writes
+    /// (someone who joins right after a message gets it in the replay), waiting for the writer
+    /// up to a second (one stuck on a full disk does not hold reads).
+    public func perform(_ job: HistoryJob, account: String, after sequence: Int? = nil) -> HistoryResult {
         guard let history else { return .failed("history is off") }
+        history.waitUntilStored(sequence ?? history.sequence, within: 1)
         do {
             switch job {
             case let .chathistory(_, _, query):
@@ -133,6 +137,35 @@ enum HistoryCommand {
             }
         }
         return .history(.chathistory(subcommand: sub, target: target, query: query))
+    }
+
+    /// `MARKREAD <target> [timestamp=…]` (draft/read-marker): without a time, where the account
+    /// has read up to; with one, moves it forward (never back). The answer is always
+    /// `MARKREAD <target> timestamp=…` (or `*` when nothing was read yet).
+    static func markread(_ message: IRCMessage, _ c: inout CommandContext) {
+        let p = message.parameters
+        func fail(_ code: String, _ text: String) { c.out.reply("FAIL", ["MARKREAD", code] + (p.isEmpty ? [] : [p[0]]) + [text]) }
+        guard let history = c.core.history else { return fail("INTERNAL_ERROR", "History is not kept on this server") }
+        guard let target = p.first, !target.isEmpty else { return fail("NEED_MORE_PARAMS", "MARKREAD <target> [timestamp=…]") }
+        let key: String
+        if target.hasPrefix("#") {
+            guard let room = c.me.room(folded: IRCName.fold(target)) else { return fail("INVALID_PARAMS", "You are not in \(target)") }
+            key = room.folded
+        } else {
+            guard IRCName.isValidNick(target) else { return fail("INVALID_PARAMS", "Not a room or a nick") }
+            key = HistoryTarget.privateKey(c.me.folded, IRCName.fold(target))
+        }
+        var time = history.readMarker(account: c.me.folded, target: key)
+        if p.count > 1 {
+            guard case let .time(ms)? = reference(p[1]) else { return fail("INVALID_PARAMS", "Expected timestamp=YYYY-MM-DDThh:mm:ss.sssZ") }
+            time = history.setReadMarker(account: c.me.folded, target: key, time: ms)
+        }
+        c.out.reply("MARKREAD", [target, marker(time)])
+    }
+
+    /// `timestamp=…` of a marker, or `*`.
+    static func marker(_ time: Int64?) -> String {
+        time.map { "timestamp=" + Relay.timestamp(Date(timeIntervalSince1970: Double($0) / 1000)) } ?? "*"
     }
 
     /// `timestamp=2026-12-03T12:00:00.000Z` or `msgid=…`.

@@ -52,7 +52,7 @@ enum RoomCommands {
                 c.out.deliver(c.relay("AWAY", [away]), to: room.audience, except: c.me, requiring: .awayNotify)
             }
             if room.topic != nil { c.topicReply(room) }
-            names(room, &c)
+            names(room, &c, joining: true)
             // What was said before: replayed to clients that do not fetch history themselves.
             let replay = c.core.configuration.history.replayOnJoin
             if c.core.history != nil && replay > 0 && !c.capabilities.contains(.chathistory) {
@@ -107,7 +107,7 @@ enum RoomCommands {
         }
     }
 
-    static func names(_ room: Room, _ c: inout CommandContext) {
+    static func names(_ room: Room, _ c: inout CommandContext, joining: Bool = false) {
         var line: [String] = []
         var length = 0
         let all = c.capabilities.contains(.multiPrefix)
@@ -123,6 +123,10 @@ enum RoomCommands {
             length += entry.utf8.count + 1
         }
         if !line.isEmpty { c.out.numeric(.namReply, "=", room.name, line.joined(separator: " ")) }
+        if joining, c.capabilities.contains(.readMarker), let history = c.core.history {
+            // draft/read-marker: where this account had read up to, before the end of NAMES.
+            c.out.reply("MARKREAD", [room.name, HistoryCommand.marker(history.readMarker(account: c.me.folded, target: room.folded))])
+        }
         c.out.numeric(.endOfNames, room.name, "End of /NAMES list")
     }
 

@@ -107,6 +107,7 @@ public final class Server: Sendable {
     public func start() async throws {
         watchingAccounts.withLockedValue { $0 = true }
         watchUsersFile()
+        purgeHistory()
         for listener in configuration.listeners {
             let channel: Channel
             do {
@@ -170,6 +171,16 @@ public final class Server: Sendable {
                     try Server.addSessionHandlers(to: sync, core: core, eventLoop: channel.eventLoop, address: address)
                 }
             }
+    }
+
+    static let purgeInterval = DispatchTimeInterval.seconds(3600)
+
+    /// Deletes what the retention settings no longer keep: at start, then every hour.
+    private func purgeHistory() {
+        guard let history, watchingAccounts.withLockedValue({ $0 }) else { return }
+        let settings = configuration.history
+        history.purge(SQLiteHistory.Retention(days: settings.retentionDays, messagesPerTarget: settings.maxMessagesPerRoom))
+        accountWatchQueue.asyncAfter(deadline: .now() + Self.purgeInterval) { [weak self] in self?.purgeHistory() }
     }
 
     private func watchUsersFile() {
@@ -239,6 +250,7 @@ public final class Server: Sendable {
         }
         for channel in connections.withLockedValue({ Array($0.values) }) { try? await channel.close() }
         watchingAccounts.withLockedValue { $0 = false }
+        core.historyReaders?.shutdown()
         history?.close()
         pool.shutdown()
         handshakes.shutdown()

@@ -65,6 +65,10 @@ public struct ServerConfiguration: Sendable, Equatable {
         public var durabilityMilliseconds = 100
         /// Messages replayed on JOIN to clients that do not fetch history themselves (0: none).
         public var replayOnJoin = 20
+        /// Messages older than this many days are deleted (0: kept however old).
+        public var retentionDays = 365
+        /// At most this many messages are kept per room or private conversation (0: no limit).
+        public var maxMessagesPerRoom = 100_000
         public init(database: String?) { self.database = database }
     }
 
@@ -271,7 +275,9 @@ extension ServerConfiguration {
             if let value = root["history"] {
                 guard let t = value as? [String: Any] else { throw fail("history", "an object", value) }
                 let p = "history."
-                try checkKeys(t, allowed: ["enabled", "database", "durabilityMilliseconds", "replayOnJoin"], at: p)
+                try checkKeys(t, allowed: ["enabled", "database", "durabilityMilliseconds", "replayOnJoin", "retentionDays", "maxMessagesPerRoom"], at: p)
+                configuration.history.retentionDays = try integer(t, "retentionDays", at: p, 0...100_000) ?? configuration.history.retentionDays
+                configuration.history.maxMessagesPerRoom = try integer(t, "maxMessagesPerRoom", at: p, 0...1_000_000_000) ?? configuration.history.maxMessagesPerRoom
                 if let database = try string(t, "database", at: p) { configuration.history.database = resolve(database) }
                 if try bool(t, "enabled", at: p) == false { configuration.history.database = nil }
                 configuration.history.durabilityMilliseconds = try integer(t, "durabilityMilliseconds", at: p, 0...10_000) ?? configuration.history.durabilityMilliseconds

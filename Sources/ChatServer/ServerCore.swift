@@ -42,14 +42,16 @@ public final class ServerCore: Sendable {
         self.logins = logins
         self.policy = policy
         self.history = history
+        self.historyReaders = history == nil ? nil : WorkerPool(threads: 2, queueLimit: 2000, name: "securechat-history-read")
         self.logger = logger
         self.createdText = "This server was created \(Relay.timestamp())"
     }
 
     var serverName: String { configuration.serverName }
 
-    /// What CAP LS offers: everything, but draft/chathistory only when history is kept.
-    public var offeredCapabilities: Capabilities { history == nil ? Capabilities.all.subtracting(.chathistory) : .all }
+    /// What CAP LS offers: everything, but draft/chathistory and draft/read-marker only when
+    /// history is kept.
+    public var offeredCapabilities: Capabilities { history == nil ? Capabilities.all.subtracting([.chathistory, .readMarker]) : .all }
 
     /// Acts on live sessions when accounts or bans change (chat-admin, KLINE): a deleted, locked
     /// or re-passworded account's session ends; a demoted operator loses operator status; a new
@@ -82,6 +84,10 @@ public final class ServerCore: Sendable {
     }
 
     private let flushers = NIOLockedValueBox<[ObjectIdentifier: LoopFlusher]>([:])
+
+    /// History reads (CHATHISTORY, replays): two threads, so the database's readers stay few;
+    /// beyond 2,000 waiting, a request is answered "busy". Only when history is kept.
+    let historyReaders: WorkerPool?
 
     /// The flusher of `eventLoop` (made on first use; looked up once per session).
     func flusher(for eventLoop: EventLoop) -> LoopFlusher {

@@ -341,6 +341,7 @@ public struct Session {
         case "STATS": OperCommands.stats(message, &c)
         case "CLEARCHAN": OperCommands.clearchan(message, &c)
         case "CHATHISTORY": if let action = HistoryCommand.chathistory(message, &c) { c.out.append(action) }
+        case "MARKREAD": HistoryCommand.markread(message, &c)
         case "PING":
             if let token = p.first { c.out.reply("PONG", [core.configuration.serverName, token]) } else { c.out.numeric(.noOrigin, "No origin specified") }
         case "PONG":

@@ -30,6 +30,8 @@ public struct Capabilities: OptionSet, Sendable, Hashable {
     public static let batch = Capabilities(rawValue: 1 << 15)
     /// IRCv3 draft/chathistory: the client fetches history itself (offered when history is on).
     public static let chathistory = Capabilities(rawValue: 1 << 16)
+    /// IRCv3 draft/read-marker: where the account has read up to, shared by its clients.
+    public static let readMarker = Capabilities(rawValue: 1 << 17)
 
     /// Names in the order `CAP LS` lists them.
     public static let names: [(Capabilities, String)] = [
@@ -38,6 +40,7 @@ public struct Capabilities: OptionSet, Sendable, Hashable {
         (.capNotify, "cap-notify"), (.multiPrefix, "multi-prefix"), (.standardReplies, "standard-replies"),
         (.accountNotify, "account-notify"), (.inviteNotify, "invite-notify"), (.userhostInNames, "userhost-in-names"),
         (.extendedMonitor, "extended-monitor"), (.setname, "setname"), (.batch, "batch"), (.chathistory, "draft/chathistory"),
+        (.readMarker, "draft/read-marker"),
     ]
 
     /// Every capability this server knows.

@@ -9,6 +9,8 @@ import Foundation
 struct AdminSettings {
     var usersFile: String
     var configFolder: String
+    /// The history database: the config's "history.database", else history.sqlite next to the users file.
+    var historyDatabase: String?
     private var parameters: ScryptParameters
 
     init(usersFile: String, hashing: ScryptParameters, configFolder: String) {
@@ -30,6 +32,7 @@ struct AdminSettings {
         let folder = configURL.deletingLastPathComponent().path
         var hashing = ScryptParameters.default
         var fromConfig: String?
+        var database: String?
         if FileManager.default.fileExists(atPath: config) {
             let bytes = try Array(Data(contentsOf: configURL))
             if let problem = JSONSyntax.firstProblem(in: bytes) {
@@ -43,6 +46,9 @@ struct AdminSettings {
                     throw AdminError("config file \(config): \"usersFile\" must be a non-empty string (a path)")
                 }
                 fromConfig = path
+            }
+            if let history = object["history"] as? [String: Any], let path = history["database"] as? String, !path.isEmpty {
+                database = path.hasPrefix("/") ? path : folder + "/" + path
             }
             if let value = object["passwordHashing"] {
                 guard let table = value as? [String: Any], let ln = table["ln"] as? Int, let r = table["r"] as? Int, let p = table["p"] as? Int else {
@@ -62,7 +68,9 @@ struct AdminSettings {
         } else {
             chosen = folder + "/users.json"
         }
-        return AdminSettings(usersFile: chosen, hashing: hashing, configFolder: folder)
+        var settings = AdminSettings(usersFile: chosen, hashing: hashing, configFolder: folder)
+        settings.historyDatabase = database ?? ((chosen as NSString).deletingLastPathComponent as NSString).appendingPathComponent("history.sqlite")
+        return settings
     }
 }
 

@@ -1,4 +1,6 @@
 @testable import ChatHistory
+import ChatAuth
+import ChatTesting
 import Foundation
 import Testing
 
@@ -104,5 +106,53 @@ func temporaryDatabase() -> String {
         #expect(try store.count() == 2000)
         #expect(try store.query(.latest(target: "#burst", after: nil, limit: 1)).first?.msgid == "b1999")
         #expect(store.commits <= 5, "\(store.commits) transactions for one burst")
+    }
+
+    @Test func retentionByAgeAndByCount() throws {
+        let store = try SQLiteHistory(path: temporaryDatabase(), durabilityMilliseconds: 0)
+        defer { store.close() }
+        let day: Int64 = 86_400_000
+        let now = Date(timeIntervalSince1970: 100 * 86_400)
+        for i in 0..<10 {  // one a day, days 90 to 99
+            store.append(StoredMessage(msgid: "d\(i)", time: (90 + Int64(i)) * day, target: "#old", sender: "a", kind: "PRIVMSG", line: "x"))
+        }
+        fill(store, "#busy", count: 50, t0: 99 * day)
+        store.purge(.init(days: 5, messagesPerTarget: 20), now: now)
+        store.flush()
+        #expect(ids(try store.query(.latest(target: "#old", after: nil, limit: 100))) == ["d5", "d6", "d7", "d8", "d9"])
+        let busy = try store.query(.latest(target: "#busy", after: nil, limit: 100))
+        #expect(busy.count == 20 && busy.last?.msgid == "#busy-50" && busy.first?.msgid == "#busy-31")
+        // Deleting a room's older messages, as chat-admin does.
+        #expect(try store.delete(target: "#old", before: 97 * day) == 2)
+        var exported: [String] = []
+        try store.all(target: "#old") { exported.append($0.msgid) }
+        #expect(exported == ["d7", "d8", "d9"])
+    }
+}
+
+/// chat-admin history purge and export, as an operator types them, next to a users file.
+@Suite(.serialized) struct ChatAdminHistoryTests {
+    @Test func exportAndPurgeARoom() throws {
+        let path = temporaryDatabase()
+        let folder = (path as NSString).deletingLastPathComponent
+        let store = try SQLiteHistory(path: path, durabilityMilliseconds: 0)
+        for (i, day) in ["2026-11-01T10:00:00Z", "2026-11-20T10:00:00Z", "2026-12-02T10:00:00Z"].enumerated() {
+            store.append(StoredMessage(msgid: "x\(i)", time: Int64(Timestamp.parse(day)!) * 1000 + 7, target: "#lobby", sender: "alice", kind: "PRIVMSG",
+                                       line: ":alice!alice@user/alice PRIVMSG #Lobby :said \(i)"))
+        }
+        store.flush()
+        store.close()
+        let admin = TestBinaries.path("chat-admin")
+        let export = ChildProcess.run([admin, "history", "export", "--room", "Lobby", "--users-file", folder + "/users.json"])
+        #expect(export.status == 0, "\(export.output)")
+        let lines = export.output.split(separator: "\n").filter { $0.hasPrefix("{") }
+        #expect(lines.count == 3)
+        #expect(lines.first == #"{"account":"alice","kind":"PRIVMSG","line":":alice!alice@user/alice PRIVMSG #Lobby :said 0","msgid":"x0","time":"2026-11-01T10:00:00.007Z"}"#)
+        let purge = ChildProcess.run([admin, "history", "purge", "--room", "#lobby", "--before", "2026-12-01", "--users-file", folder + "/users.json"])
+        #expect(purge.output.contains("deleted 2 messages of #lobby from before 2026-12-01T00:00:00Z"), "\(purge.output)")
+        let bad = ChildProcess.run([admin, "history", "purge", "--room", "#lobby", "--before", "last week", "--users-file", folder + "/users.json"])
+        #expect(bad.status == 1 && bad.output.contains("is not a date: use 2026-12-01"))
+        let missing = ChildProcess.run([admin, "history", "export", "--room", "x", "--database", folder + "/none.sqlite"])
+        #expect(missing.status == 1 && missing.output.contains("no history database at"))
     }
 }

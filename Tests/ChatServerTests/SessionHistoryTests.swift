@@ -128,6 +128,33 @@ import Testing
         #expect(again.received("PRIVMSG").isEmpty)
     }
 
+    @Test func readMarkersMoveForwardAndFollowTheAccount() {
+        let a = harness.login("alice", capabilities: ["draft/read-marker"])
+        a.send("JOIN #r")
+        #expect(a.received.map(\.command) == ["JOIN", "353", "MARKREAD", "366"])
+        #expect(a.received[2].parameters == ["#r", "*"])
+        a.clear()
+        a.send("MARKREAD #r timestamp=2027-01-15T08:00:05.000Z")
+        a.send("MARKREAD #r timestamp=2027-01-15T08:00:01.000Z")  // never back
+        a.send("MARKREAD #r")
+        #expect(a.take().map(\.parameters) == Array(repeating: ["#r", "timestamp=2027-01-15T08:00:05.000Z"], count: 3))
+        a.send("MARKREAD bob timestamp=2027-01-15T08:00:09.000Z")  // a private conversation
+        #expect(a.take().first?.parameters == ["bob", "timestamp=2027-01-15T08:00:09.000Z"])
+        a.send("MARKREAD #elsewhere")
+        a.send("MARKREAD #r yesterday")
+        a.send("MARKREAD")
+        #expect(a.take().map { $0.parameters[1] } == ["INVALID_PARAMS", "INVALID_PARAMS", "NEED_MORE_PARAMS"])
+        // Another device logs in to the account: it finds the marker on joining.
+        let other = harness.login("alice", capabilities: ["draft/read-marker"])
+        other.send("JOIN #r")
+        #expect(other.received("MARKREAD").first?.parameters == ["#r", "timestamp=2027-01-15T08:00:05.000Z"])
+        // And in the database, for the next start.
+        store.flush()
+        let reopened = try! SQLiteHistory(path: store.path, durabilityMilliseconds: 0)
+        #expect(reopened.readMarker(account: "alice", target: "#r") == 1_800_000_005_000)
+        reopened.close()
+    }
+
     @Test func historyOffMeansNoCapNoTokenAndAPoliteRefusal() {
         let plain = SessionHarness(accounts: ["alice": "pw"])
         let a = plain.connect()
