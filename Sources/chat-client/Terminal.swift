@@ -29,6 +29,8 @@ protocol Display: AnyObject, Sendable {
 }
 
 /// Raw mode and writing to the terminal, shared by the two terminal displays.
+// @unchecked Sendable: `saved` and `raw` are touched only with `lock` held (the subclasses take
+// it around every call).
 class TerminalBase: @unchecked Sendable {
     let lock = NSLock()
     private var saved = termios()
