@@ -25,6 +25,39 @@ public struct StoredMessage: Sendable, Equatable {
     }
 }
 
+/// What is kept of a room across restarts and while it is empty.
+public struct RoomRecord: Sendable, Equatable {
+    /// The name as created ("#Lobby"); stored under its folded form.
+    public var name: String
+    public var topic: String?
+    public var topicBy: String
+    /// Unix time (seconds).
+    public var topicTime: Int
+    /// The flag modes among i, m, n, s, t ("nt").
+    public var flags: String
+    public var key: String?
+    public var limit: Int?
+    /// The owner's folded account: made operator whenever it joins.
+    public var owner: String?
+    /// Unix times (seconds).
+    public var created: Int
+    public var lastUsed: Int
+
+    public init(name: String, topic: String? = nil, topicBy: String = "", topicTime: Int = 0, flags: String = "nt", key: String? = nil,
+                limit: Int? = nil, owner: String? = nil, created: Int, lastUsed: Int) {
+        self.name = name
+        self.topic = topic
+        self.topicBy = topicBy
+        self.topicTime = topicTime
+        self.flags = flags
+        self.key = key
+        self.limit = limit
+        self.owner = owner
+        self.created = created
+        self.lastUsed = lastUsed
+    }
+}
+
 /// Conversation keys: a room's folded name, or two accounts for a private conversation.
 public enum HistoryTarget {
     /// The key of the private conversation between two (folded) accounts, the same from either side.
@@ -80,6 +113,19 @@ public protocol HistoryStore: Sendable {
     func readMarker(account: String, target: String) -> Int64?
     /// Moves the marker forward (never back) and returns where it now is.
     func setReadMarker(account: String, target: String, time: Int64) -> Int64
+    /// The saved state of the room whose folded name is `folded`. From memory.
+    func room(_ folded: String) -> RoomRecord?
+    /// Every saved room. From memory.
+    var rooms: [RoomRecord] { get }
+    /// Saves a room's state (queued like a message).
+    func saveRoom(_ record: RoomRecord, folded: String)
+    /// Forgets a room.
+    func deleteRoom(_ folded: String)
+    /// The rooms `account` is in (names as created, in the order joined), for rejoining at login.
+    /// From memory.
+    func memberships(of account: String) -> [String]
+    /// Records that `account` joined (`true`) or left (`false`) a room (queued).
+    func setMembership(account: String, room: String, member: Bool)
     /// How many writes have been queued so far: a read that must see them waits for
     /// `waitUntilStored(sequence)` first.
     var sequence: Int { get }

@@ -20,7 +20,7 @@ public struct HistoryStoreError: Error, Sendable, Equatable, CustomStringConvert
 // is used only on the writer thread; reader connections are checked out of `readers` under
 // `readersLock`, one thread at a time.
 public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
     public let path: String
     public let durabilityMilliseconds: Int
     public let maximumPending = 100_000
@@ -42,7 +42,13 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
         case lastSeen(String, Int64)
         case readMarker(String, String, Int64)
         case purge(Retention, now: Int64)
+        case room(String, RoomRecord?)
+        case membership(String, String, Bool)
     }
+    /// Saved rooms by folded name, and each account's rooms (folded account → names), all in
+    /// memory, written through.
+    private var savedRooms: [String: RoomRecord] = [:]
+    private var memberOf: [String: [String]] = [:]
 
     /// How long history is kept: messages older than `days` (0: no age limit), and at most
     /// `messagesPerTarget` per room or conversation (0: no limit).
@@ -101,6 +107,12 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
             try writer.query("SELECT account, target, time FROM read_markers") { row in
                 markers[row.text(0), default: [:]][row.text(1)] = row.int(2)
             }
+            try writer.query("SELECT folded, name, topic, topic_by, topic_time, flags, key, room_limit, owner, created, last_used FROM rooms") { r in
+                savedRooms[r.text(0)] = RoomRecord(name: r.text(1), topic: r.isNull(2) ? nil : r.text(2), topicBy: r.text(3), topicTime: Int(r.int(4)),
+                                                   flags: r.text(5), key: r.isNull(6) ? nil : r.text(6), limit: r.isNull(7) ? nil : Int(r.int(7)),
+                                                   owner: r.isNull(8) ? nil : r.text(8), created: Int(r.int(9)), lastUsed: Int(r.int(10)))
+            }
+            try writer.query("SELECT account, room FROM memberships ORDER BY rowid") { r in memberOf[r.text(0), default: []].append(r.text(1)) }
             var ok = ""
             try writer.query("PRAGMA quick_check") { ok = $0.text(0) }
             if ok != "ok" { throw HistoryStoreError("history database \(path) is damaged (\(ok)) — restore a backup, or move it aside to start with an empty history") }
@@ -157,6 +169,17 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
             COMMIT;
             """)
         }
+        if version < 2 {
+            try db.execute("""
+            BEGIN;
+            CREATE TABLE rooms(folded TEXT PRIMARY KEY, name TEXT NOT NULL, topic TEXT, topic_by TEXT NOT NULL, topic_time INTEGER NOT NULL,
+                               flags TEXT NOT NULL, key TEXT, room_limit INTEGER, owner TEXT, created INTEGER NOT NULL, last_used INTEGER NOT NULL);
+            CREATE TABLE memberships(account TEXT NOT NULL, room TEXT NOT NULL, folded TEXT NOT NULL, PRIMARY KEY(account, folded));
+            DELETE FROM schema_version;
+            INSERT INTO schema_version VALUES (2);
+            COMMIT;
+            """)
+        }
     }
 
     // MARK: Writing
@@ -167,6 +190,57 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
 
     public func setLastSeen(_ account: String, time: Int64) {
         enqueue(.lastSeen(account, time))
+    }
+
+    public func room(_ folded: String) -> RoomRecord? {
+        condition.lock()
+        defer { condition.unlock() }
+        return savedRooms[folded]
+    }
+
+    public var rooms: [RoomRecord] {
+        condition.lock()
+        defer { condition.unlock() }
+        return Array(savedRooms.values)
+    }
+
+    public func saveRoom(_ record: RoomRecord, folded: String) {
+        condition.lock()
+        let changed = savedRooms[folded] != record
+        savedRooms[folded] = record
+        condition.unlock()
+        if changed { enqueue(.room(folded, record)) }
+    }
+
+    public func deleteRoom(_ folded: String) {
+        condition.lock()
+        savedRooms[folded] = nil
+        for (account, names) in memberOf { memberOf[account] = names.filter { Self.fold($0) != folded } }
+        condition.unlock()
+        enqueue(.room(folded, nil))
+    }
+
+    public func memberships(of account: String) -> [String] {
+        condition.lock()
+        defer { condition.unlock() }
+        return memberOf[account] ?? []
+    }
+
+    public func setMembership(account: String, room: String, member: Bool) {
+        let folded = Self.fold(room)
+        condition.lock()
+        var names = memberOf[account] ?? []
+        let had = names.contains { Self.fold($0) == folded }
+        if member && !had { names.append(room) }
+        if !member { names.removeAll { Self.fold($0) == folded } }
+        memberOf[account] = names
+        condition.unlock()
+        if member != had { enqueue(.membership(account, room, member)) }
+    }
+
+    /// ASCII case folding, as room keys are stored.
+    static func fold(_ name: String) -> String {
+        String(decoding: name.utf8.map { $0 >= 0x41 && $0 <= 0x5a ? $0 + 0x20 : $0 }, as: UTF8.self)
     }
 
     public func readMarker(account: String, target: String) -> Int64? {
@@ -254,6 +328,23 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
             case let .readMarker(account, target, time):
                 try db.query("INSERT INTO read_markers(account, target, time) VALUES (?, ?, ?) ON CONFLICT(account, target) DO UPDATE SET time = max(time, excluded.time)",
                              [.text(account), .text(target), .int(time)])
+            case let .room(folded, record?):
+                try db.query("""
+                INSERT INTO rooms(folded, name, topic, topic_by, topic_time, flags, key, room_limit, owner, created, last_used)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(folded) DO UPDATE SET name = excluded.name, topic = excluded.topic, topic_by = excluded.topic_by,
+                  topic_time = excluded.topic_time, flags = excluded.flags, key = excluded.key, room_limit = excluded.room_limit,
+                  owner = excluded.owner, created = excluded.created, last_used = excluded.last_used
+                """, [.text(folded), .text(record.name), record.topic.map { .text($0) } ?? .null, .text(record.topicBy), .int(Int64(record.topicTime)),
+                      .text(record.flags), record.key.map { .text($0) } ?? .null, record.limit.map { .int(Int64($0)) } ?? .null,
+                      record.owner.map { .text($0) } ?? .null, .int(Int64(record.created)), .int(Int64(record.lastUsed))])
+            case let .room(folded, nil):
+                try db.query("DELETE FROM rooms WHERE folded = ?", [.text(folded)])
+                try db.query("DELETE FROM memberships WHERE folded = ?", [.text(folded)])
+            case let .membership(account, room, true):
+                try db.query("INSERT OR IGNORE INTO memberships(account, room, folded) VALUES (?, ?, ?)", [.text(account), .text(room), .text(Self.fold(room))])
+            case let .membership(account, room, false):
+                try db.query("DELETE FROM memberships WHERE account = ? AND folded = ?", [.text(account), .text(Self.fold(room))])
             case let .purge(retention, now):
                 if retention.days > 0 {
                     try db.query("DELETE FROM messages WHERE time < ?", [.int(now - Int64(retention.days) * 86_400_000)])

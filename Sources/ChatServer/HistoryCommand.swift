@@ -10,8 +10,9 @@ public enum HistoryJob: Sendable {
     case chathistory(subcommand: String, target: String, query: HistoryQuery)
     /// CHATHISTORY TARGETS: `rooms` maps the folded names of the rooms the client is in to their names.
     case targets(rooms: [String: String], from: Int64, to: Int64, limit: Int)
-    /// The last messages of a room just joined, for clients that do not fetch history themselves.
-    case replay(room: String, key: String, limit: Int)
+    /// The last messages of a room just joined, said before `before` (the JOIN's time, ms): what
+    /// came after is delivered live. For clients that do not fetch history themselves.
+    case replay(room: String, key: String, limit: Int, before: Int64)
     /// Private messages sent to the account while it was offline.
     case missed
 }
@@ -37,8 +38,8 @@ extension ServerCore {
             case let .targets(rooms, from, to, limit):
                 let found = try history.targets(rooms: Array(rooms.keys), account: account, from: from, to: to, limit: limit)
                 return .targets(found.map { key, latest in (rooms[key] ?? HistoryTarget.otherParty(of: key, for: account) ?? key, latest) })
-            case let .replay(_, key, limit):
-                return .messages(try history.query(.latest(target: key, after: nil, limit: limit)))
+            case let .replay(_, key, limit, before):
+                return .messages(try history.query(.before(target: key, .time(before), limit: limit)))
             case .missed:
                 let since = try history.lastSeen(account) ?? 0
                 var missed: [StoredMessage] = []

@@ -187,6 +187,7 @@ enum ModeCommand {
         }
         if !applied.isEmpty {
             c.out.deliver(c.relay("MODE", [room.name, applied] + appliedArguments), to: room.audience)
+            RoomCommands.save(room, c)
         }
     }
 }

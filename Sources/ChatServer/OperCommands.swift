@@ -155,6 +155,7 @@ enum OperCommands {
         for entry in room.roster where !entry.session.isOperator {
             c.out.deliver(c.relay("KICK", [room.name, entry.session.nick, reason]), to: everyone)
             if room.leave(entry.session) { c.registry.remove(room) }
+            c.core.history?.setMembership(account: entry.session.folded, room: room.name, member: false)
             removed += 1
         }
         c.core.logOperatorAction(c.me, "CLEARCHAN \(room.name): \(removed) members removed: \(reason)")

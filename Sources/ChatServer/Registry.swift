@@ -1,3 +1,4 @@
+import ChatHistory
 import IRC
 import NIOConcurrencyHelpers
 
@@ -100,12 +101,13 @@ public final class Registry: @unchecked Sendable {
         lock.withLock { rooms[IRCName.fold(name)] }
     }
 
-    /// The room called `name`, created if it does not exist.
-    func roomForJoin(_ name: String, now: Int) -> Room {
+    /// The room called `name`, created if it does not exist: from `saved` when the room was
+    /// saved (history on), else new.
+    func roomForJoin(_ name: String, now: Int, saved: RoomRecord? = nil) -> Room {
         lock.withLock {
             let key = IRCName.fold(name)
             if let room = rooms[key] { return room }
-            let room = Room(name: name, now: now)
+            let room = saved.map { Room(saved: $0) } ?? Room(name: name, now: now)
             rooms[key] = room
             return room
         }

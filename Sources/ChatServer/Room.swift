@@ -1,3 +1,4 @@
+import ChatHistory
 import Foundation
 import NIOConcurrencyHelpers
 import IRC
@@ -63,10 +64,43 @@ public final class Room: @unchecked Sendable {
     private var bans: [Ban] = []
     private var closed = false
 
+    /// The account that owns the room (folded): made operator whenever it joins. The first to
+    /// join a room without an owner becomes it.
+    private var _owner: String?
+
     init(name: String, now: Int) {
         self.name = name
         self.folded = IRCName.fold(name)
         self.createdAt = now
+    }
+
+    /// A room made again from what was saved of it (history on): name, time, topic, modes, owner.
+    init(saved record: RoomRecord) {
+        self.name = record.name
+        self.folded = IRCName.fold(record.name)
+        self.createdAt = record.created
+        _owner = record.owner
+        if let text = record.topic { _topic = Topic(text: text, setBy: record.topicBy, setAt: record.topicTime) }
+        _modes.inviteOnly = record.flags.contains("i")
+        _modes.moderated = record.flags.contains("m")
+        _modes.noExternal = record.flags.contains("n")
+        _modes.secret = record.flags.contains("s")
+        _modes.topicLocked = record.flags.contains("t")
+        _modes.key = record.key
+        _modes.limit = record.limit
+    }
+
+    var owner: String? { lock.withLock { _owner } }
+    func setOwner(_ account: String) { lock.withLock { _owner = account } }
+
+    /// What is saved of the room.
+    func record(now: Int) -> RoomRecord {
+        lock.withLock {
+            let m = _modes
+            let flags = (m.inviteOnly ? "i" : "") + (m.moderated ? "m" : "") + (m.noExternal ? "n" : "") + (m.secret ? "s" : "") + (m.topicLocked ? "t" : "")
+            return RoomRecord(name: name, topic: _topic?.text, topicBy: _topic?.setBy ?? "", topicTime: _topic?.setAt ?? 0, flags: flags,
+                              key: m.key, limit: m.limit, owner: _owner, created: createdAt, lastUsed: now)
+        }
     }
 
     /// Why a join was refused.
@@ -84,18 +118,22 @@ public final class Room: @unchecked Sendable {
 
     /// Adds `session` (and tells its handle); the first member becomes operator. Returns whether
     /// it is an operator.
-    func join(_ session: SessionHandle, key: String?) -> Result<Bool, JoinRefusal> {
+    /// `trusted`: a member coming back (rejoined at login) passes +i, +k and +l, not bans.
+    func join(_ session: SessionHandle, key: String?, trusted: Bool = false) -> Result<Bool, JoinRefusal> {
         lock.withLock {
             if closed { return .failure(.closed) }
             let id = ObjectIdentifier(session)
             if let member = members[id] { return .success(member.isOperator) }
-            if _modes.inviteOnly && !invited.contains(session.folded) { return .failure(.inviteOnly) }
-            if let required = _modes.key, required != key, !invited.contains(session.folded) { return .failure(.badKey) }
-            if let limit = _modes.limit, members.count >= limit, !invited.contains(session.folded) { return .failure(.full) }
+            let admitted = trusted || invited.contains(session.folded) || _owner == session.folded
+            if _modes.inviteOnly && !admitted { return .failure(.inviteOnly) }
+            if let required = _modes.key, required != key, !admitted { return .failure(.badKey) }
+            if let limit = _modes.limit, members.count >= limit, !admitted { return .failure(.full) }
             // An invitation does not lift a ban: the operators who set it can remove it.
             if bans.contains(where: { $0.mask.bans(session) }) { return .failure(.banned) }
             invited.remove(session.folded)
-            let isOperator = members.isEmpty
+            // The owner is operator whenever it joins; a room without one is owned by its first member.
+            if _owner == nil && members.isEmpty { _owner = session.folded }
+            let isOperator = _owner == session.folded
             members[id] = Member(session: session, isOperator: isOperator)
             order.append(id)
             _audience = Audience(order.map { members[$0]!.session })

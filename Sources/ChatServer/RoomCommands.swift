@@ -15,7 +15,18 @@ enum RoomCommands {
         }
     }
 
-    private static func join(_ name: String, key: String?, _ c: inout CommandContext) {
+    /// The rooms the account was in, joined again at login (`rooms.rejoinOnLogin`): past +i, +k
+    /// and +l, not past a ban (then the room is forgotten).
+    static func rejoin(_ names: [String], _ c: inout CommandContext) {
+        for name in names.prefix(c.limits.roomsPerUser) { join(name, key: nil, trusted: true, &c) }
+    }
+
+    /// Saves what a restart must not lose of `room` (history on).
+    static func save(_ room: Room, _ c: CommandContext) {
+        c.core.history?.saveRoom(room.record(now: c.unixTime), folded: room.folded)
+    }
+
+    private static func join(_ name: String, key: String?, trusted: Bool = false, _ c: inout CommandContext) {
         guard IRCName.isValidRoom(name) else {
             c.out.numeric(.noSuchChannel, name, "Invalid room name: '#' then up to 49 characters without spaces, commas or colons")
             return
@@ -25,13 +36,14 @@ enum RoomCommands {
             c.out.numeric(.tooManyChannels, name, "You have joined too many rooms (limit \(c.limits.roomsPerUser))")
             return
         }
-        var room = c.registry.roomForJoin(name, now: c.unixTime)
-        var result = room.join(c.me, key: key)
+        let saved = c.core.history?.room(IRCName.fold(name))
+        var room = c.registry.roomForJoin(name, now: c.unixTime, saved: saved)
+        var result = room.join(c.me, key: key, trusted: trusted)
         if case .failure(.closed) = result {
             // The room emptied and closed between lookup and join: make it again.
             c.registry.remove(room)
-            room = c.registry.roomForJoin(name, now: c.unixTime)
-            result = room.join(c.me, key: key)
+            room = c.registry.roomForJoin(name, now: c.unixTime, saved: c.core.history?.room(IRCName.fold(name)))
+            result = room.join(c.me, key: key, trusted: trusted)
         }
         switch result {
         case let .failure(reason):
@@ -43,7 +55,11 @@ enum RoomCommands {
             case .closed: c.out.numeric(.noSuchChannel, name, "Room is closing, try again")
             }
             if room.memberCount == 0 { c.registry.remove(room) }
+            if trusted { c.core.history?.setMembership(account: c.me.folded, room: room.name, member: false) }
         case .success:
+            // Kept (history on): the room's state, and that this account is in it.
+            save(room, c)
+            c.core.history?.setMembership(account: c.me.folded, room: room.name, member: true)
             // One relay, two variants: extended-join members get account and real name.
             let relay = c.relay("JOIN", [room.name], extendedJoin: [room.name, c.me.nick, c.me.realname])
             c.out.deliver(relay, to: room.audience)
@@ -56,7 +72,7 @@ enum RoomCommands {
             // What was said before: replayed to clients that do not fetch history themselves.
             let replay = c.core.configuration.history.replayOnJoin
             if c.core.history != nil && replay > 0 && !c.capabilities.contains(.chathistory) {
-                c.out.append(.history(.replay(room: room.name, key: room.folded, limit: replay)))
+                c.out.append(.history(.replay(room: room.name, key: room.folded, limit: replay, before: HistoryCommand.milliseconds(c.now))))
             }
         }
     }
@@ -71,6 +87,8 @@ enum RoomCommands {
         guard let room = c.me.room(folded: IRCName.fold(name)) else { return c.notInRoom(name) }
         c.out.deliver(c.relay("PART", reason.map { [room.name, $0] } ?? [room.name]), to: room.audience)
         if room.leave(c.me) { c.registry.remove(room) }
+        c.core.history?.setMembership(account: c.me.folded, room: room.name, member: false)
+        save(room, c)
     }
 
     static func topic(_ message: IRCMessage, _ c: inout CommandContext) {
@@ -91,6 +109,7 @@ enum RoomCommands {
         let text = truncated(p[1], bytes: 390)
         room.setTopic(text.isEmpty ? nil : Room.Topic(text: text, setBy: c.me.mask, setAt: c.unixTime))
         c.out.deliver(c.relay("TOPIC", [room.name, text]), to: room.audience)
+        save(room, c)
     }
 
     static func names(_ message: IRCMessage, _ c: inout CommandContext) {
@@ -175,6 +194,7 @@ enum RoomCommands {
         // change together under the room's lock.
         c.out.deliver(c.relay("KICK", [room.name, victim.nick, truncated(reason, bytes: 390)]), to: room.audience)
         if room.leave(victim) { c.registry.remove(room) }
+        c.core.history?.setMembership(account: victim.folded, room: room.name, member: false)
     }
 
     static func invite(_ message: IRCMessage, _ c: inout CommandContext) {

@@ -72,6 +72,13 @@ public struct ServerConfiguration: Sendable, Equatable {
         public init(database: String?) { self.database = database }
     }
 
+    /// Rooms: what follows an account.
+    public struct RoomSettings: Sendable, Equatable {
+        /// At login, join the rooms the account was in (history on).
+        public var rejoinOnLogin = true
+        public init() {}
+    }
+
     public var serverName = "localhost"
     public var networkName = "SecureChat"
     public var listeners = [Listener(host: "127.0.0.1", port: 21567)]
@@ -82,6 +89,7 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var limits = Limits()
     /// By default `history.sqlite` next to the users file.
     public var history: HistorySettings
+    public var rooms = RoomSettings()
     /// The file this was read from.
     public var path: String
 
@@ -201,7 +209,7 @@ extension ServerConfiguration {
         func resolve(_ p: String) -> String { ((p.hasPrefix("/") ? p : folder + "/" + p) as NSString).standardizingPath }
 
         mutating func read(_ root: [String: Any]) throws -> ServerConfiguration {
-            try checkKeys(root, allowed: ["serverName", "networkName", "listeners", "tls", "usersFile", "passwordHashing", "motd", "limits", "history"], at: "")
+            try checkKeys(root, allowed: ["serverName", "networkName", "listeners", "tls", "usersFile", "passwordHashing", "motd", "limits", "history", "rooms"], at: "")
             guard let tlsObject = root["tls"] else { throw ConfigurationError(path: path, message: "missing \"tls\": name the certificate chain and private key files") }
             guard let tlsTable = tlsObject as? [String: Any] else { throw fail("tls", "an object", tlsObject) }
             try checkKeys(tlsTable, allowed: ["certificateChain", "privateKey", "clientCA", "minimumVersion", "createDevelopmentCertificates"], at: "tls.")
@@ -271,6 +279,11 @@ extension ServerConfiguration {
                     throw ConfigurationError(path: path, message: "\"limits.maxClientsPerAddress\" (\(l.maxClientsPerAddress)) cannot exceed \"limits.maxClients\" (\(l.maxClients))")
                 }
                 configuration.limits = l
+            }
+            if let value = root["rooms"] {
+                guard let t = value as? [String: Any] else { throw fail("rooms", "an object", value) }
+                try checkKeys(t, allowed: ["rejoinOnLogin"], at: "rooms.")
+                configuration.rooms.rejoinOnLogin = try bool(t, "rejoinOnLogin", at: "rooms.") ?? true
             }
             if let value = root["history"] {
                 guard let t = value as? [String: Any] else { throw fail("history", "an object", value) }

@@ -220,7 +220,7 @@ public struct Session {
             close()
         case (.targets, .failed(let text)):
             out.reply("FAIL", ["CHATHISTORY", "MESSAGE_ERROR", "TARGETS", "*", "Could not read the history: \(text)"])
-        case let (.replay(room, _, _), .messages(messages)):
+        case let (.replay(room, _, _, _), .messages(messages)):
             replay(messages, in: room)
         case let (.missed, .messages(messages)):
             replay(messages, in: me.nick)
@@ -286,6 +286,15 @@ public struct Session {
         QueryCommands.motd(&out, core: core)
         MonitorCommand.announce(me, online: true, registry: core.registry, serverName: c.serverName, out: &out)
         out.append(.registered(me))
+        // The rooms this account was in follow it (history on, rooms.rejoinOnLogin).
+        if c.rooms.rejoinOnLogin, let history = core.history {
+            let rooms = history.memberships(of: me.folded)
+            if !rooms.isEmpty {
+                var context = CommandContext(core: core, me: me, now: now, capabilities: capabilities, out: out)
+                RoomCommands.rejoin(rooms, &context)
+                out = context.out
+            }
+        }
         // Private messages sent while the account was away, for clients that do not fetch them.
         if core.history != nil && !capabilities.contains(.chathistory) { out.append(.history(.missed)) }
         return out.actions

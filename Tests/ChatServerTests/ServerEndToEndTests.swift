@@ -24,9 +24,9 @@ let carol = ("carol", "carol password")
         #expect(received.contains("900") && received.contains("903"))
         #expect(client.received.contains { $0.command == "NICK" && $0.source?.hasPrefix("al!") == true && $0.parameters == ["alice"] })
         for numeric in ["002", "003", "004", "005"] { try await client.next(numeric) }
+        try await client.next("376")  // every 005 line has come before the end of the MOTD
         let isupport = client.received.filter { $0.command == "005" }.flatMap(\.parameters)
         #expect(isupport.contains("CASEMAPPING=ascii") && isupport.contains("CHANMODES=b,k,l,imnst") && isupport.contains("PREFIX=(ov)@+") && isupport.contains("NICKLEN=32"))
-        try await client.next("376")
         #expect(server.logs.contains("logged in account=alice address=127.0.0.1"))
         #expect(!server.logs.all.joined().contains(alice.1))
         await server.stop()
