@@ -5,10 +5,16 @@ import IRC
 enum HelpCommand {
     static let topics: [String: [String]] = [
         "*": ["SecureChat speaks IRC over TLS. Commands:",
-              "AWAY CAP HELP INVITE ISON JOIN KICK LIST LUSERS MODE MONITOR MOTD NAMES NOTICE PART PING",
-              "PRIVMSG QUIT SETNAME TAGMSG TIME TOPIC USERHOST WHO WHOIS WHOWAS",
+              "AWAY CAP CHATHISTORY HELP INVITE ISON JOIN KICK LIST LUSERS MARKREAD MODE MONITOR MOTD NAMES",
+              "NOTICE OWNER PART PING PRIVMSG QUIT SETNAME TAGMSG TIME TOPIC USERHOST WHO WHOIS WHOWAS",
               "Server operators: OPER KILL WALLOPS KLINE UNKLINE STATS CLEARCHAN",
               "HELP <command> explains one. Your nick is your account name."],
+        "CHATHISTORY": ["CHATHISTORY LATEST|BEFORE|AFTER|AROUND <target> <* | timestamp=… | msgid=…> <limit>,",
+                        "CHATHISTORY BETWEEN <target> <ref> <ref> <limit>, CHATHISTORY TARGETS <timestamp> <timestamp> <limit>:",
+                        "what was said (needs the draft/chathistory capability; at most 100 at a time)."],
+        "MARKREAD": ["MARKREAD <target> [timestamp=…]   where you have read up to (draft/read-marker); it only moves forward."],
+        "OWNER": ["OWNER <#room> [<account>]   who owns the room, or (the owner) hand it to another account.",
+                  "The owner is made operator whenever it joins."],
         "CLEARCHAN": ["CLEARCHAN <#room> [:<reason>]   (server operators) removes everyone but server operators;",
                       "an emptied room is gone, with its topic, modes and bans."],
         "KILL": ["KILL <nick> [:<reason>]   (server operators) ends someone's connection; their rooms see why.",

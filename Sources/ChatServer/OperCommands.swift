@@ -158,6 +158,8 @@ enum OperCommands {
             c.core.history?.setMembership(account: entry.session.folded, room: room.name, member: false)
             removed += 1
         }
+        // Closed: what was kept of it goes too (history on), so it does not come back as it was.
+        if room.memberCount == 0 { c.core.history?.deleteRoom(room.folded) }
         c.core.logOperatorAction(c.me, "CLEARCHAN \(room.name): \(removed) members removed: \(reason)")
         notice("CLEARCHAN: removed \(removed) members from \(room.name)", &c)
     }

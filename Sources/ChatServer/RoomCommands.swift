@@ -197,6 +197,35 @@ enum RoomCommands {
         c.core.history?.setMembership(account: victim.folded, room: room.name, member: false)
     }
 
+    /// `OWNER #room [<account>]`: shows the room's owner, or hands ownership to another account
+    /// (the owner, or a server operator). The owner is operator whenever it joins.
+    static func owner(_ message: IRCMessage, _ c: inout CommandContext) {
+        guard c.need(1, message) else { return }
+        let p = message.parameters
+        guard let (room, _) = c.room(p[0]) else { return c.out.numeric(.noSuchChannel, p[0], "No such channel") }
+        func notice(_ text: String) { c.out.reply("NOTICE", [c.me.nick, text]) }
+        guard p.count > 1 else {
+            return notice("\(room.name) is owned by \(room.owner ?? "nobody")")
+        }
+        let isOwner = room.owner == c.me.folded
+        guard isOwner || c.me.isOperator else {
+            return c.out.numeric(.chanOPrivsNeeded, room.name, "Only the room's owner (\(room.owner ?? "nobody")) hands ownership on")
+        }
+        let account = p[1]
+        guard IRCName.isValidNick(account), c.core.policy.accountExists(account) else {
+            return c.out.numeric(.noSuchNick, account, "No such account")
+        }
+        if !isOwner { OperCommands.override("OWNER \(room.name) \(account)", c) }
+        room.setOwner(IRCName.fold(account))
+        if let member = room.member(named: account) {
+            room.setOperator(member, true)
+            c.out.deliver(Relay(source: c.core.configuration.serverName, command: "MODE", parameters: [room.name, "+o", member.nick],
+                                time: Relay.timestamp(c.now)), to: room.audience)
+        }
+        save(room, c)
+        notice("\(room.name) is now owned by \(IRCName.fold(account))")
+    }
+
     static func invite(_ message: IRCMessage, _ c: inout CommandContext) {
         guard c.need(2, message) else { return }
         let p = message.parameters

@@ -324,6 +324,7 @@ public struct Session {
         case "LIST": RoomCommands.list(message, &c)
         case "KICK": RoomCommands.kick(message, &c)
         case "INVITE": RoomCommands.invite(message, &c)
+        case "OWNER": RoomCommands.owner(message, &c)
         case "MODE": ModeCommand.mode(message, &c)
         case "WHO": QueryCommands.who(message, &c)
         case "WHOIS": QueryCommands.whois(message, &c)

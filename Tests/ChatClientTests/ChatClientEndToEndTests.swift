@@ -60,6 +60,9 @@ let bob = ("bob", "bob password!")
         let line = try await a.waitFor("<bob> hello alice")
         #expect(line.hasSuffix(" #lobby <bob> hello alice"))
         #expect(line.first?.isNumber == true)  // the server's time first
+        // Formatting from irssi or WeeChat users is removed in script mode; other controls shown.
+        try await b.send("PRIVMSG #lobby :\u{2}bold\u{2} and \u{3}4red\u{3} and \u{7}bell")
+        try await a.waitFor("<bob> bold and red and ^Gbell")
         a.type("hello bob")
         #expect(try await b.next("PRIVMSG").parameters == ["#lobby", "hello bob"])
         try await a.waitFor("#lobby <alice> hello bob")  // echo-message: shown with the server's time

@@ -216,6 +216,33 @@ import Testing
         #expect(a2.received("482").isEmpty)
     }
 
+    @Test func theOwnerHandsOwnershipOn() throws {
+        let store = try SQLiteHistory(path: path, durabilityMilliseconds: 0)
+        defer { store.close() }
+        let h = harness(store)
+        let a = h.login("alice")
+        let b = h.login("bob")
+        a.send("JOIN #club")
+        b.send("JOIN #club")
+        b.send("OWNER #club bob")
+        #expect(b.received.last?.command == "482")
+        a.clear()
+        a.send("OWNER #club")
+        a.send("OWNER #club nobody")
+        a.send("OWNER #club Bob")
+        #expect(a.received.map(\.command) == ["NOTICE", "401", "MODE", "NOTICE"])
+        #expect(a.received[0].parameters.last == "#club is owned by alice")
+        #expect(a.received[2].parameters == ["#club", "+o", "bob"] && a.received[3].parameters.last == "#club is now owned by bob")
+        #expect(store.room("#club")?.owner == "bob")
+        // The new owner is operator whenever it comes back; the old one no longer.
+        b.send("PART #club")
+        a.send("PART #club")
+        a.send("JOIN #club")
+        b.clear()
+        b.send("JOIN #club")
+        #expect(b.received("353").first?.parameters.last == "alice @bob")
+    }
+
     @Test func roomsFollowTheAccountToItsNextLogin() throws {
         let store = try SQLiteHistory(path: path, durabilityMilliseconds: 0)
         defer { store.close() }

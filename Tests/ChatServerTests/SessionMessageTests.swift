@@ -281,7 +281,8 @@ import Testing
         a.send("HELP")
         #expect(a.received.first?.command == "704" && a.received.last?.command == "706")
         for command in ["AWAY", "CAP", "HELP", "INVITE", "ISON", "JOIN", "KICK", "LIST", "LUSERS", "MODE", "MONITOR", "MOTD", "NAMES",
-                        "NOTICE", "PART", "PING", "PRIVMSG", "QUIT", "SETNAME", "TAGMSG", "TIME", "TOPIC", "USERHOST", "WHO", "WHOIS", "WHOWAS"] {
+                        "NOTICE", "PART", "PING", "PRIVMSG", "QUIT", "SETNAME", "TAGMSG", "TIME", "TOPIC", "USERHOST", "WHO", "WHOIS", "WHOWAS",
+                        "CHATHISTORY", "MARKREAD", "OWNER", "OPER", "KILL", "WALLOPS", "KLINE", "UNKLINE", "STATS", "CLEARCHAN"] {
             a.clear()
             a.send("HELP \(command.lowercased())")
             #expect(a.received.first?.command == "704" && a.received.first?.parameters[1] == command, "HELP \(command)")
