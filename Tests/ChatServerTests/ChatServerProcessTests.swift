@@ -89,4 +89,49 @@ import Testing
         #expect(await server.exitStatus() == 1)
         #expect(server.log.contains("chat-server: error: certificate chain file \(folder)/missing.crt does not exist"))
     }
+
+    /// Issue 16: SIGKILL in the middle of a message storm. Every message the database had
+    /// committed before the kill is there afterwards, the database passes SQLite's integrity
+    /// check, and the server starts on it again. Read with the `sqlite3` tool (apt-get install
+    /// sqlite3), as an operator would.
+    @Test func sigkillDuringAStormKeepsWhatWasCommittedAndTheDatabaseWhole() async throws {
+        let port = Self.freePort()
+        let (_, folder) = try writeConfig(port: port)
+        let config = folder + "/storm.json"
+        let certs = TestServer.certificates
+        try """
+        { "listeners": [ { "host": "127.0.0.1", "port": \(port) } ],
+          "tls": { "certificateChain": "\(certs.certificatePath)", "privateKey": "\(certs.keyPath)" },
+          "usersFile": "users.json", "passwordHashing": { "ln": 4, "r": 8, "p": 1 },
+          "limits": { "messagesPerSecond": 100000, "messageBurst": 100000 },
+          "history": { "durabilityMilliseconds": 100 } }
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let database = folder + "/history.sqlite"
+        func sql(_ query: String) -> String {
+            ChildProcess.run(["sqlite3", "-readonly", database, query]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let server = try Server(config: config)
+        #expect(await server.waitForLog("listening on"), "\(server.log)")
+        let a = try await TestIRCClient.connect(port: port, caPath: certs.caCertificatePath)
+        #expect(try await a.register(account: "alice", password: "alice password", capabilities: ["echo-message"]).command == "001")
+        try await a.send("JOIN #storm")
+        try await a.next("366")
+        for i in 1...300 { try await a.send("PRIVMSG #storm :m\(i)") }
+        _ = try await a.next("the echo of the 300th", timeout: 30) { $0.command == "PRIVMSG" && $0.parameters.last == "m300" }
+        // Delivered; committed once the writer's window has passed: wait for the database to say so.
+        #expect(await waitUntil(timeout: 30) { sql("SELECT count(*) FROM messages") == "300" }, "stored: \(sql("SELECT count(*) FROM messages"))")
+        // A second storm, killed in the middle.
+        for i in 301...800 { try? await a.send("PRIVMSG #storm :m\(i)") }
+        server.child.signal(SIGKILL)
+        _ = await server.exitStatus()
+        #expect(sql("PRAGMA integrity_check") == "ok")
+        let kept = Int(sql("SELECT count(*) FROM messages")) ?? 0
+        #expect(kept >= 300 && kept <= 800, "kept \(kept)")
+        #expect(sql("SELECT count(*) FROM messages WHERE line LIKE '% #storm m300'") == "1")
+        // And the server starts on it again.
+        let again = try Server(config: config)
+        #expect(await again.waitForLog("history in"), "\(again.log)")
+        again.child.signal(SIGTERM)
+        _ = await again.exitStatus()
+    }
 }
