@@ -58,6 +58,18 @@ public struct RoomRecord: Sendable, Equatable {
     }
 }
 
+extension HistoryStore {
+    /// Messages only, no room events.
+    public func query(_ query: HistoryQuery) throws -> [StoredMessage] {
+        try self.query(query, events: false)
+    }
+}
+
+/// The kinds of room events kept for IRCv3 draft/event-playback.
+public enum HistoryEvent {
+    public static let kinds: Set<String> = ["JOIN", "PART", "QUIT", "KICK", "TOPIC", "MODE"]
+}
+
 /// Conversation keys: a room's folded name, or two accounts for a private conversation.
 public enum HistoryTarget {
     /// The key of the private conversation between two (folded) accounts, the same from either side.
@@ -99,8 +111,9 @@ public enum HistoryQuery: Sendable, Equatable {
 public protocol HistoryStore: Sendable {
     /// Queues a message for storing; never blocks on the disk.
     func append(_ message: StoredMessage)
-    /// Answers a request. Blocking: call off the event loops.
-    func query(_ query: HistoryQuery) throws -> [StoredMessage]
+    /// Answers a request, with room events (JOIN, PART, …) when `events`. Blocking: call off
+    /// the event loops.
+    func query(_ query: HistoryQuery, events: Bool) throws -> [StoredMessage]
     /// The conversations among `rooms` and the private ones of `account` with messages between
     /// the two times (ms), newest activity first: (key, time of the latest message).
     func targets(rooms: [String], account: String, from: Int64, to: Int64, limit: Int) throws -> [(key: String, latest: Int64)]

@@ -20,7 +20,7 @@ public struct HistoryStoreError: Error, Sendable, Equatable, CustomStringConvert
 // is used only on the writer thread; reader connections are checked out of `readers` under
 // `readersLock`, one thread at a time.
 public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
-    public static let schemaVersion = 2
+    public static let schemaVersion = 3
     public let path: String
     public let durabilityMilliseconds: Int
     public let maximumPending = 100_000
@@ -177,6 +177,17 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
             CREATE TABLE memberships(account TEXT NOT NULL, room TEXT NOT NULL, folded TEXT NOT NULL, PRIMARY KEY(account, folded));
             DELETE FROM schema_version;
             INSERT INTO schema_version VALUES (2);
+            COMMIT;
+            """)
+        }
+        if version < 3 {
+            // A QUIT is kept in each room the user was in, with the msgid everyone got.
+            try db.execute("""
+            BEGIN;
+            DROP INDEX messages_msgid;
+            CREATE UNIQUE INDEX messages_target_msgid ON messages(target, msgid);
+            DELETE FROM schema_version;
+            INSERT INTO schema_version VALUES (3);
             COMMIT;
             """)
         }
@@ -467,8 +478,13 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
         }
     }
 
-    private func before(_ p: Position, target: String, limit: Int, above: Position? = nil, _ db: SQLiteConnection) throws -> [StoredMessage] {
-        var sql = Self.columns + " WHERE target = ? AND (time < ? OR (time = ? AND id < ?))"
+    /// The condition that leaves room events out (clients without draft/event-playback).
+    private static func kinds(_ events: Bool) -> String {
+        events ? "" : " AND kind IN ('PRIVMSG', 'NOTICE', 'TAGMSG')"
+    }
+
+    private func before(_ p: Position, target: String, limit: Int, above: Position? = nil, events: Bool, _ db: SQLiteConnection) throws -> [StoredMessage] {
+        var sql = Self.columns + " WHERE target = ? AND (time < ? OR (time = ? AND id < ?))" + Self.kinds(events)
         var values: [SQLiteConnection.Value] = [.text(target), .int(p.time), .int(p.time), .int(p.id)]
         if let above {
             sql += " AND (time > ? OR (time = ? AND id > ?))"
@@ -478,8 +494,8 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
         return try rows(db, sql, values + [.int(Int64(limit))]).reversed()
     }
 
-    private func after(_ p: Position, target: String, limit: Int, inclusive: Bool = false, below: Position? = nil, _ db: SQLiteConnection) throws -> [StoredMessage] {
-        var sql = Self.columns + " WHERE target = ? AND (time > ? OR (time = ? AND id \(inclusive ? ">=" : ">") ?))"
+    private func after(_ p: Position, target: String, limit: Int, inclusive: Bool = false, below: Position? = nil, events: Bool, _ db: SQLiteConnection) throws -> [StoredMessage] {
+        var sql = Self.columns + " WHERE target = ? AND (time > ? OR (time = ? AND id \(inclusive ? ">=" : ">") ?))" + Self.kinds(events)
         var values: [SQLiteConnection.Value] = [.text(target), .int(p.time), .int(p.time), .int(p.id)]
         if let below {
             sql += " AND (time < ? OR (time = ? AND id < ?))"
@@ -489,35 +505,35 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
         return try rows(db, sql, values + [.int(Int64(limit))])
     }
 
-    public func query(_ query: HistoryQuery) throws -> [StoredMessage] {
+    public func query(_ query: HistoryQuery, events: Bool) throws -> [StoredMessage] {
         try withReader { db in
             switch query {
             case let .latest(target, reference, limit):
                 let end = Position(time: Int64.max, id: Int64.max)
-                guard let reference else { return try before(end, target: target, limit: limit, db) }
+                guard let reference else { return try before(end, target: target, limit: limit, events: events, db) }
                 guard let start = try position(reference, in: target, lower: true, db) else { return [] }
-                return try before(end, target: target, limit: limit, above: start, db)
+                return try before(end, target: target, limit: limit, above: start, events: events, db)
             case let .before(target, reference, limit):
                 guard let p = try position(reference, in: target, lower: false, db) else { return [] }
-                return try before(p, target: target, limit: limit, db)
+                return try before(p, target: target, limit: limit, events: events, db)
             case let .after(target, reference, limit):
                 guard let p = try position(reference, in: target, lower: true, db) else { return [] }
-                return try after(p, target: target, limit: limit, db)
+                return try after(p, target: target, limit: limit, events: events, db)
             case let .around(target, reference, limit):
                 guard let p = try position(reference, in: target, lower: false, db) else { return [] }
-                let earlier = try before(p, target: target, limit: limit / 2, db)
-                let later = try after(p, target: target, limit: limit - earlier.count, inclusive: true, db)
+                let earlier = try before(p, target: target, limit: limit / 2, events: events, db)
+                let later = try after(p, target: target, limit: limit - earlier.count, inclusive: true, events: events, db)
                 return earlier + later
             case let .between(target, first, second, limit):
                 guard let a = try position(first, in: target, lower: true, db),
                       let b = try position(second, in: target, lower: false, db) else { return [] }
                 if (a.time, a.id) <= (b.time, b.id) {
-                    return try after(a, target: target, limit: limit, below: b, db)
+                    return try after(a, target: target, limit: limit, below: b, events: events, db)
                 }
                 // Backwards: the `limit` nearest the first reference, oldest first.
                 guard let upper = try position(first, in: target, lower: false, db),
                       let lower = try position(second, in: target, lower: true, db) else { return [] }
-                return try before(upper, target: target, limit: limit, above: lower, db)
+                return try before(upper, target: target, limit: limit, above: lower, events: events, db)
             }
         }
     }
@@ -529,7 +545,7 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
             let roomClause = rooms.isEmpty ? "" : "target IN (\(marks)) OR "
             let sql = """
             SELECT target, MAX(time) AS latest FROM messages
-            WHERE time > ? AND time < ? AND (\(roomClause)substr(target, 1, length(?) + 1) = ? || ',' OR substr(target, -length(?) - 1) = ',' || ?)
+            WHERE time > ? AND time < ?\(Self.kinds(false)) AND (\(roomClause)substr(target, 1, length(?) + 1) = ? || ',' OR substr(target, -length(?) - 1) = ',' || ?)
             GROUP BY target ORDER BY latest DESC LIMIT ?
             """
             let values: [SQLiteConnection.Value] = [.int(min(from, to)), .int(max(from, to))] + rooms.map { .text($0) }

@@ -187,7 +187,7 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
             old.end(reason: Session.replacedReason)
         case let .verifyOper(password):
             verifyOper(password: password)
-        case let .administer(task):
+        case let .administer(task, label):
             let core = self.core
             let connection = NIOLoopBound(self, eventLoop: context.eventLoop)
             let loop = context.eventLoop
@@ -196,11 +196,11 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
                 let text = core.perform(task)
                 loop.execute {
                     let this = connection.value
-                    this.perform(this.session.adminFinished(text))
+                    this.perform(this.session.adminFinished(text, label: label))
                     this.context?.flush()
                 }
             }
-        case let .history(job):
+        case let .history(job, label):
             let core = self.core
             let account = session.handle?.folded ?? ""
             let connection = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -211,12 +211,12 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
                 let result = core.perform(job, account: account, after: sequence)
                 loop.execute {
                     let this = connection.value
-                    this.perform(this.session.historyFinished(job, result))
+                    this.perform(this.session.historyFinished(job, result, label: label))
                     this.context?.flush()
                 }
             }
             if queued != true {
-                perform(session.historyFinished(job, .failed("the server is busy: try again in a moment")))
+                perform(session.historyFinished(job, .failed("the server is busy: try again in a moment"), label: label))
             }
         case let .close(reason):
             closing = true

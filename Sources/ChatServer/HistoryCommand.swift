@@ -6,8 +6,9 @@ import IRC
 /// Work for the history store, done off the event loop (`ServerCore.perform(_:account:)`), whose
 /// answer comes back to the session (`Session.historyFinished`).
 public enum HistoryJob: Sendable {
-    /// A CHATHISTORY request; `target` as the client named it.
-    case chathistory(subcommand: String, target: String, query: HistoryQuery)
+    /// A CHATHISTORY request; `target` as the client named it; `events`: with room events
+    /// (draft/event-playback).
+    case chathistory(subcommand: String, target: String, query: HistoryQuery, events: Bool)
     /// CHATHISTORY TARGETS: `rooms` maps the folded names of the rooms the client is in to their names.
     case targets(rooms: [String: String], from: Int64, to: Int64, limit: Int)
     /// The last messages of a room just joined, said before `before` (the JOIN's time, ms): what
@@ -33,8 +34,8 @@ extension ServerCore {
         history.waitUntilStored(sequence ?? history.sequence, within: 1)
         do {
             switch job {
-            case let .chathistory(_, _, query):
-                return .messages(try history.query(query))
+            case let .chathistory(_, _, query, events):
+                return .messages(try history.query(query, events: events))
             case let .targets(rooms, from, to, limit):
                 let found = try history.targets(rooms: Array(rooms.keys), account: account, from: from, to: to, limit: limit)
                 return .targets(found.map { key, latest in (rooms[key] ?? HistoryTarget.otherParty(of: key, for: account) ?? key, latest) })
@@ -55,11 +56,50 @@ extension ServerCore {
     }
 }
 
+extension ServerCore {
+    /// Forgets the kept rooms nobody has joined or spoken in for `history.roomExpiryDays` and
+    /// that nobody is in now; returns their names. Blocking (reads the store): off the loops.
+    @discardableResult
+    public func expireRooms(now: Date = Date()) -> [String] {
+        let days = configuration.history.roomExpiryDays
+        guard let history, days > 0 else { return [] }
+        let cutoff = Int(now.timeIntervalSince1970) - days * 86_400
+        var expired: [String] = []
+        for record in history.rooms where record.lastUsed < cutoff && registry.room(named: record.name) == nil {
+            let folded = IRCName.fold(record.name)
+            let latest = (try? history.query(.latest(target: folded, after: nil, limit: 1), events: true))?.last?.time ?? 0
+            guard latest < Int64(cutoff) * 1000 else { continue }
+            history.deleteRoom(folded)
+            expired.append(record.name)
+            logger.notice("room expired: nobody used it for \(days) days (history.roomExpiryDays)", metadata: ["room": "\(record.name)"])
+        }
+        return expired
+    }
+}
+
 /// CHATHISTORY (IRCv3 draft/chathistory), storing what is relayed, replay on JOIN and private
 /// messages missed while offline.
 enum HistoryCommand {
     /// The most messages one request returns (ISUPPORT CHATHISTORY).
     static let maximumLimit = 100
+
+    /// How many CHATHISTORY requests a client may make: a burst (a client fetching every room
+    /// after connecting), then a steady rate. Each reads the database on a shared thread.
+    struct RequestBudget {
+        static let burst = 20.0
+        static let perSecond = 4.0
+        private var tokens = burst
+        private var last: Date?
+
+        /// Takes one request from the budget; false when it is spent.
+        mutating func take(now: Date) -> Bool {
+            if let last { tokens = min(Self.burst, tokens + max(0, now.timeIntervalSince(last)) * Self.perSecond) }
+            last = now
+            guard tokens >= 1 else { return false }
+            tokens -= 1
+            return true
+        }
+    }
 
     /// Milliseconds since 1970 of `date`, as the relay's `time` tag shows it.
     static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
@@ -71,6 +111,23 @@ enum HistoryCommand {
         if relay.command == "TAGMSG" && relay.clientTags.allSatisfy({ $0.key == "+typing" || $0.key == "+draft/typing" }) { return }
         let line = IRCMessage(tags: relay.clientTags + (relay.fromBot ? [IRCTag("bot")] : []), source: relay.source, command: relay.command, parameters: relay.parameters)
         history.append(StoredMessage(msgid: relay.msgid, time: milliseconds(c.now), target: key, sender: c.me.folded, kind: relay.command,
+                                     line: String(decoding: line.serialized().dropLast(2), as: UTF8.self)))
+    }
+
+    /// Keeps the room events (JOIN, PART, KICK, TOPIC, MODE) among `actions`, for
+    /// draft/event-playback: each under its room, with the msgid its recipients got.
+    static func storeEvents(_ actions: [Session.Action], by me: SessionHandle, core: ServerCore, now: Date) {
+        guard let history = core.history else { return }
+        for case let .deliver(relay, _, _, _) in actions where HistoryEvent.kinds.contains(relay.command) {
+            guard let room = relay.parameters.first, room.hasPrefix("#") else { continue }
+            storeEvent(relay, key: IRCName.fold(room), by: me, history: history, now: now)
+        }
+    }
+
+    /// Keeps one room event under conversation `key` (a QUIT is kept once per room).
+    static func storeEvent(_ relay: Relay, key: String, by me: SessionHandle, history: any HistoryStore, now: Date) {
+        let line = IRCMessage(source: relay.source, command: relay.command, parameters: relay.parameters)
+        history.append(StoredMessage(msgid: relay.msgid, time: milliseconds(now), target: key, sender: me.folded, kind: relay.command,
                                      line: String(decoding: line.serialized().dropLast(2), as: UTF8.self)))
     }
 
@@ -137,7 +194,7 @@ enum HistoryCommand {
             default: query = .around(target: key, ref, limit: n)
             }
         }
-        return .history(.chathistory(subcommand: sub, target: target, query: query))
+        return .history(.chathistory(subcommand: sub, target: target, query: query, events: c.capabilities.contains(.eventPlayback)))
     }
 
     /// `MARKREAD <target> [timestamp=…]` (draft/read-marker): without a time, where the account
@@ -213,7 +270,7 @@ enum HistoryCommand {
             tags += message.tags
         }
         message.tags = tags
-        if prefixTime && !capabilities.contains(.serverTime), message.parameters.count >= 2 {
+        if prefixTime && !capabilities.contains(.serverTime), message.command == "PRIVMSG" || message.command == "NOTICE", message.parameters.count >= 2 {
             // "[2026-12-03 12:00:05Z] text": clients without server-time still see when it was said.
             let shown = String(time.prefix(10)) + " " + String(time.dropFirst(11).prefix(8)) + "Z"
             let text = message.parameters[1]

@@ -180,6 +180,7 @@ public final class Server: Sendable {
         guard let history, watchingAccounts.withLockedValue({ $0 }) else { return }
         let settings = configuration.history
         history.purge(SQLiteHistory.Retention(days: settings.retentionDays, messagesPerTarget: settings.maxMessagesPerRoom))
+        core.expireRooms()
         accountWatchQueue.asyncAfter(deadline: .now() + Self.purgeInterval) { [weak self] in self?.purgeHistory() }
     }
 

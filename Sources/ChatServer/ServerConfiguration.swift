@@ -69,6 +69,8 @@ public struct ServerConfiguration: Sendable, Equatable {
         public var retentionDays = 365
         /// At most this many messages are kept per room or private conversation (0: no limit).
         public var maxMessagesPerRoom = 100_000
+        /// A kept room that nobody has joined or spoken in for this many days is forgotten (0: never).
+        public var roomExpiryDays = 365
         public init(database: String?) { self.database = database }
     }
 
@@ -288,9 +290,10 @@ extension ServerConfiguration {
             if let value = root["history"] {
                 guard let t = value as? [String: Any] else { throw fail("history", "an object", value) }
                 let p = "history."
-                try checkKeys(t, allowed: ["enabled", "database", "durabilityMilliseconds", "replayOnJoin", "retentionDays", "maxMessagesPerRoom"], at: p)
+                try checkKeys(t, allowed: ["enabled", "database", "durabilityMilliseconds", "replayOnJoin", "retentionDays", "maxMessagesPerRoom", "roomExpiryDays"], at: p)
                 configuration.history.retentionDays = try integer(t, "retentionDays", at: p, 0...100_000) ?? configuration.history.retentionDays
                 configuration.history.maxMessagesPerRoom = try integer(t, "maxMessagesPerRoom", at: p, 0...1_000_000_000) ?? configuration.history.maxMessagesPerRoom
+                configuration.history.roomExpiryDays = try integer(t, "roomExpiryDays", at: p, 0...100_000) ?? configuration.history.roomExpiryDays
                 if let database = try string(t, "database", at: p) { configuration.history.database = resolve(database) }
                 if try bool(t, "enabled", at: p) == false { configuration.history.database = nil }
                 configuration.history.durabilityMilliseconds = try integer(t, "durabilityMilliseconds", at: p, 0...10_000) ?? configuration.history.durabilityMilliseconds

@@ -51,7 +51,7 @@ public final class ServerCore: Sendable {
 
     /// What CAP LS offers: everything, but draft/chathistory and draft/read-marker only when
     /// history is kept.
-    public var offeredCapabilities: Capabilities { history == nil ? Capabilities.all.subtracting([.chathistory, .readMarker]) : .all }
+    public var offeredCapabilities: Capabilities { history == nil ? Capabilities.all.subtracting([.chathistory, .readMarker, .eventPlayback]) : .all }
 
     /// Acts on live sessions when accounts or bans change (chat-admin, KLINE): a deleted, locked
     /// or re-passworded account's session ends; a demoted operator loses operator status; a new

@@ -35,11 +35,11 @@ public struct Session {
         /// call `operFinished`. Input waits meanwhile, as for a login.
         case verifyOper(password: Password)
         /// KLINE, UNKLINE: carry out `ServerCore.perform(task)` off the event loop, then call
-        /// `adminFinished` with what it says.
-        case administer(AdminTask)
+        /// `adminFinished` with what it says (and the command's label, labeled-response).
+        case administer(AdminTask, label: String? = nil)
         /// Ask the history store (`ServerCore.perform(job, account:)`) off the event loop, then
-        /// call `historyFinished`.
-        case history(HistoryJob)
+        /// call `historyFinished` (with the command's label, labeled-response).
+        case history(HistoryJob, label: String? = nil)
     }
 
     public enum Phase: Equatable { case registering, registered, closed }
@@ -53,6 +53,10 @@ public struct Session {
     private unowned(unsafe) var target: (any DeliveryTarget)?
     private var registration: Registration
     private var operVerifying = false
+    /// The label of the OPER whose password is being checked (labeled-response).
+    private var operLabel: String?
+    /// CHATHISTORY requests this session may make now (see `HistoryCommand.RequestBudget`).
+    private var historyBudget = HistoryCommand.RequestBudget()
     public private(set) var phase = Phase.registering
     /// Set when registration completes: what other sessions see of this one.
     public private(set) var handle: SessionHandle?
@@ -147,7 +151,11 @@ public struct Session {
         case .registering:
             return carryOut(registration.receive(message), now: now)
         case .registered:
-            return command(message, now: now)
+            let label = LabeledResponse.label(of: message, capabilities: capabilities)
+            let actions = command(message, now: now)
+            guard let label else { return actions }
+            if message.command == "OPER" && operVerifying { operLabel = label }
+            return LabeledResponse.apply(label, to: actions, me: handle, capabilities: capabilities, serverName: core.configuration.serverName)
         }
     }
 
@@ -169,19 +177,26 @@ public struct Session {
         guard phase == .registered, let me = handle else { return [] }
         var c = CommandContext(core: core, me: me, now: now, capabilities: capabilities, out: output)
         OperCommands.operFinished(outcome, &c)
-        return c.out.actions
+        defer { operLabel = nil }
+        return labeled(c.out.actions, operLabel)
     }
 
     /// The result of an `.administer` action: what `ServerCore.perform` said, as a notice.
-    public func adminFinished(_ text: String) -> [Action] {
+    public func adminFinished(_ text: String, label: String? = nil) -> [Action] {
         guard phase == .registered, let me = handle else { return [] }
         var out = output
         out.reply("NOTICE", [me.nick, text])
-        return out.actions
+        return labeled(out.actions, label)
+    }
+
+    /// The answer to a labeled command that came later (labeled-response).
+    private func labeled(_ actions: [Action], _ label: String?) -> [Action] {
+        guard let label else { return actions }
+        return LabeledResponse.apply(label, to: actions, me: handle, capabilities: capabilities, serverName: core.configuration.serverName)
     }
 
     /// The answer to a `.history` action: a CHATHISTORY batch, a replay, or missed messages.
-    public func historyFinished(_ job: HistoryJob, _ result: HistoryResult) -> [Action] {
+    public func historyFinished(_ job: HistoryJob, _ result: HistoryResult, label: String? = nil) -> [Action] {
         guard phase == .registered, let me = handle else { return [] }
         var out = output
         let batch = String(UInt32.random(in: 0...UInt32.max), radix: 36)
@@ -201,9 +216,9 @@ public struct Session {
             close()
         }
         switch (job, result) {
-        case let (.chathistory(subcommand, target, _), .failed(text)):
+        case let (.chathistory(subcommand, target, _, _), .failed(text)):
             out.reply("FAIL", ["CHATHISTORY", "MESSAGE_ERROR", subcommand, target, "Could not read the history: \(text)"])
-        case let (.chathistory(_, target, _), .messages(messages)):
+        case let (.chathistory(_, target, _, _), .messages(messages)):
             open("chathistory", [target])
             for stored in messages {
                 if let message = HistoryCommand.message(stored, batch: batch, capabilities: capabilities, prefixTime: false) { out.send(message) }
@@ -227,7 +242,7 @@ public struct Session {
         default:
             break
         }
-        return out.actions
+        return labeled(out.actions, label)
     }
 
     /// A login refused before any hashing, because a server ban covers the address.
@@ -292,6 +307,7 @@ public struct Session {
             if !rooms.isEmpty {
                 var context = CommandContext(core: core, me: me, now: now, capabilities: capabilities, out: out)
                 RoomCommands.rejoin(rooms, &context)
+                HistoryCommand.storeEvents(context.out.actions, by: me, core: core, now: now)
                 out = context.out
             }
         }
@@ -350,7 +366,13 @@ public struct Session {
         case "UNKLINE": if let action = OperCommands.unkline(message, &c) { c.out.append(action) }
         case "STATS": OperCommands.stats(message, &c)
         case "CLEARCHAN": OperCommands.clearchan(message, &c)
-        case "CHATHISTORY": if let action = HistoryCommand.chathistory(message, &c) { c.out.append(action) }
+        case "CHATHISTORY":
+            if !historyBudget.take(now: now) {
+                c.out.reply("FAIL", ["CHATHISTORY", "MESSAGE_ERROR", p.first ?? "*", p.count > 1 ? p[1] : "*",
+                                     "Too many history requests: at most \(HistoryCommand.RequestBudget.burst) at once, then \(Int(HistoryCommand.RequestBudget.perSecond)) a second"])
+            } else if let action = HistoryCommand.chathistory(message, &c) {
+                c.out.append(action)
+            }
         case "MARKREAD": HistoryCommand.markread(message, &c)
         case "PING":
             if let token = p.first { c.out.reply("PONG", [core.configuration.serverName, token]) } else { c.out.numeric(.noOrigin, "No origin specified") }
@@ -371,6 +393,7 @@ public struct Session {
             c.out.numeric(.unknownCommand, message.command, "Unknown command")
         }
         capabilities = c.capabilities
+        if core.history != nil { HistoryCommand.storeEvents(c.out.actions, by: me, core: core, now: now) }
         return c.out.actions
     }
 
@@ -410,12 +433,13 @@ public struct Session {
             MonitorCommand.announce(me, online: false, registry: core.registry, serverName: core.configuration.serverName, out: &out)
         }
         var audience: [SessionHandle] = []
+        let relay = Relay(source: me.mask, command: "QUIT", parameters: [reason], time: Relay.timestamp(now), account: me.nick)
         for room in me.rooms.values {
             audience += room.roster.map(\.session).filter { $0 !== me }
+            if let history = core.history { HistoryCommand.storeEvent(relay, key: room.folded, by: me, history: history, now: now) }
             if room.leave(me) { core.registry.remove(room) }
         }
         if !audience.isEmpty {
-            let relay = Relay(source: me.mask, command: "QUIT", parameters: [reason], time: Relay.timestamp(now), account: me.nick)
             out.deliver(relay, to: Audience(audience))
         }
         return out.actions

@@ -221,12 +221,12 @@ public final class TestSession: DeliveryTarget {
                     box.withLockedValue { $0 = outcome }
                 }
                 perform(session.operFinished(box.withLockedValue { $0 } ?? .busy, now: harness.now))
-            case let .administer(task):
-                perform(session.adminFinished(harness.core.perform(task, now: harness.now)))
-            case let .history(job):
+            case let .administer(task, label):
+                perform(session.adminFinished(harness.core.perform(task, now: harness.now), label: label))
+            case let .history(job, label):
                 // Synchronous here: everything stored so far is read back.
                 harness.core.history?.flush()
-                perform(session.historyFinished(job, harness.core.perform(job, account: session.handle?.folded ?? "")))
+                perform(session.historyFinished(job, harness.core.perform(job, account: session.handle?.folded ?? ""), label: label))
             }
         }
         harness.loop.run()

@@ -32,6 +32,12 @@ public struct Capabilities: OptionSet, Sendable, Hashable {
     public static let chathistory = Capabilities(rawValue: 1 << 16)
     /// IRCv3 draft/read-marker: where the account has read up to, shared by its clients.
     public static let readMarker = Capabilities(rawValue: 1 << 17)
+    /// IRCv3 draft/event-playback: history includes the room's joins, parts, quits, kicks, topic
+    /// and mode changes (offered when history is on).
+    public static let eventPlayback = Capabilities(rawValue: 1 << 18)
+    /// IRCv3 labeled-response: the replies to a command that carries a `label` tag carry it
+    /// back (one reply tagged, several in a `labeled-response` batch, none as an `ACK`).
+    public static let labeledResponse = Capabilities(rawValue: 1 << 19)
 
     /// Names in the order `CAP LS` lists them.
     public static let names: [(Capabilities, String)] = [
@@ -40,7 +46,7 @@ public struct Capabilities: OptionSet, Sendable, Hashable {
         (.capNotify, "cap-notify"), (.multiPrefix, "multi-prefix"), (.standardReplies, "standard-replies"),
         (.accountNotify, "account-notify"), (.inviteNotify, "invite-notify"), (.userhostInNames, "userhost-in-names"),
         (.extendedMonitor, "extended-monitor"), (.setname, "setname"), (.batch, "batch"), (.chathistory, "draft/chathistory"),
-        (.readMarker, "draft/read-marker"),
+        (.readMarker, "draft/read-marker"), (.eventPlayback, "draft/event-playback"), (.labeledResponse, "labeled-response"),
     ]
 
     /// Every capability this server knows.

@@ -95,6 +95,40 @@ func temporaryDatabase() -> String {
         #expect { try SQLiteHistory(path: garbage) } throws: { "\($0)".contains("is damaged or not a SQLite database") }
     }
 
+    @Test func aVersion2DatabaseIsMigratedAndAQuitIsKeptInEachRoomUnderOneMsgid() throws {
+        let path = temporaryDatabase()
+        do {
+            // The version 2 schema, as an earlier release left it, with a message in it.
+            let db = try SQLiteConnection(path: path)
+            try db.execute("""
+            CREATE TABLE schema_version(version INTEGER NOT NULL); INSERT INTO schema_version VALUES (2);
+            CREATE TABLE messages(id INTEGER PRIMARY KEY, msgid TEXT NOT NULL, time INTEGER NOT NULL, target TEXT NOT NULL,
+                                  sender TEXT NOT NULL, kind TEXT NOT NULL, line TEXT NOT NULL);
+            CREATE UNIQUE INDEX messages_msgid ON messages(msgid);
+            CREATE INDEX messages_target_time ON messages(target, time, id);
+            CREATE TABLE last_seen(account TEXT PRIMARY KEY, time INTEGER NOT NULL);
+            CREATE TABLE read_markers(account TEXT NOT NULL, target TEXT NOT NULL, time INTEGER NOT NULL, PRIMARY KEY(account, target));
+            CREATE TABLE rooms(folded TEXT PRIMARY KEY, name TEXT NOT NULL, topic TEXT, topic_by TEXT NOT NULL, topic_time INTEGER NOT NULL,
+                               flags TEXT NOT NULL, key TEXT, room_limit INTEGER, owner TEXT, created INTEGER NOT NULL, last_used INTEGER NOT NULL);
+            CREATE TABLE memberships(account TEXT NOT NULL, room TEXT NOT NULL, folded TEXT NOT NULL, PRIMARY KEY(account, folded));
+            INSERT INTO messages(msgid, time, target, sender, kind, line) VALUES ('old', 1000, '#a', 'bob', 'PRIVMSG', ':bob!bob@user/bob PRIVMSG #a :before');
+            """)
+        }
+        chmod(path, 0o600)
+        let store = try SQLiteHistory(path: path, durabilityMilliseconds: 0)
+        defer { store.close() }
+        for room in ["#a", "#b"] {
+            store.append(StoredMessage(msgid: "q1", time: 2000, target: room, sender: "bob", kind: "QUIT", line: ":bob!bob@user/bob QUIT :bye"))
+        }
+        store.flush()
+        #expect(ids(try store.query(.latest(target: "#a", after: nil, limit: 10), events: true)) == ["old", "q1"])
+        #expect(ids(try store.query(.latest(target: "#b", after: nil, limit: 10), events: true)) == ["q1"])
+        #expect(ids(try store.query(.latest(target: "#a", after: nil, limit: 10))) == ["old"])  // no events unless asked
+        var version = ""
+        try SQLiteConnection(path: path).query("SELECT version FROM schema_version") { version = $0.text(0) }
+        #expect(version == "\(SQLiteHistory.schemaVersion)")
+    }
+
     @Test func aBurstIsStoredInFewTransactions() throws {
         let store = try SQLiteHistory(path: temporaryDatabase(), durabilityMilliseconds: 200)
         defer { store.close() }

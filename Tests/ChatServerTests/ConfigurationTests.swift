@@ -44,6 +44,10 @@ import Testing
         let d = try load("{\(minimal), \"history\": {\"database\": \"h.db\", \"durabilityMilliseconds\": 0, \"replayOnJoin\": 0}}")
         #expect(d.history.database?.hasSuffix("/h.db") == true && d.history.durabilityMilliseconds == 0 && d.history.replayOnJoin == 0)
         #expect(try load("{\(minimal), \"history\": {\"enabled\": false}}").history.database == nil)
+        #expect(c.history.retentionDays == 365 && c.history.maxMessagesPerRoom == 100_000 && c.history.roomExpiryDays == 365)
+        let e = try load("{\(minimal), \"history\": {\"retentionDays\": 30, \"maxMessagesPerRoom\": 500, \"roomExpiryDays\": 0}}")
+        #expect(e.history.retentionDays == 30 && e.history.maxMessagesPerRoom == 500 && e.history.roomExpiryDays == 0)
+        #expect(error("{\(minimal), \"history\": {\"roomExpiryDays\": -1}}").contains("\"history.roomExpiryDays\": expected a whole number from 0"))
         #expect(error("{\(minimal), \"history\": {\"replay\": 5}}").contains("unknown key \"history.replay\""))
         #expect(error("{\(minimal), \"history\": {\"replayOnJoin\": 9000}}").contains("\"history.replayOnJoin\": expected a whole number from 0 to 500"))
     }

@@ -27,7 +27,7 @@ import Testing
 
     @Test func saslPlainFlow() {
         var m = Registration(serverName: "srv")
-        #expect(run(&m, ["CAP LS 302"]) == [":srv CAP * LS :sasl=PLAIN,EXTERNAL server-time message-tags echo-message account-tag extended-join away-notify cap-notify multi-prefix standard-replies account-notify invite-notify userhost-in-names extended-monitor setname batch draft/chathistory draft/read-marker"])
+        #expect(run(&m, ["CAP LS 302"]) == [":srv CAP * LS :sasl=PLAIN,EXTERNAL server-time message-tags echo-message account-tag extended-join away-notify cap-notify multi-prefix standard-replies account-notify invite-notify userhost-in-names extended-monitor setname batch draft/chathistory draft/read-marker draft/event-playback labeled-response"])
         #expect(run(&m, ["NICK Al", "USER al 0 * :Alice"]).isEmpty)  // waits for CAP END
         #expect(run(&m, ["CAP REQ :sasl server-time"]) == [":srv CAP Al ACK :sasl server-time"])
         #expect(run(&m, ["AUTHENTICATE PLAIN"]) == ["AUTHENTICATE +"])

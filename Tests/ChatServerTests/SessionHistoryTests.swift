@@ -47,6 +47,74 @@ import Testing
         #expect(a.take().filter { $0.command == "PRIVMSG" }.map { $0.parameters[1] } == ["line 3", "line 4"])
     }
 
+    @Test func eventPlaybackBringsJoinsPartsKicksTopicsModesAndQuitsOnlyToThoseWhoAsk() {
+        let a = harness.login("alice", capabilities: Self.caps + ["draft/event-playback"])
+        let b = harness.login("bob", capabilities: Self.caps)
+        a.send("JOIN #ev")
+        harness.now += 1
+        b.send("JOIN #ev")
+        harness.now += 1
+        a.send("TOPIC #ev :plans")
+        a.send("MODE #ev +m")
+        a.send("PRIVMSG #ev :hello")
+        harness.now += 1
+        a.send("KICK #ev bob :later")
+        b.send("JOIN #ev")
+        b.send("PART #ev :gone")
+        b.send("JOIN #ev")
+        b.close(reason: "off")
+        a.clear()
+        a.send("CHATHISTORY LATEST #ev * 20")
+        let events = a.take().filter { $0.command != "BATCH" }
+        #expect(events.map(\.command) == ["JOIN", "JOIN", "TOPIC", "MODE", "PRIVMSG", "KICK", "JOIN", "PART", "JOIN", "QUIT"])
+        #expect(events[5].parameters == ["#ev", "bob", "later"] && events[9].parameters == ["off"])
+        #expect(Set(events.compactMap { $0.tag("msgid") }).count == events.count)
+        // Without the capability: the message alone, the limit counting messages only.
+        let c = harness.login("carol", capabilities: Self.caps)
+        c.send("JOIN #ev")
+        c.clear()
+        c.send("CHATHISTORY LATEST #ev * 1")
+        #expect(c.take().filter { $0.command != "BATCH" }.map(\.parameters) == [["#ev", "hello"]])
+        // TARGETS counts messages, not events.
+        c.send("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z 10")
+        #expect(c.take().filter { $0.command == "CHATHISTORY" }.map { $0.parameters[1] } == ["#ev"])
+    }
+
+    @Test func aQuitKeepsTheMsgidEveryoneSawInEachRoom() {
+        let a = harness.login("alice", capabilities: Self.caps + ["draft/event-playback"])
+        let b = harness.login("bob", capabilities: Self.caps)
+        a.send("JOIN #x,#y")
+        b.send("JOIN #x,#y")
+        a.clear()
+        b.close(reason: "bye")
+        let live = a.received("QUIT")
+        #expect(live.count == 1)
+        a.clear()
+        a.send("CHATHISTORY LATEST #x * 1")
+        let inX = a.received("QUIT")
+        a.clear()
+        a.send("CHATHISTORY LATEST #y * 1")
+        let inY = a.received("QUIT")
+        #expect(inX.count == 1 && inY.count == 1)
+        #expect(inX.first?.tag("msgid") == live.first?.tag("msgid") && inY.first?.tag("msgid") == live.first?.tag("msgid"))
+    }
+
+    @Test func historyRequestsAreRateLimitedPerClient() {
+        let a = harness.login("alice", capabilities: Self.caps)
+        a.send("JOIN #r")
+        a.clear()
+        for _ in 0..<20 { a.send("CHATHISTORY LATEST #r * 1") }
+        #expect(a.received("FAIL").isEmpty)
+        a.clear()
+        a.send("CHATHISTORY LATEST #r * 1")
+        #expect(a.take().map { $0.parameters.prefix(4) } == [["CHATHISTORY", "MESSAGE_ERROR", "LATEST", "#r"]])
+        harness.now += 1
+        for _ in 0..<4 { a.send("CHATHISTORY LATEST #r * 1") }
+        #expect(a.received("FAIL").isEmpty)
+        a.send("CHATHISTORY LATEST #r * 1")
+        #expect(a.received("FAIL").count == 1)
+    }
+
     @Test func onlyMembersAndPartiesReadAndBadRequestsFail() {
         let a = harness.login("alice", capabilities: Self.caps)
         let b = harness.login("bob", capabilities: Self.caps)
@@ -265,5 +333,27 @@ import Testing
         b.send("NICK alice")
         b.send("USER alice 0 * :Alice")
         #expect(b.received("JOIN").isEmpty)
+    }
+
+    @Test func roomsNobodyUsesExpireButLiveAndRecentlyUsedOnesStay() throws {
+        let store = try SQLiteHistory(path: path, durabilityMilliseconds: 0)
+        defer { store.close() }
+        let h = SessionHarness(accounts: ["alice": "pw-a", "bob": "pw-b"], history: store) { $0.history.roomExpiryDays = 30 }
+        let start = h.now
+        let a = h.login("alice")
+        let b = h.login("bob")
+        a.send("JOIN #old")
+        a.send("PART #old")
+        b.send("JOIN #live")
+        a.send("JOIN #chatty")
+        h.now += 35 * 86_400
+        a.send("PRIVMSG #chatty :still here")
+        a.close(reason: "bye")  // a quit: #chatty is kept, empty, last used by that message
+        store.flush()
+        #expect(h.core.expireRooms(now: start + 40 * 86_400) == ["#old"])
+        #expect(store.room("#old") == nil && store.room("#live") != nil && store.room("#chatty") != nil)
+        // Ten days on, #chatty's last message is over 30 days old too.
+        #expect(h.core.expireRooms(now: start + 70 * 86_400) == ["#chatty"])
+        #expect(store.memberships(of: "alice").isEmpty)
     }
 }
