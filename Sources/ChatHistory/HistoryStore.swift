@@ -70,6 +70,14 @@ public enum HistoryEvent {
     public static let kinds: Set<String> = ["JOIN", "PART", "QUIT", "KICK", "TOPIC", "MODE"]
 }
 
+/// A change to a room made with chat-admin, for the running server to apply to the live room.
+public enum RoomRequest: Sendable, Equatable {
+    /// Forget the room (folded name); its members are removed from it.
+    case delete(String)
+    /// Hand the room (folded name) to an account (folded).
+    case setOwner(String, account: String)
+}
+
 /// Conversation keys: a room's folded name, or two accounts for a private conversation.
 public enum HistoryTarget {
     /// The key of the private conversation between two (folded) accounts, the same from either side.
@@ -139,6 +147,9 @@ public protocol HistoryStore: Sendable {
     func memberships(of account: String) -> [String]
     /// Records that `account` joined (`true`) or left (`false`) a room (queued).
     func setMembership(account: String, room: String, member: Bool)
+    /// What chat-admin asked to be done to rooms since the last call (taken: each is returned once).
+    /// Blocking: call off the event loops.
+    func takeRoomRequests() throws -> [RoomRequest]
     /// How many writes have been queued so far: a read that must see them waits for
     /// `waitUntilStored(sequence)` first.
     var sequence: Int { get }

@@ -20,7 +20,7 @@ public struct HistoryStoreError: Error, Sendable, Equatable, CustomStringConvert
 // is used only on the writer thread; reader connections are checked out of `readers` under
 // `readersLock`, one thread at a time.
 public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
-    public static let schemaVersion = 3
+    public static let schemaVersion = 4
     public let path: String
     public let durabilityMilliseconds: Int
     public let maximumPending = 100_000
@@ -44,6 +44,7 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
         case purge(Retention, now: Int64)
         case room(String, RoomRecord?)
         case membership(String, String, Bool)
+        case request(RoomRequest)
     }
     /// Saved rooms by folded name, and each account's rooms (folded account → names), all in
     /// memory, written through.
@@ -191,6 +192,16 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
             COMMIT;
             """)
         }
+        if version < 4 {
+            // What chat-admin asks a running server to do to its rooms (`RoomRequest`).
+            try db.execute("""
+            BEGIN;
+            CREATE TABLE room_requests(id INTEGER PRIMARY KEY, action TEXT NOT NULL, room TEXT NOT NULL, account TEXT);
+            DELETE FROM schema_version;
+            INSERT INTO schema_version VALUES (4);
+            COMMIT;
+            """)
+        }
     }
 
     // MARK: Writing
@@ -247,6 +258,61 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
         memberOf[account] = names
         condition.unlock()
         if member != had { enqueue(.membership(account, room, member)) }
+    }
+
+    /// The accounts whose rooms (rejoined at login) include `folded`. From memory.
+    public func members(of folded: String) -> [String] {
+        condition.lock()
+        defer { condition.unlock() }
+        return memberOf.filter { $0.value.contains { Self.fold($0) == folded } }.map(\.key).sorted()
+    }
+
+    /// chat-admin's change to a room: made here at once (for the next start), and queued for a
+    /// running server, which applies it to the live room within seconds (`takeRoomRequests`).
+    public func request(_ request: RoomRequest) {
+        switch request {
+        case let .delete(folded):
+            deleteRoom(folded)
+        case let .setOwner(folded, account):
+            if var record = room(folded) {
+                record.owner = account
+                saveRoom(record, folded: folded)
+            }
+        }
+        enqueue(.request(request))
+    }
+
+    public func takeRoomRequests() throws -> [RoomRequest] {
+        try withReader { db in
+            var found: [RoomRequest] = []
+            try db.execute("BEGIN IMMEDIATE")
+            do {
+                try db.query("SELECT action, room, account FROM room_requests ORDER BY id") { row in
+                    switch row.text(0) {
+                    case "delete": found.append(.delete(row.text(1)))
+                    case "set-owner": found.append(.setOwner(row.text(1), account: row.text(2)))
+                    default: break
+                    }
+                }
+                if !found.isEmpty { try db.execute("DELETE FROM room_requests") }
+                try db.execute("COMMIT")
+            } catch {
+                try? db.execute("ROLLBACK")
+                throw error
+            }
+            return found
+        }
+    }
+
+    /// How many messages a conversation has kept, and the time (ms) of its latest one.
+    public func activity(of target: String) throws -> (messages: Int, latest: Int64?) {
+        try withReader { db in
+            var out: (Int, Int64?) = (0, nil)
+            try db.query("SELECT COUNT(*), MAX(time) FROM messages WHERE target = ?", [.text(target)]) { row in
+                out = (Int(row.int(0)), row.isNull(1) ? nil : row.int(1))
+            }
+            return out
+        }
     }
 
     /// ASCII case folding, as room keys are stored.
@@ -369,6 +435,10 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
                         """, [.text(target), .text(target), .int(Int64(retention.messagesPerTarget))])
                     }
                 }
+            case let .request(.delete(room)):
+                try db.query("INSERT INTO room_requests(action, room) VALUES ('delete', ?)", [.text(room)])
+            case let .request(.setOwner(room, account)):
+                try db.query("INSERT INTO room_requests(action, room, account) VALUES ('set-owner', ?, ?)", [.text(room), .text(account)])
             case let .lastSeen(account, time):
                 try db.query("INSERT INTO last_seen(account, time) VALUES (?, ?) ON CONFLICT(account) DO UPDATE SET time = excluded.time",
                              [.text(account), .int(time)])

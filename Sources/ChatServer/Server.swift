@@ -36,6 +36,9 @@ public final class Server: Sendable {
     private let accountWatchQueue = DispatchQueue(label: "securechat-users-file")
     private let watchingAccounts = NIOLockedValueBox(false)
     static let accountCheckInterval = DispatchTimeInterval.milliseconds(500)
+    /// Turns of the users-file check: chat-admin's room requests are read every fourth.
+    /// Only touched on `accountWatchQueue`.
+    nonisolated(unsafe) private var roomRequestTicks = 0
 
     /// The plaintext line sent to a client that connects without TLS, before closing.
     static let plaintextReply = "ERROR :This port speaks TLS only: turn TLS on in your IRC client (irssi: /connect -tls; WeeChat: /set irc.server.NAME.ssl on, or .tls on in WeeChat 4)\r\n"
@@ -188,6 +191,8 @@ public final class Server: Sendable {
         accountWatchQueue.asyncAfter(deadline: .now() + Self.accountCheckInterval) { [weak self] in
             guard let self, self.watchingAccounts.withLockedValue({ $0 }) else { return }
             self.directory.refreshIfChanged()
+            self.roomRequestTicks += 1
+            if self.roomRequestTicks % 4 == 0 { self.core.applyRoomRequests() }  // chat-admin room …, every 2 s
             self.watchUsersFile()
         }
     }

@@ -14,7 +14,7 @@ struct ChatAdmin: ParsableCommand {
         while the server does; the server picks them up at the next login. Passwords are read from \
         a no-echo prompt, or one line on standard input with --password-stdin; never from arguments.
         """,
-        subcommands: [AddUser.self, Passwd.self, DelUser.self, List.self, Lock.self, Unlock.self, Verify.self, Role.self, Ban.self, History.self, Import.self, ClientCertificates.self, Certs.self]
+        subcommands: [AddUser.self, Passwd.self, DelUser.self, List.self, Lock.self, Unlock.self, Verify.self, Role.self, Ban.self, History.self, RoomAdmin.self, Import.self, ClientCertificates.self, Certs.self]
     )
 }
 

@@ -90,6 +90,54 @@ import Testing
         #expect(server.log.contains("chat-server: error: certificate chain file \(folder)/missing.crt does not exist"))
     }
 
+    /// Issue 16: `chat-admin room list|show|set-owner|delete` against the database of a running
+    /// server, which applies the change to the live room.
+    @Test func chatAdminManagesTheRoomsOfARunningServer() async throws {
+        let port = Self.freePort()
+        let (config, folder) = try writeConfig(port: port)
+        let hash = try PasswordHash.make(password: Password("bob password"), parameters: TestServer.testHashing)
+        try UsersStore(path: folder + "/users.json").update { try $0.add(Account(name: "bob", hash: hash.phc, created: "t", updated: "t")) }
+        let admin = TestBinaries.path("chat-admin")
+        func room(_ arguments: String...) -> (status: Int32, output: String) {
+            ChildProcess.run([admin, "room"] + arguments + ["--config", config])
+        }
+        let server = try Server(config: config)
+        #expect(await server.waitForLog("listening on"), "\(server.log)")
+        let certs = TestServer.certificates
+        let a = try await TestIRCClient.connect(port: port, caPath: certs.caCertificatePath)
+        #expect(try await a.register(account: "alice", password: "alice password").command == "001")
+        let b = try await TestIRCClient.connect(port: port, caPath: certs.caCertificatePath)
+        #expect(try await b.register(account: "bob", password: "bob password").command == "001")
+        try await a.send("JOIN #Club")
+        try await a.next("366")
+        try await a.send("TOPIC #Club :weekly")
+        try await a.next("TOPIC")
+        try await b.send("JOIN #club")
+        try await b.next("366")
+        // The store writes within its durability window: wait until the listing shows both.
+        #expect(await waitUntil(timeout: 20) { room("list").output.contains("#Club\talice\t2\t") }, "\(room("list").output)")
+        let shown = room("show", "club")
+        #expect(shown.status == 0 && shown.output.contains("owner:    alice") && shown.output.contains("topic:    weekly (set by alice"))
+        #expect(shown.output.contains("members:  alice bob"))
+        // A new owner: bob is made operator in the live room.
+        let handed = room("set-owner", "#club", "Bob")
+        #expect(handed.status == 0 && handed.output.contains("#club is now owned by bob"), "\(handed.output)")
+        let op = try await b.next("MODE +o bob", timeout: 20) { $0.command == "MODE" && $0.parameters == ["#Club", "+o", "bob"] }
+        #expect(op.source == "localhost")
+        #expect(room("show", "club").output.contains("owner:    bob"))
+        // Deleted: both are removed from the live room, and it is no longer kept.
+        #expect(room("delete", "club").status == 0)
+        let kicked = try await a.next("KICK", timeout: 20)
+        #expect(kicked.parameters.first == "#Club" && kicked.parameters.last == "Room deleted by the server's administrator")
+        #expect(await waitUntil(timeout: 20) { room("list").output.contains("no rooms kept") }, "\(room("list").output)")
+        let missing = room("show", "nowhere")
+        #expect(missing.status == 1 && missing.output.contains("no room #nowhere is kept — `chat-admin room list` shows the rooms"))
+        #expect(room("set-owner", "club", "nobody").output.contains("nobody"))
+        server.child.signal(SIGTERM)
+        #expect(await server.exitStatus() == 0)
+        #expect(server.log.contains("room deleted with chat-admin"))
+    }
+
     /// Issue 16: SIGKILL in the middle of a message storm. Every message the database had
     /// committed before the kill is there afterwards, the database passes SQLite's integrity
     /// check, and the server starts on it again. Read with the `sqlite3` tool (apt-get install
