@@ -42,9 +42,24 @@ public struct RoomRecord: Sendable, Equatable {
     /// Unix times (seconds).
     public var created: Int
     public var lastUsed: Int
+    /// The ban list (`+b`), oldest first.
+    public var bans: [Ban]
+
+    /// A room ban as set: its text, who set it, when (Unix seconds).
+    public struct Ban: Sendable, Equatable {
+        public var mask: String
+        public var setBy: String
+        public var setAt: Int
+        public init(mask: String, setBy: String, setAt: Int) {
+            self.mask = mask
+            self.setBy = setBy
+            self.setAt = setAt
+        }
+    }
 
     public init(name: String, topic: String? = nil, topicBy: String = "", topicTime: Int = 0, flags: String = "nt", key: String? = nil,
-                limit: Int? = nil, owner: String? = nil, created: Int, lastUsed: Int) {
+                limit: Int? = nil, owner: String? = nil, created: Int, lastUsed: Int, bans: [Ban] = []) {
+        self.bans = bans
         self.name = name
         self.topic = topic
         self.topicBy = topicBy

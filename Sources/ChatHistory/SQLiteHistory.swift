@@ -20,7 +20,7 @@ public struct HistoryStoreError: Error, Sendable, Equatable, CustomStringConvert
 // is used only on the writer thread; reader connections are checked out of `readers` under
 // `readersLock`, one thread at a time.
 public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
-    public static let schemaVersion = 4
+    public static let schemaVersion = 5
     public let path: String
     public let durabilityMilliseconds: Int
     public let maximumPending = 100_000
@@ -108,10 +108,11 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
             try writer.query("SELECT account, target, time FROM read_markers") { row in
                 markers[row.text(0), default: [:]][row.text(1)] = row.int(2)
             }
-            try writer.query("SELECT folded, name, topic, topic_by, topic_time, flags, key, room_limit, owner, created, last_used FROM rooms") { r in
+            try writer.query("SELECT folded, name, topic, topic_by, topic_time, flags, key, room_limit, owner, created, last_used, bans FROM rooms") { r in
                 savedRooms[r.text(0)] = RoomRecord(name: r.text(1), topic: r.isNull(2) ? nil : r.text(2), topicBy: r.text(3), topicTime: Int(r.int(4)),
                                                    flags: r.text(5), key: r.isNull(6) ? nil : r.text(6), limit: r.isNull(7) ? nil : Int(r.int(7)),
-                                                   owner: r.isNull(8) ? nil : r.text(8), created: Int(r.int(9)), lastUsed: Int(r.int(10)))
+                                                   owner: r.isNull(8) ? nil : r.text(8), created: Int(r.int(9)), lastUsed: Int(r.int(10)),
+                                                   bans: Self.bans(from: r.text(11)))
             }
             try writer.query("SELECT account, room FROM memberships ORDER BY rowid") { r in memberOf[r.text(0), default: []].append(r.text(1)) }
             var ok = ""
@@ -199,6 +200,16 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
             CREATE TABLE room_requests(id INTEGER PRIMARY KEY, action TEXT NOT NULL, room TEXT NOT NULL, account TEXT);
             DELETE FROM schema_version;
             INSERT INTO schema_version VALUES (4);
+            COMMIT;
+            """)
+        }
+        if version < 5 {
+            // A room's ban list, one "time<TAB>setter<TAB>mask" line per ban.
+            try db.execute("""
+            BEGIN;
+            ALTER TABLE rooms ADD COLUMN bans TEXT NOT NULL DEFAULT '';
+            DELETE FROM schema_version;
+            INSERT INTO schema_version VALUES (5);
             COMMIT;
             """)
         }
@@ -315,6 +326,19 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
         }
     }
 
+    /// A ban list as stored: a "time<TAB>setter<TAB>mask" line per ban (masks have no spaces).
+    static func text(of bans: [RoomRecord.Ban]) -> String {
+        bans.map { "\($0.setAt)\t\($0.setBy)\t\($0.mask)" }.joined(separator: "\n")
+    }
+
+    static func bans(from text: String) -> [RoomRecord.Ban] {
+        text.split(separator: "\n").compactMap { line in
+            let parts = line.split(separator: "\t", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3, let time = Int(parts[0]), !parts[2].isEmpty else { return nil }
+            return RoomRecord.Ban(mask: String(parts[2]), setBy: String(parts[1]), setAt: time)
+        }
+    }
+
     /// ASCII case folding, as room keys are stored.
     static func fold(_ name: String) -> String {
         String(decoding: name.utf8.map { $0 >= 0x41 && $0 <= 0x5a ? $0 + 0x20 : $0 }, as: UTF8.self)
@@ -407,14 +431,14 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
                              [.text(account), .text(target), .int(time)])
             case let .room(folded, record?):
                 try db.query("""
-                INSERT INTO rooms(folded, name, topic, topic_by, topic_time, flags, key, room_limit, owner, created, last_used)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO rooms(folded, name, topic, topic_by, topic_time, flags, key, room_limit, owner, created, last_used, bans)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(folded) DO UPDATE SET name = excluded.name, topic = excluded.topic, topic_by = excluded.topic_by,
                   topic_time = excluded.topic_time, flags = excluded.flags, key = excluded.key, room_limit = excluded.room_limit,
-                  owner = excluded.owner, created = excluded.created, last_used = excluded.last_used
+                  owner = excluded.owner, created = excluded.created, last_used = excluded.last_used, bans = excluded.bans
                 """, [.text(folded), .text(record.name), record.topic.map { .text($0) } ?? .null, .text(record.topicBy), .int(Int64(record.topicTime)),
                       .text(record.flags), record.key.map { .text($0) } ?? .null, record.limit.map { .int(Int64($0)) } ?? .null,
-                      record.owner.map { .text($0) } ?? .null, .int(Int64(record.created)), .int(Int64(record.lastUsed))])
+                      record.owner.map { .text($0) } ?? .null, .int(Int64(record.created)), .int(Int64(record.lastUsed)), .text(Self.text(of: record.bans))])
             case let .room(folded, nil):
                 try db.query("DELETE FROM rooms WHERE folded = ?", [.text(folded)])
                 try db.query("DELETE FROM memberships WHERE folded = ?", [.text(folded)])

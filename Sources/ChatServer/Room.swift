@@ -74,7 +74,7 @@ public final class Room: @unchecked Sendable {
         self.createdAt = now
     }
 
-    /// A room made again from what was saved of it (history on): name, time, topic, modes, owner.
+    /// A room made again from what was saved of it (history on): name, time, topic, modes, owner, bans.
     init(saved record: RoomRecord) {
         self.name = record.name
         self.folded = IRCName.fold(record.name)
@@ -88,6 +88,7 @@ public final class Room: @unchecked Sendable {
         _modes.topicLocked = record.flags.contains("t")
         _modes.key = record.key
         _modes.limit = record.limit
+        bans = record.bans.compactMap { ban in BanMask(ban.mask).map { Ban(mask: $0, setBy: ban.setBy, setAt: ban.setAt) } }
     }
 
     var owner: String? { lock.withLock { _owner } }
@@ -99,7 +100,8 @@ public final class Room: @unchecked Sendable {
             let m = _modes
             let flags = (m.inviteOnly ? "i" : "") + (m.moderated ? "m" : "") + (m.noExternal ? "n" : "") + (m.secret ? "s" : "") + (m.topicLocked ? "t" : "")
             return RoomRecord(name: name, topic: _topic?.text, topicBy: _topic?.setBy ?? "", topicTime: _topic?.setAt ?? 0, flags: flags,
-                              key: m.key, limit: m.limit, owner: _owner, created: createdAt, lastUsed: now)
+                              key: m.key, limit: m.limit, owner: _owner, created: createdAt, lastUsed: now,
+                              bans: bans.map { RoomRecord.Ban(mask: $0.mask.text, setBy: $0.setBy, setAt: $0.setAt) })
         }
     }
 

@@ -78,6 +78,7 @@ struct RoomShow: ParsableCommand {
             print("created:  \(RoomDatabase.date(record.created))")
             print("used:     \(RoomDatabase.date(max(record.lastUsed, Int((activity.latest ?? 0) / 1000))))")
             print("messages: \(activity.messages)")
+            print("bans:     \(record.bans.isEmpty ? "none" : record.bans.map { "\($0.mask) (by \($0.setBy))" }.joined(separator: ", "))")
             print("members:  \(store.members(of: key).joined(separator: " "))")
         }
     }

@@ -118,7 +118,7 @@ import Testing
         #expect(await waitUntil(timeout: 20) { room("list").output.contains("#Club\talice\t2\t") }, "\(room("list").output)")
         let shown = room("show", "club")
         #expect(shown.status == 0 && shown.output.contains("owner:    alice") && shown.output.contains("topic:    weekly (set by alice"))
-        #expect(shown.output.contains("members:  alice bob"))
+        #expect(shown.output.contains("members:  alice bob") && shown.output.contains("bans:     none"))
         // A new owner: bob is made operator in the live room.
         let handed = room("set-owner", "#club", "Bob")
         #expect(handed.status == 0 && handed.output.contains("#club is now owned by bob"), "\(handed.output)")

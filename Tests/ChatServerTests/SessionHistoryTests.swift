@@ -261,6 +261,7 @@ import Testing
         a.send("JOIN #Team")
         a.send("TOPIC #team :plans for Monday")
         a.send("MODE #team +sk secret")
+        a.send("MODE #team +bb carol ~a:mallory")
         a.send("PART #team")
         #expect(h.core.registry.room(named: "#team") == nil)  // empty: gone from memory
         store.flush()
@@ -276,6 +277,9 @@ import Testing
         #expect(b.received("353").first?.parameters.last == "bob")
         b.send("MODE #team")
         #expect(b.received("324").first?.parameters == ["bob", "#Team", "+knst", "secret"])
+        // The ban list too, with who set each ban and when.
+        b.send("MODE #team +b")
+        #expect(b.received("367").map { Array($0.parameters.dropFirst(2)) } == [["carol!*@*", "alice", "1800000000"], ["~a:mallory", "alice", "1800000000"]])
         // The owner is operator whenever she joins, even after someone else.
         let a2 = h.login("alice")
         a2.send("JOIN #team")
