@@ -54,6 +54,7 @@ public final class Certificate: @unchecked Sendable {
 }
 
 /// A private key held by OpenSSL (`EVP_PKEY*`).
+// @unchecked Sendable: immutable — the key is only read after it is loaded (OpenSSL reference-counts it).
 public final class PrivateKey: @unchecked Sendable {
     let pkey: OpaquePointer
 

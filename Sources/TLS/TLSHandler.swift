@@ -491,6 +491,7 @@ extension TLSHandler: Sendable {}
 
 /// Hands a value that is used by one thread at a time (the engine during an offloaded handshake
 /// step: the loop does not touch it until the step is back) to another thread.
+// @unchecked Sendable: used by one thread at a time (see above).
 private struct Unchecked<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }

@@ -120,6 +120,7 @@ struct Import: ParsableCommand {
 }
 
 /// Lets concurrentPerform's workers fill distinct slots of one buffer.
+// @unchecked Sendable: each worker writes only its own slot, and the buffer is read after all finish.
 struct SendableSlots: @unchecked Sendable {
     let base: UnsafeMutableBufferPointer<String?>
     init(_ base: UnsafeMutableBufferPointer<String?>) { self.base = base }
