@@ -151,10 +151,11 @@ import TLS
 
     @Test func expiredServerCertificateIsRefusedByTheClient() async throws {
         let issued = try pki.issue("expired-server", names: ["localhost"], validFrom: -10 * 86400, validFor: 86400)
-        // The server would refuse to load it; start it with a clock from when it was valid.
+        // The server would refuse to load it; start it with a clock from the middle of the day it was
+        // valid (not its last second: a slow machine would cross the boundary between issue and load).
         let context = try TLSContext(
             configuration: .server(certificateChainFile: issued.cert, privateKeyFile: issued.key),
-            now: Int(Date().timeIntervalSince1970) - 9 * 86400)
+            now: Int(Date().timeIntervalSince1970) - 9 * 86400 - 43200)
         let server = try await EchoServer(context: context)
         let client = try await TestClient.connect(port: server.port, context: pki.clientContext())
         let error = try await client.recorder.firstError.futureResult.get()
