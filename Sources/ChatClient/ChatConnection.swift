@@ -45,12 +45,22 @@ public final class ChatConnection: Sendable {
     public let events: AsyncStream<ChatEvent>
     /// What TLS negotiated.
     public let tls: TLSSessionInfo
+    /// The IRCv3 capabilities the server granted.
+    public let capabilities: Set<String>
     private let channel: Channel
 
-    private init(nick: String, events: AsyncStream<ChatEvent>, tls: TLSSessionInfo, channel: Channel) {
+    /// Asked for when the server lists them: history (a backlog on joining, `/history`) and
+    /// the read marker that follows the account across clients.
+    public static let optionalCapabilities = ["batch", "message-tags", "draft/chathistory", "draft/read-marker"]
+
+    /// Whether the server keeps history this client can fetch (CHATHISTORY in batches).
+    public var fetchesHistory: Bool { capabilities.isSuperset(of: ["batch", "draft/chathistory"]) }
+
+    private init(nick: String, events: AsyncStream<ChatEvent>, tls: TLSSessionInfo, capabilities: Set<String>, channel: Channel) {
         self.nick = nick
         self.events = events
         self.tls = tls
+        self.capabilities = capabilities
         self.channel = channel
     }
 
@@ -97,16 +107,17 @@ public final class ChatConnection: Sendable {
         }
         let messages = IteratorBox(stream.makeAsyncIterator())
         let nick: String
+        let capabilities: Set<String>
         do {
-            nick = try await withThrowingTaskGroup(of: String.self) { group in
+            (nick, capabilities) = try await withThrowingTaskGroup(of: (String, Set<String>).self) { group in
                 group.addTask { try await login(options, channel: channel, messages: messages) }
                 group.addTask {
                     try await Task.sleep(nanoseconds: UInt64(options.loginTimeout * 1e9))
                     throw ChatClientError.timedOut("waiting for the server to accept the login")
                 }
-                let nick = try await group.next()!
+                let result = try await group.next()!
                 group.cancelAll()
-                return nick
+                return result
             }
         } catch {
             try? await channel.close()
@@ -120,7 +131,7 @@ public final class ChatConnection: Sendable {
             }
             sink.finish()
         }
-        return ChatConnection(nick: nick, events: events, tls: info, channel: channel)
+        return ChatConnection(nick: nick, events: events, tls: info, capabilities: capabilities, channel: channel)
     }
 
     private static func describe(_ error: Error) -> String {
@@ -137,10 +148,11 @@ public final class ChatConnection: Sendable {
         try await channel.writeAndFlush(channel.allocator.buffer(string: line + "\r\n"))
     }
 
-    /// CAP, NICK, USER, SASL PLAIN, CAP END (`SASLClientLogin`); returns the nick from 001.
-    private static func login(_ options: ChatClientOptions, channel: Channel, messages: IteratorBox) async throws -> String {
+    /// CAP, NICK, USER, SASL PLAIN, CAP END (`SASLClientLogin`); returns the nick from 001 and
+    /// the capabilities granted.
+    private static func login(_ options: ChatClientOptions, channel: Channel, messages: IteratorBox) async throws -> (String, Set<String>) {
         var login = SASLClientLogin(account: options.account, password: options.clientCertificate == nil ? options.password.bytes : nil,
-                                    capabilities: ["server-time", "echo-message", "away-notify"])
+                                    capabilities: ["server-time", "echo-message", "away-notify"], optionalCapabilities: optionalCapabilities)
         for line in login.opening { try await send(line, on: channel) }
         while let m = await messages.next() {
             switch login.receive(m) {
@@ -149,7 +161,7 @@ public final class ChatConnection: Sendable {
             case let .send(lines):
                 for line in lines { try await send(line, on: channel) }
             case let .welcome(nick):
-                return nick
+                return (nick, login.acknowledged)
             case let .failed(failure):
                 switch failure {
                 case .saslUnavailable: throw ChatClientError.loginRefused("the server does not offer SASL PLAIN")

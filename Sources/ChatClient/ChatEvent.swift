@@ -2,8 +2,8 @@
 /// IRC messages into these, and the terminal client prints them.
 public enum ChatEvent: Sendable, Equatable {
     /// A message in a room (`target` "#room") or to you (`target` is your nick); `time` is the
-    /// server's (RFC 3339).
-    case message(time: String, target: String, sender: String, text: String, kind: MessageKind)
+    /// server's (RFC 3339); `msgid` the server's id for it (with message-tags).
+    case message(time: String, target: String, sender: String, text: String, kind: MessageKind, msgid: String? = nil)
     case joined(time: String, room: String, nick: String)
     case parted(time: String, room: String, nick: String, reason: String?)
     case quit(time: String, nick: String, reason: String?)
@@ -16,6 +16,15 @@ public enum ChatEvent: Sendable, Equatable {
     case notice(text: String)
     /// The server said why it is closing the connection.
     case closing(reason: String)
+    /// Earlier messages of `target` (a `CHATHISTORY` answer), oldest first; possibly none.
+    case history(target: String, events: [ChatEvent])
+    /// A `CHATHISTORY` request about `target` failed (the server's words).
+    case historyFailed(target: String, text: String)
+    /// How far the account has read `target` (draft/read-marker): a server time, or nil when
+    /// it has read nothing there yet.
+    case readMarker(target: String, time: String?)
+    /// Conversations with messages in a time span (`CHATHISTORY TARGETS`), latest first.
+    case conversations([Conversation])
 
     public enum MessageKind: Sendable, Equatable { case normal, action, notice }
 }
@@ -29,5 +38,15 @@ public struct RoomSummary: Sendable, Equatable {
         self.name = name
         self.members = members
         self.topic = topic
+    }
+}
+
+/// A room or private conversation and the time of its latest message.
+public struct Conversation: Sendable, Equatable {
+    public var name: String
+    public var latest: String
+    public init(name: String, latest: String) {
+        self.name = name
+        self.latest = latest
     }
 }

@@ -73,6 +73,17 @@ public struct ChatScreen: Sendable {
         }
     }
 
+    /// Puts earlier lines (`/history`) above what `name`'s window holds; they count as read.
+    /// Beyond the scrollback limit, the oldest go.
+    public mutating func prepend(_ lines: [String], to name: String) {
+        let i = open(name)
+        let rows = lines.flatMap { $0.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) }
+        windows[i].lines.insert(contentsOf: rows, at: 0)
+        if windows[i].lines.count > Self.scrollbackLimit {
+            windows[i].lines.removeFirst(windows[i].lines.count - Self.scrollbackLimit)
+        }
+    }
+
     /// Makes window `i` (0-based) current and marks it read.
     public mutating func select(_ i: Int) {
         guard windows.indices.contains(i) else { return }

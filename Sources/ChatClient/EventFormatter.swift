@@ -31,7 +31,8 @@ public struct EventFormatter {
         }
     }
 
-    static func parse(_ value: String) -> Date? {
+    /// An RFC 3339 time (with or without fractions of a second).
+    public static func parse(_ value: String) -> Date? {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return formatter.date(from: value) ?? ISO8601DateFormatter().date(from: value)
@@ -47,7 +48,7 @@ public struct EventFormatter {
     /// The line for `event`, or nil if it is not shown.
     public func format(_ event: ChatEvent) -> String? {
         switch event {
-        case let .message(t, target, sender, text, kind):
+        case let .message(t, target, sender, text, kind, _):
             let place = target.hasPrefix("#") ? target : "@" + (sender == nick ? target : sender)
             let clean = Self.printable(text)
             switch kind {
@@ -77,6 +78,10 @@ public struct EventFormatter {
             return "\(style == .script ? "-" : time("")) -!- \(Self.printable(text))"
         case let .closing(reason):
             return "\(style == .script ? "-" : time("")) -!- server: \(Self.printable(reason))"
+        case let .historyFailed(target, text):
+            return "\(style == .script ? "-" : time("")) -!- \(target): \(Self.printable(text))"
+        case .history, .readMarker, .conversations:
+            return nil  // placed by the client, event by event
         }
     }
 

@@ -6,12 +6,47 @@ public struct EventTranslator {
     public private(set) var nick: String
     private var pendingNames: [String: [String]] = [:]
     private var pendingRooms: [RoomSummary] = []
+    /// Open batches (by reference tag): a chathistory answer collects its messages; TARGETS
+    /// its conversations.
+    private var batches: [String: Batch] = [:]
+
+    private struct Batch {
+        var type: String
+        var target: String
+        var events: [ChatEvent] = []
+        var conversations: [Conversation] = []
+    }
 
     public init(nick: String) {
         self.nick = nick
     }
 
     public mutating func translate(_ m: IRCMessage) -> [ChatEvent] {
+        if m.command == "BATCH", let reference = m.parameters.first, reference.count > 1 {
+            let id = String(reference.dropFirst())
+            if reference.hasPrefix("+") {
+                let type = m.parameters.count > 1 ? m.parameters[1] : ""
+                batches[id] = Batch(type: type, target: m.parameters.count > 2 ? m.parameters[2] : "")
+                return []
+            }
+            guard reference.hasPrefix("-"), let batch = batches.removeValue(forKey: id) else { return [] }
+            switch batch.type {
+            case "chathistory": return [.history(target: batch.target, events: batch.events)]
+            case "draft/chathistory-targets": return [.conversations(batch.conversations)]
+            default: return batch.events
+            }
+        }
+        if let id = m.tag("batch"), batches[id] != nil {
+            if m.command == "CHATHISTORY", m.parameters.count >= 3, m.parameters[0] == "TARGETS", m.parameters[2].hasPrefix("timestamp=") {
+                batches[id]!.conversations.append(Conversation(name: m.parameters[1], latest: String(m.parameters[2].dropFirst(10))))
+                return []
+            }
+            var inner = m
+            inner.tags.removeAll { $0.key == "batch" }
+            let events = translate(inner)
+            batches[id]!.events += events
+            return []
+        }
         let time = m.tag("time") ?? ""
         let sender = m.source.map { String($0.prefix { $0 != "!" }) } ?? ""
         let p = m.parameters
@@ -28,7 +63,7 @@ public struct EventTranslator {
             if m.source == nil || !(m.source?.contains("!") ?? false) {
                 return [.notice(text: text)]  // from the server
             }
-            return [.message(time: time, target: p[0], sender: sender, text: text, kind: kind)]
+            return [.message(time: time, target: p[0], sender: sender, text: text, kind: kind, msgid: m.tag("msgid"))]
         case "JOIN":
             guard let room = p.first else { return [] }
             return [.joined(time: time, room: room, nick: sender)]
@@ -50,6 +85,9 @@ public struct EventTranslator {
             return []
         case "ERROR":
             return [.closing(reason: p.first ?? "closing")]
+        case "MARKREAD":
+            guard p.count >= 2 else { return [] }
+            return [.readMarker(target: p[0], time: p[1].hasPrefix("timestamp=") ? String(p[1].dropFirst(10)) : nil)]
         case "332":
             guard p.count >= 3 else { return [] }
             return [.topic(time: "", room: p[1], text: p[2], by: nil)]
@@ -85,7 +123,11 @@ public struct EventTranslator {
                 let subject = p.dropFirst().dropLast().joined(separator: " ")
                 return [.notice(text: subject.isEmpty ? last : "\(subject): \(last)")]
             }
-            if m.command == "FAIL", p.count >= 3 { return [.notice(text: p.last!)] }
+            if m.command == "FAIL", p.count >= 3 {
+                // FAIL CHATHISTORY <code> <subcommand> <target> :text (INVALID_TARGET, MESSAGE_ERROR…)
+                if p[0] == "CHATHISTORY", p.count >= 5 { return [.historyFailed(target: p[3], text: p.last!)] }
+                return [.notice(text: p.last!)]
+            }
             return []
         }
     }

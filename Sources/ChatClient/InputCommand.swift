@@ -12,6 +12,8 @@ public enum InputCommand: Sendable, Equatable {
     case switchTo(String)
     case away(String?)
     case quit(String?)
+    /// Earlier messages of the current room or conversation (how many; nil: the default).
+    case history(Int?)
     /// Something that cannot be done, with the hint to show.
     case invalid(String)
 
@@ -48,16 +50,25 @@ public enum InputCommand: Sendable, Equatable {
             return .switchTo(room(argument))
         case "away": return .away(argument)
         case "quit", "exit", "bye": return .quit(argument)
+        case "history", "more":
+            guard let argument else { return .history(nil) }
+            guard let n = Int(argument), n > 0 else { return .invalid("usage: /history [N] — N earlier messages, 1 to \(maximumHistory)") }
+            return .history(min(n, maximumHistory))
         default:
             return .invalid("unknown command /\(name) — /help lists the commands; start a line with // to send it as text")
         }
     }
 
+    /// The most earlier messages one /history fetches (the server's own limit is usually 100).
+    public static let maximumHistory = 100
+    /// How many /history fetches without a number.
+    public static let defaultHistory = 50
+
     /// "#name" for "name" or "#name".
     public static func room(_ name: String) -> String { name.hasPrefix("#") ? name : "#" + name }
 
     /// The commands, for Tab completion.
-    public static let names = ["away", "help", "join", "me", "msg", "part", "quit", "rooms", "switch", "topic", "who"]
+    public static let names = ["away", "help", "history", "join", "me", "msg", "part", "quit", "rooms", "switch", "topic", "who"]
 
     public static let helpText = helpText(fullScreen: false)
 
@@ -74,9 +85,12 @@ public enum InputCommand: Sendable, Equatable {
           /me ACTION          an action ("* alice waves")
           /topic [TEXT]       show or set the current room's topic
           /away [TEXT]        mark yourself away (no text: back)
+          /history [N]        N earlier messages here (default 50), from the server's history
           /quit [REASON]      leave (Ctrl-D on an empty line and Ctrl-C too)
         Anything else is said in the current room; start with // to say something that begins with /.
         Long messages are split to fit the server's limit.
+        On a server that keeps history, joining a room shows what was said before, with a line
+        where what you have not read begins; what you read is remembered for your other devices.
         Keys: ←/→ Home/End Ctrl-A/E move, Ctrl-←/→ or Alt-B/F jump words, Ctrl-K/U/W cut,
           ↑/↓ your earlier lines, Tab completes names, rooms and commands.
         """

@@ -33,25 +33,36 @@ public struct SASLClientLogin: Sendable {
     /// The password for PLAIN; nil to log in with EXTERNAL (the connection's client certificate).
     private let password: [UInt8]?
     private let capabilities: [String]
+    private let optionalCapabilities: [String]
     private let realname: String
     private let pipelined: Bool
     private var failure: (code: String, text: String)?
     /// standard-replies is asked for with sasl; a server that refuses the pair is asked again
     /// for sasl (and the caller's capabilities) alone.
     private var askedForStandardReplies = true
+    /// What the server lists in `CAP LS` (names without values).
+    public private(set) var offered: Set<String> = []
+    /// What the server granted (`CAP ACK`), so far.
+    public private(set) var acknowledged: Set<String> = []
+    private var mechanismSent = false
+    private var optionalRequested = false
 
     /// - Parameters:
     ///   - capabilities: requested with `sasl` in one `CAP REQ`.
+    ///   - optionalCapabilities: requested after that is granted, in a second `CAP REQ`, only
+    ///     those `CAP LS` lists, so a server without them still lets the login through.
     ///   - pipelined: send `AUTHENTICATE PLAIN` without waiting for `CAP ACK` (one round trip
     ///     less, for load generators).
     public init(account: String, password: [UInt8]?, nick: String? = nil, realname: String? = nil,
-                capabilities: [String] = [], pipelined: Bool = false) {
+                capabilities: [String] = [], optionalCapabilities: [String] = [], pipelined: Bool = false) {
         self.account = account
         self.nick = nick ?? account
         self.password = password
         self.realname = realname ?? account
         self.capabilities = capabilities
+        self.optionalCapabilities = optionalCapabilities
         self.pipelined = pipelined
+        self.mechanismSent = pipelined
     }
 
     /// The first lines to send, in order.
@@ -61,14 +72,35 @@ public struct SASLClientLogin: Sendable {
         return lines
     }
 
+    /// The capability names in the last parameter of a `CAP` reply (values and modifiers removed).
+    private static func names(_ m: IRCMessage) -> [String] {
+        (m.parameters.last ?? "").split(separator: " ").map { name in
+            String(name.drop { $0 == "-" || $0 == "~" || $0 == "=" }.prefix { $0 != "=" })
+        }
+    }
+
     private var mechanism: String { password == nil ? "AUTHENTICATE EXTERNAL" : "AUTHENTICATE PLAIN" }
 
     /// Reads one message from the server.
     public mutating func receive(_ m: IRCMessage) -> Step {
         switch m.command {
+        case "CAP" where m.parameters.count >= 3 && m.parameters[1] == "LS":
+            offered.formUnion(Self.names(m))
+            return .wait
         case "CAP" where m.parameters.count >= 2 && m.parameters[1] == "ACK":
-            return pipelined ? .wait : .send([mechanism])
+            acknowledged.formUnion(Self.names(m))
+            var request: [String] = []
+            let more = optionalCapabilities.filter { offered.contains($0) && !acknowledged.contains($0) }
+            if !optionalRequested && !more.isEmpty && acknowledged.contains("sasl") {
+                optionalRequested = true
+                request = ["CAP REQ :" + more.joined(separator: " ")]
+            }
+            if mechanismSent { return request.isEmpty ? .wait : .send(request) }
+            mechanismSent = true
+            return .send(request + [mechanism])
         case "CAP" where m.parameters.count >= 2 && m.parameters[1] == "NAK":
+            // A refused optional request changes nothing: the login goes on without them.
+            if optionalRequested { return .wait }
             guard askedForStandardReplies else { return .failed(.saslUnavailable) }
             askedForStandardReplies = false
             return .send(["CAP REQ :" + (["sasl"] + capabilities).joined(separator: " ")])

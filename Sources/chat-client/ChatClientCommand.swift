@@ -28,8 +28,16 @@ struct ChatClientCommand: AsyncParsableCommand {
           TIME TARGET * NICK TEXT     an action (/me)
           TIME TARGET -NICK- TEXT     a notice
           TIME TARGET -!- TEXT        joins, parts, quits, topics, kicks, member lists
+          - #room -!- new since you were last here
+                                      where unread messages begin in a room's backlog
           - -!- TEXT                  replies from the server
         TIME is the server's RFC 3339 time. End of input quits.
+
+        On a server that keeps history, joining a room shows the 50 messages before you joined, \
+        with a line where what you have not read begins; private messages sent while you were \
+        away are shown after login; /history [N] shows N more. What you have read (every \
+        conversation in scripts and line mode, the window in front on the full screen) is told \
+        to the server every 3 seconds and on quitting, so your other devices know.
 
         Exit status: 0 normal quit; 2 bad options or config; 3 cannot connect; 4 TLS failure \
         (certificate not trusted, wrong host name); 5 wrong account or password; 6 account \

@@ -13,6 +13,8 @@ final class ClientApp: @unchecked Sendable {
         case event(ChatEvent)
         case disconnected(generation: Int)
         case pasteSent(Int)
+        /// Time to tell the server what has been read (every few seconds).
+        case markTick
     }
 
     enum Mode { case fullScreen, line, script }
@@ -36,6 +38,40 @@ final class ClientApp: @unchecked Sendable {
     private var pasteTask: Task<Void, Never>?
     /// Past the welcome burst: the first room joined or the first command typed.
     private var welcomed = false
+    /// What the history view knows of each conversation (by folded room or nick).
+    private var backlogs: [String: Backlog] = [:]
+    /// Lines to send once the current input is handled (history requests, read markers).
+    private var outbox: [String] = []
+
+    /// One room or private conversation, for the backlog and the read marker.
+    struct Backlog {
+        enum Request { case join, earlier, missed, markerForMissed }
+        var name: String
+        /// Server times (RFC 3339) of the oldest and newest messages shown, and the oldest's id
+        /// (two messages can share a millisecond: /history asks for what is before the id).
+        var oldest: String?
+        var oldestMsgid: String?
+        var newest: String?
+        /// Where the account has read up to (the server's read marker), and whether the server said.
+        var marker: String?
+        var markerKnown = false
+        /// The read marker as last sent or heard.
+        var marked: String?
+        /// The history request waiting for its answer: one at a time.
+        var waiting: Request?
+        /// The latest message of a private conversation (CHATHISTORY TARGETS).
+        var latest: String?
+        /// The newest message shown when the backlog was asked for: after a reconnect, what
+        /// was shown already is not shown again.
+        var shownUpTo: String?
+    }
+
+    /// Messages fetched with a room on joining.
+    static let backlogOnJoin = 50
+    /// Private conversations whose missed messages are fetched after logging in.
+    static let missedConversations = 8
+    /// Seconds between read-marker updates, so reading does not eat the flood budget.
+    static let markInterval = 3.0
 
     init(options: ChatClientOptions, mode: Mode, reconnect: Bool, firstRoom: String?) {
         self.options = options
@@ -71,10 +107,14 @@ final class ClientApp: @unchecked Sendable {
         }
         updateCompletions()
         startInputThread()
+        startMarkTicks()
+        await sendOutbox()
         for await input in inputs {
             switch input {
             case let .event(event):
                 handle(event)
+            case .markTick:
+                markRead()
             case let .command(command):
                 if let status = await perform(command) { return status }
             case .emptyLine:
@@ -90,6 +130,8 @@ final class ClientApp: @unchecked Sendable {
                     display.setNotice(nil)
                 }
             case .quitKey, .endOfInput:
+                markRead()
+                await sendOutbox()
                 await self.connection?.quit(reason: "Leaving")
                 return 0
             case let .disconnected(g) where g == generation:
@@ -97,6 +139,7 @@ final class ClientApp: @unchecked Sendable {
             case .disconnected:
                 break
             }
+            await sendOutbox()
         }
         return 0
     }
@@ -104,6 +147,14 @@ final class ClientApp: @unchecked Sendable {
     private func attach(_ connection: ChatConnection) {
         self.connection = connection
         formatter = EventFormatter(style: mode == .script ? .script : .terminal, nick: connection.nick)
+        // Requests made on the old connection will not be answered.
+        for key in backlogs.keys { backlogs[key]!.waiting = nil }
+        if connection.fetchesHistory && connection.capabilities.contains("draft/read-marker") {
+            // Private messages that came while away: which conversations have news (then
+            // their read markers, then what is newer).
+            let now = Date()
+            outbox.append("CHATHISTORY TARGETS timestamp=\(Self.timestamp(now.addingTimeInterval(-30 * 86400))) timestamp=\(Self.timestamp(now.addingTimeInterval(60))) 50")
+        }
         generation += 1
         let g = generation
         let sink = self.sink
@@ -115,8 +166,7 @@ final class ClientApp: @unchecked Sendable {
 
     /// A line from the client itself, with the time like every other line.
     private func status(_ text: String, in window: String? = nil) {
-        let line = mode == .script ? "-!- \(text)" : "\(formatter.time("")) -!- \(text)"
-        display.show(line, in: window, counts: false, mention: false)
+        display.show(formatterStatus(text), in: window, counts: false, mention: false)
     }
 
     private var nick: String { connection?.nick ?? options.account }
@@ -135,7 +185,7 @@ final class ClientApp: @unchecked Sendable {
         var counts = false
         var mention = false
         switch event {
-        case let .message(_, target, sender, text, _):
+        case let .message(time, target, sender, text, _, msgid):
             if target.hasPrefix("#") {
                 window = target
                 counts = !isMe(sender)
@@ -146,6 +196,7 @@ final class ClientApp: @unchecked Sendable {
                 counts = !isMe(sender)
                 mention = counts
             }
+            if let window { seen(time, msgid: msgid, in: window) }
         case let .joined(_, room, who):
             window = room
             if isMe(who) {
@@ -155,6 +206,7 @@ final class ClientApp: @unchecked Sendable {
                 if isNew { rooms.append(room) }
                 members[room.lowercased()] = [who]
                 if isNew || display.current == nil { display.setCurrent(room) }
+                requestBacklog(room, joinedAt: event)
             } else {
                 members[room.lowercased(), default: []].insert(who)
             }
@@ -200,19 +252,215 @@ final class ClientApp: @unchecked Sendable {
             if text.hasPrefix("You are no longer marked as being away") { display.setAway(false) }
         case .rooms:
             break
+        case let .history(target, events):
+            received(events, in: target)
+            return
+        case let .historyFailed(target, _):
+            backlogs[target.lowercased()]?.waiting = nil
+            window = target.hasPrefix("#") ? target : nil
+        case let .readMarker(target, time):
+            heardMarker(time, in: target)
+            return
+        case let .conversations(list):
+            missedConversations(list)
+            return
         }
         updateCompletions()
-        if var line = formatter.format(event) {
-            if mode == .fullScreen, let window, !window.isEmpty {
-                // In a room's own window its name before each line says nothing.
-                for place in [window, "@" + window] {
-                    if let range = line.range(of: "] \(place) "), line.distance(from: line.startIndex, to: range.lowerBound) <= 10 {
-                        line.replaceSubrange(range, with: "] ")
-                        break
-                    }
+        if let line = line(for: event, in: window) {
+            display.show(line, in: window, counts: counts, mention: mention)
+        }
+    }
+
+    /// The line for `event` in `window`.
+    private func line(for event: ChatEvent, in window: String?) -> String? {
+        guard var line = formatter.format(event) else { return nil }
+        if mode == .fullScreen, let window, !window.isEmpty {
+            // In a room's own window its name before each line says nothing.
+            for place in [window, "@" + window] {
+                if let range = line.range(of: "] \(place) "), line.distance(from: line.startIndex, to: range.lowerBound) <= 10 {
+                    line.replaceSubrange(range, with: "] ")
+                    break
                 }
             }
-            display.show(line, in: window, counts: counts, mention: mention)
+        }
+        return line
+    }
+
+    // MARK: History and the read marker
+
+    /// "2026-12-03T12:00:00.000Z".
+    static func timestamp(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
+
+    /// Whether server time `a` is later than `b` (an unknown time is never later).
+    private static func isLater(_ a: String?, than b: String?) -> Bool {
+        guard let a, let dateA = EventFormatter.parse(a) else { return false }
+        guard let b, let dateB = EventFormatter.parse(b) else { return true }
+        return dateA > dateB
+    }
+
+    private func backlog(_ name: String) -> Backlog {
+        backlogs[name.lowercased()] ?? Backlog(name: name)
+    }
+
+    /// A message at `time` was shown in `window`.
+    private func seen(_ time: String, msgid: String?, in window: String) {
+        guard !time.isEmpty else { return }
+        var b = backlog(window)
+        if b.oldest == nil || Self.isLater(b.oldest, than: time) { (b.oldest, b.oldestMsgid) = (time, msgid) }
+        if Self.isLater(time, than: b.newest) { b.newest = time }
+        backlogs[window.lowercased()] = b
+    }
+
+    /// On joining: what was said before the JOIN (what comes after it arrives live).
+    private func requestBacklog(_ room: String, joinedAt event: ChatEvent) {
+        guard connection?.fetchesHistory == true else { return }
+        var b = backlog(room)
+        guard b.waiting == nil else { return }
+        guard case let .joined(time, _, _) = event else { return }
+        b.waiting = .join
+        b.markerKnown = false
+        b.shownUpTo = b.newest
+        backlogs[room.lowercased()] = b
+        let before = time.isEmpty ? Self.timestamp(Date()) : time
+        outbox.append("CHATHISTORY BEFORE \(room) timestamp=\(before) \(Self.backlogOnJoin)")
+    }
+
+    /// `/history N`: the N messages before the oldest one shown.
+    private func earlier(in target: String, count: Int) {
+        guard connection?.fetchesHistory == true else {
+            status("this server keeps no history for clients to fetch (it does not offer draft/chathistory)")
+            return
+        }
+        var b = backlog(target)
+        guard b.waiting == nil else {
+            status("still fetching earlier messages of \(target)")
+            return
+        }
+        b.waiting = .earlier
+        backlogs[target.lowercased()] = b
+        if let id = b.oldestMsgid {
+            outbox.append("CHATHISTORY BEFORE \(target) msgid=\(id) \(count)")
+        } else if let oldest = b.oldest {
+            outbox.append("CHATHISTORY BEFORE \(target) timestamp=\(oldest) \(count)")
+        } else {
+            outbox.append("CHATHISTORY LATEST \(target) * \(count)")
+        }
+    }
+
+    /// The server's read marker for `target`: kept, and for a private conversation with news,
+    /// what came after it is fetched.
+    private func heardMarker(_ time: String?, in target: String) {
+        var b = backlog(target)
+        b.marker = time
+        b.markerKnown = true
+        if Self.isLater(time, than: b.marked) { b.marked = time }
+        if b.waiting == .markerForMissed {
+            if time == nil || Self.isLater(b.latest, than: time) {
+                b.waiting = .missed
+                outbox.append(time.map { "CHATHISTORY AFTER \(target) timestamp=\($0) \(Self.backlogOnJoin)" } ?? "CHATHISTORY LATEST \(target) * 20")
+            } else {
+                b.waiting = nil
+            }
+        }
+        backlogs[target.lowercased()] = b
+    }
+
+    /// CHATHISTORY TARGETS after logging in: private conversations may hold missed messages.
+    private func missedConversations(_ list: [Conversation]) {
+        for conversation in list.filter({ !$0.name.hasPrefix("#") }).prefix(Self.missedConversations) {
+            var b = backlog(conversation.name)
+            guard b.waiting == nil, Self.isLater(conversation.latest, than: b.newest) else { continue }
+            b.waiting = .markerForMissed
+            b.latest = conversation.latest
+            b.shownUpTo = b.newest
+            backlogs[conversation.name.lowercased()] = b
+            outbox.append("MARKREAD \(conversation.name)")
+        }
+    }
+
+    /// A CHATHISTORY answer: the backlog of a room just joined (with the "new since you were
+    /// last here" line where unread messages begin), earlier messages (/history), or private
+    /// messages missed while away.
+    private func received(_ events: [ChatEvent], in target: String) {
+        var b = backlog(target)
+        let request = b.waiting
+        b.waiting = nil
+        // After a reconnect, what was shown already is not shown again.
+        let fresh = request == .earlier ? events : events.filter {
+            guard case let .message(time, _, _, _, _, _) = $0 else { return false }
+            return b.shownUpTo == nil || Self.isLater(time, than: b.shownUpTo)
+        }
+        let window = target
+        var lines: [String] = []
+        var markerShown = false
+        var first: (time: String, msgid: String?)?
+        for event in fresh {
+            guard case let .message(time, _, sender, _, _, msgid) = event else { continue }
+            if request != .earlier, !markerShown, b.markerKnown, b.marker != nil, !isMe(sender), Self.isLater(time, than: b.marker) {
+                lines.append(mode == .script ? "- \(target) -!- new since you were last here" : "──── new since you were last here ────")
+                markerShown = true
+            }
+            if let line = line(for: event, in: window) { lines.append(line) }
+            if first == nil { first = (time, msgid) }
+            if request != .earlier, Self.isLater(time, than: b.newest) { b.newest = time }
+        }
+        // Earlier messages are older than all shown (even those of the same millisecond).
+        if let first, request == .earlier || b.oldest == nil || !Self.isLater(first.time, than: b.oldest) {
+            (b.oldest, b.oldestMsgid) = first
+        }
+        backlogs[target.lowercased()] = b
+        switch request {
+        case .earlier?:
+            if lines.isEmpty {
+                status("no earlier messages in \(target)", in: window)
+            } else if mode == .fullScreen {
+                display.showEarlier([formatterStatus("\(lines.count) earlier messages:")] + lines, in: window)
+            } else {
+                status("\(lines.count) earlier messages in \(target):", in: window)
+                display.showEarlier(lines, in: window)
+                status("end of earlier messages in \(target)", in: window)
+            }
+        default:
+            let unread = request == .missed
+            for line in lines { display.show(line, in: window, counts: unread, mention: unread) }
+        }
+    }
+
+    private func formatterStatus(_ text: String) -> String {
+        mode == .script ? "-!- \(text)" : "\(formatter.time("")) -!- \(text)"
+    }
+
+    /// Moves the read marker to the newest message shown: of every conversation, or on the full
+    /// screen of the window in front only (what is in the others has not been read yet).
+    private func markRead() {
+        guard connection?.capabilities.contains("draft/read-marker") == true else { return }
+        let front = display.current?.lowercased()
+        for (key, b) in backlogs where Self.isLater(b.newest, than: b.marked) {
+            if mode == .fullScreen && key != front { continue }
+            if b.name.hasPrefix("#") && !rooms.contains(where: { $0.lowercased() == key }) { continue }
+            backlogs[key]!.marked = b.newest
+            outbox.append("MARKREAD \(b.name) timestamp=\(b.newest!)")
+        }
+    }
+
+    private func sendOutbox() async {
+        guard let connection, !outbox.isEmpty else { return }
+        let lines = outbox
+        outbox = []
+        for line in lines { try? await connection.send(line) }
+    }
+
+    private func startMarkTicks() {
+        let sink = self.sink
+        Task {
+            while true {
+                try? await Task.sleep(nanoseconds: UInt64(Self.markInterval * 1e9))
+                if case .terminated = sink.yield(.markTick) { return }
+            }
         }
     }
 
@@ -286,8 +534,13 @@ final class ClientApp: @unchecked Sendable {
         case let .away(text):
             await send(text.map { "AWAY :\($0)" } ?? "AWAY")
         case let .quit(reason):
+            markRead()
+            await sendOutbox()
             await connection.quit(reason: reason ?? "Leaving")
             return 0
+        case let .history(count):
+            guard let target = needTarget() else { return nil }
+            earlier(in: target, count: count ?? InputCommand.defaultHistory)
         case let .invalid(hint):
             status(hint)
         }

@@ -11,6 +11,9 @@ protocol Display: AnyObject, Sendable {
     /// A line for `window` (a room, a nick, or nil for the current window). `counts`: a message
     /// (unread counts); `mention`: it names you or is private.
     func show(_ line: String, in window: String?, counts: Bool, mention: Bool)
+    /// Earlier lines of `window` (`/history`): above its lines on the full screen, printed
+    /// as they come elsewhere.
+    func showEarlier(_ lines: [String], in window: String)
     /// Where typed text goes: the current room or conversation.
     var current: String? { get }
     /// Makes `target` current (opening its window); nil: none.
@@ -114,6 +117,10 @@ final class FullScreenDisplay: TerminalBase, Display, @unchecked Sendable {
         }
     }
 
+    func showEarlier(_ lines: [String], in window: String) {
+        locked { screen.prepend(lines, to: window) }
+    }
+
     var current: String? { lock.lock(); defer { lock.unlock() }; return screen.currentTarget }
 
     func setCurrent(_ target: String?) {
@@ -203,6 +210,10 @@ final class LineDisplay: TerminalBase, Display, @unchecked Sendable {
         lock.unlock()
     }
 
+    func showEarlier(_ lines: [String], in window: String) {
+        for line in lines { show(line, in: window, counts: false, mention: false) }
+    }
+
     var current: String? { lock.lock(); defer { lock.unlock() }; return target }
 
     func setCurrent(_ target: String?) {
@@ -258,6 +269,9 @@ final class ScriptDisplay: Display, @unchecked Sendable {
     func stop() {}
     func show(_ line: String, in window: String?, counts: Bool, mention: Bool) {
         FileHandle.standardOutput.write(Data((Formatting.stripped(line) + "\n").utf8))
+    }
+    func showEarlier(_ lines: [String], in window: String) {
+        for line in lines { show(line, in: window, counts: false, mention: false) }
     }
     var current: String? { lock.lock(); defer { lock.unlock() }; return target }
     func setCurrent(_ target: String?) { lock.lock(); self.target = target; lock.unlock() }

@@ -3,6 +3,17 @@ import Testing
 @testable import ChatClient
 
 @Suite struct InputCommandTests {
+    @Test func historyCommand() {
+        #expect(InputCommand.parse("/history") == .history(nil))
+        #expect(InputCommand.parse("/history 20") == .history(20))
+        #expect(InputCommand.parse("/more 500") == .history(InputCommand.maximumHistory))
+        guard case .invalid(let hint)? = InputCommand.parse("/history lots") else {
+            Issue.record("expected a hint")
+            return
+        }
+        #expect(hint.hasPrefix("usage: /history [N]"))
+    }
+
     @Test func parsing() {
         #expect(InputCommand.parse("hello there") == .say("hello there"))
         #expect(InputCommand.parse("//slash at start") == .say("/slash at start"))
@@ -44,6 +55,34 @@ import Testing
         #expect(events([":bob!~b@h KICK #lobby carol :bye"]) == [.kicked(time: "", room: "#lobby", nick: "carol", by: "bob", reason: "bye")])
         #expect(events(["ERROR :Server shutting down"]) == [.closing(reason: "Server shutting down")])
         #expect(events([":srv 401 alice nobody :No such nick"]) == [.notice(text: "nobody: No such nick")])
+    }
+
+    @Test func historyBatchesReadMarkersAndTargets() {
+        let t = "2026-11-30T12:00:00.000Z"
+        // A chathistory batch becomes one event with its messages, oldest first; a live message
+        // in the middle of it stays live.
+        #expect(events([
+            ":srv BATCH +h1 chathistory #lobby",
+            "@batch=h1;time=\(t);msgid=a1 :bob!b@h PRIVMSG #lobby :one",
+            "@time=\(t) :carol!c@h PRIVMSG #lobby :live",
+            "@batch=h1;time=\(t);msgid=a2 :bob!b@h NOTICE #lobby :two",
+            ":srv BATCH -h1",
+        ]) == [
+            .message(time: t, target: "#lobby", sender: "carol", text: "live", kind: .normal),
+            .history(target: "#lobby", events: [
+                .message(time: t, target: "#lobby", sender: "bob", text: "one", kind: .normal, msgid: "a1"),
+                .message(time: t, target: "#lobby", sender: "bob", text: "two", kind: .notice, msgid: "a2"),
+            ]),
+        ])
+        #expect(events([":srv BATCH +e chathistory #empty", ":srv BATCH -e"]) == [.history(target: "#empty", events: [])])
+        #expect(events([":srv MARKREAD #lobby timestamp=\(t)", ":srv MARKREAD bob *"])
+            == [.readMarker(target: "#lobby", time: t), .readMarker(target: "bob", time: nil)])
+        #expect(events([":srv BATCH +t draft/chathistory-targets", "@batch=t :srv CHATHISTORY TARGETS bob timestamp=\(t)", ":srv BATCH -t"])
+            == [.conversations([Conversation(name: "bob", latest: t)])])
+        #expect(events([":srv FAIL CHATHISTORY MESSAGE_ERROR BEFORE #lobby :Too many history requests"])
+            == [.historyFailed(target: "#lobby", text: "Too many history requests")])
+        // A batch of another type passes its messages through.
+        #expect(events([":srv BATCH +n netsplit", "@batch=n :bob!b@h QUIT :gone", ":srv BATCH -n"]) == [.quit(time: "", nick: "bob", reason: "gone")])
     }
 
     @Test func scriptFormatIsStable() {

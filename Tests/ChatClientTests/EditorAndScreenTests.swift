@@ -163,6 +163,20 @@ import Testing
 }
 
 @Suite struct ChatScreenTests {
+    @Test func earlierLinesGoAboveAndDoNotCountAsUnread() {
+        var screen = ChatScreen(nick: "alice")
+        screen.add("[12:00:03] <bob> three", to: "#lobby")
+        _ = screen.select("#lobby")
+        screen.add("[12:00:04] <bob> four", to: "#lobby")
+        screen.prepend(["[11:59:59] 2 earlier messages:", "[12:00:01] <bob> one", "[12:00:02] <bob> two"], to: "#lobby")
+        #expect(screen.currentWindow.lines == ["[11:59:59] 2 earlier messages:", "[12:00:01] <bob> one", "[12:00:02] <bob> two",
+                                               "[12:00:03] <bob> three", "[12:00:04] <bob> four"])
+        #expect(screen.currentWindow.unread == 0)
+        // Beyond the scrollback limit the oldest lines go, the newest stay.
+        screen.prepend(Array(repeating: "old", count: ChatScreen.scrollbackLimit), to: "#lobby")
+        #expect(screen.currentWindow.lines.count == ChatScreen.scrollbackLimit && screen.currentWindow.lines.last == "[12:00:04] <bob> four")
+    }
+
     @Test func windowsCountUnreadAndMentions() {
         var s = ChatScreen(nick: "alice")
         s.select(s.open("#lobby"))

@@ -146,4 +146,24 @@ import Testing
         screen.keys("C-d")
         await server.stop()
     }
+
+    @Test(.enabled(if: TerminalClientTests.tmuxAvailable, "needs tmux (apt-get install tmux)"))
+    func backlogOnJoinAndTheReadMarkerOfTheWindowInFront() async throws {
+        let server = try await TestServer.start(accounts: [alice, bob])
+        let b = try await server.loggedIn(bob.0, bob.1)
+        try await b.send("JOIN #lobby")
+        try await b.send("PRIVMSG #lobby :said before alice came")
+        try await b.send("PING sync")
+        try await b.next("PONG") { $0.command == "PONG" }
+        let screen = start(server, width: 100, height: 30, name: "backlog")
+        defer { _ = Self.run(["tmux", "kill-session", "-t", screen.session]) }
+        await screen.wait(for: "<bob> said before alice came")
+        // The window in front is read: its marker reaches the server within a few seconds.
+        #expect(await waitUntil(timeout: 20) { server.server.history?.readMarker(account: "alice", target: "#lobby") != nil })
+        screen.type("/history 5")
+        screen.keys("Enter")
+        await screen.wait(for: "no earlier messages in #lobby")
+        screen.keys("C-c")
+        await server.stop()
+    }
 }

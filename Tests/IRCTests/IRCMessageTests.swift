@@ -129,3 +129,34 @@ import Testing
         #expect(plain.receive(message(":srv 904 alice :SASL authentication failed")) == .failed(.invalidCredentials("SASL authentication failed")))
     }
 }
+
+@Suite struct SASLClientOptionalCapabilityTests {
+    func message(_ line: String) -> IRCMessage { try! IRCMessage.parse(Array(line.utf8)) }
+
+    @Test func optionalCapabilitiesAreAskedForOnlyWhenListedAndARefusalIsHarmless() {
+        var login = SASLClientLogin(account: "alice", password: Array("pw".utf8), capabilities: ["server-time"],
+                                    optionalCapabilities: ["batch", "draft/chathistory", "draft/read-marker"])
+        #expect(login.opening.last == "CAP REQ :sasl standard-replies server-time")
+        #expect(login.receive(message(":srv CAP * LS * :sasl=PLAIN,EXTERNAL server-time batch")) == .wait)
+        #expect(login.receive(message(":srv CAP * LS :standard-replies draft/chathistory")) == .wait)
+        #expect(login.offered == ["sasl", "server-time", "batch", "standard-replies", "draft/chathistory"])
+        // Only what the server listed (not draft/read-marker), after sasl is granted, before AUTHENTICATE.
+        #expect(login.receive(message(":srv CAP * ACK :sasl standard-replies server-time"))
+            == .send(["CAP REQ :batch draft/chathistory", "AUTHENTICATE PLAIN"]))
+        // Refused: the login goes on, without them.
+        #expect(login.receive(message(":srv CAP * NAK :batch draft/chathistory")) == .wait)
+        #expect(!login.acknowledged.contains("batch"))
+        #expect(login.receive(message(":srv 903 alice :SASL authentication successful")) == .send(["CAP END"]))
+
+        var granted = SASLClientLogin(account: "alice", password: Array("pw".utf8), optionalCapabilities: ["batch"])
+        _ = granted.receive(message(":srv CAP * LS :sasl batch"))
+        #expect(granted.receive(message(":srv CAP * ACK :sasl standard-replies")) == .send(["CAP REQ :batch", "AUTHENTICATE PLAIN"]))
+        #expect(granted.receive(message(":srv CAP * ACK :batch")) == .wait)
+        #expect(granted.acknowledged == ["sasl", "standard-replies", "batch"])
+
+        // A server that lists none of them: no second request at all.
+        var none = SASLClientLogin(account: "alice", password: Array("pw".utf8), optionalCapabilities: ["batch"])
+        _ = none.receive(message(":srv CAP * LS :sasl"))
+        #expect(none.receive(message(":srv CAP * ACK :sasl")) == .send(["AUTHENTICATE PLAIN"]))
+    }
+}
