@@ -8,6 +8,7 @@ figure in BENCHMARKS.md is confirmed by two tools with nothing in common but the
     irc-load.py fanout  ... --saturate
     irc-load.py connect --port P --ca CA --server-pid PID [--no-login] --clients 500
     irc-load.py idle    --port P --ca CA --server-pid PID [--no-login] --clients 2000
+    irc-load.py history --port P --ca CA --server-pid PID --room '#history-bench' --requests 2000
 
 fanout: MEMBERS clients in one room; SENDERS of them (in this process) send PRIVMSGs carrying
 their send time (CLOCK_MONOTONIC, shared by every process on the machine), paced at RATE in
@@ -19,6 +20,9 @@ connect: CLIENTS full TLS handshakes + registration (SASL PLAIN unless --no-logi
 --inflight at a time; the server's CPU per connection.
 idle: CLIENTS registered clients in rooms of --room-size held open; the server's VmRSS before
 and after, KiB per connection.
+history: REQUESTS CHATHISTORY requests in ROOM, one at a time, alternating LATEST * and BEFORE a
+random time of the last --span-days, --per-client per connection (the server allows a burst of 20
+per client); latency from sending to the end of the batch, and messages per answer.
 
 Each client connects from its own loopback source address (127.a.b.c), as real users would come
 from many addresses. Talks to loopback only. Prints one JSON line per run.
@@ -83,6 +87,8 @@ class Client(asyncio.Protocol):
         self.counting = False
         self.timing = True
         self.received = 0
+        self.history_lines = 0
+        self.rooms = set()  # end of NAMES seen (a server may rejoin an account's rooms at login)
         self.latencies = []
         self.closed = asyncio.get_running_loop().create_future()
 
@@ -124,7 +130,13 @@ class Client(asyncio.Protocol):
             self.line(line.rstrip(b"\r").decode("utf-8", "replace"))
 
     def line(self, line):
+        if line.startswith("@"):
+            line = line.split(" ", 1)[1] if " " in line else ""
         words = line.split(" ")
+        if len(words) > 1 and words[1] in ("PRIVMSG", "NOTICE"):
+            self.history_lines += 1
+        elif len(words) > 3 and words[1] == "366":
+            self.rooms.add(words[3].lower())
         if words[0] == "PING":
             self.send("PONG " + " ".join(words[1:]))
             return
@@ -142,7 +154,7 @@ class Client(asyncio.Protocol):
     async def register(self):
         if self.args.login:
             sasl_ack = self.expect(lambda w, l: len(w) > 3 and w[1] == "CAP" and w[3] == "ACK")
-            self.send("CAP REQ :sasl")
+            self.send("CAP REQ :" + " ".join(["sasl"] + self.args.caps))
             self.send(f"NICK {self.nick}")
             self.send(f"USER {self.nick} 0 * :{self.nick}")
             await sasl_ack
@@ -164,6 +176,8 @@ class Client(asyncio.Protocol):
         await welcome
 
     async def join(self, room):
+        if room.lower() in self.rooms:
+            return  # already in it: the server ignores another JOIN
         end = self.expect(lambda w, l: len(w) > 3 and w[1] == "366" and w[3].lower() == room.lower())
         self.send(f"JOIN {room}")
         await end
@@ -382,9 +396,46 @@ async def idle_scenario(args):
             "rss_after_kib": after, "kib_per_connection": round((after - before) / max(1, len(clients)), 2)}
 
 
+async def history_scenario(args):
+    import random
+    from datetime import datetime, timezone
+    latencies, kinds, counts, failures = [], [], [], []
+    now = time.time()
+    done = 0
+    for c in range((args.requests + args.per_client - 1) // args.per_client):
+        client = await connect(c, args, tls_context(args), args.room)
+        for _ in range(min(args.per_client, args.requests - done)):
+            latest = done % 2 == 0
+            if latest:
+                request = f"CHATHISTORY LATEST {args.room} * {args.limit}"
+            else:
+                t = datetime.fromtimestamp(now - random.uniform(0, args.span_days * 86400), timezone.utc)
+                request = f"CHATHISTORY BEFORE {args.room} timestamp={t.strftime('%Y-%m-%dT%H:%M:%S.')}{t.microsecond // 1000:03d}Z {args.limit}"
+            end = client.expect(lambda w, l: (len(w) > 2 and w[1] == "BATCH" and w[2].startswith("-")) or (len(w) > 1 and w[1] == "FAIL"))
+            client.history_lines = 0
+            start = time.monotonic_ns()
+            client.send(request)
+            answer = await asyncio.wait_for(end, 60)
+            latencies.append(time.monotonic_ns() - start)
+            kinds.append(latest)
+            if " FAIL " in f" {answer} ":
+                failures.append(answer)
+            else:
+                counts.append(client.history_lines)
+            done += 1
+        client.transport.close()
+    if failures:
+        print(f"first failure: {failures[0]}", file=sys.stderr)
+    ms = lambda values, p: round(percentile(sorted(values), p) / 1e6, 2)
+    return {"requests": done, "failed": len(failures), "messages_per_answer": round(sum(counts) / max(1, len(counts)), 1),
+            "p50_ms": ms(latencies, 50), "p99_ms": ms(latencies, 99), "max_ms": round(max(latencies) / 1e6, 2),
+            "latest_p99_ms": ms([l for l, k in zip(latencies, kinds) if k], 99),
+            "before_p99_ms": ms([l for l, k in zip(latencies, kinds) if not k], 99)}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("scenario", choices=["fanout", "connect", "idle"])
+    parser.add_argument("scenario", choices=["fanout", "connect", "idle", "history"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--ca", required=True, help="the server's CA certificate (PEM)")
@@ -406,6 +457,11 @@ def main():
     parser.add_argument("--inflight", type=int, default=50)
     parser.add_argument("--room-size", type=int, default=50)
     parser.add_argument("--settle", type=float, default=2)
+    parser.add_argument("--room", default="#history-bench", help="the room whose history is read (history)")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--per-client", type=int, default=20)
+    parser.add_argument("--limit", type=int, default=100, help="messages per request (history)")
+    parser.add_argument("--span-days", type=float, default=30)
     args = parser.parse_args()
     if not (args.host.startswith("127.") or args.host in ("::1", "localhost")):
         parser.error(f"irc-load.py talks only to loopback, not {args.host}")
@@ -413,7 +469,9 @@ def main():
         os.kill(args.server_pid, 0)
     except OSError:
         parser.error(f"no process {args.server_pid}: pass the server's PID with --server-pid")
-    run = {"fanout": fanout, "connect": connect_scenario, "idle": idle_scenario}[args.scenario]
+    # history asks for batches of tagged messages.
+    args.caps = ["batch", "server-time", "message-tags", "draft/chathistory"] if args.scenario == "history" else []
+    run = {"fanout": fanout, "connect": connect_scenario, "idle": idle_scenario, "history": history_scenario}[args.scenario]
     result = asyncio.run(run(args))
     print(json.dumps({"tool": "irc-load.py", "scenario": args.scenario, "server": args.label, **result}), flush=True)
 

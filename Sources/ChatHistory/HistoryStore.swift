@@ -126,6 +126,14 @@ public enum HistoryQuery: Sendable, Equatable {
     case around(target: String, HistoryReference, limit: Int)
     /// Between the two, exclusive, the `limit` nearest the first.
     case between(target: String, HistoryReference, HistoryReference, limit: Int)
+
+    /// The conversation it reads.
+    public var target: String {
+        switch self {
+        case let .latest(target, _, _), let .before(target, _, _), let .after(target, _, _), let .around(target, _, _), let .between(target, _, _, _):
+            return target
+        }
+    }
 }
 
 /// The history store: the server appends what it relays, off the event loops, and answers
@@ -170,6 +178,9 @@ public protocol HistoryStore: Sendable {
     var sequence: Int { get }
     /// Returns once the first `sequence` writes are stored, or after `seconds`.
     func waitUntilStored(_ sequence: Int, within seconds: Double)
+    /// The same, for a read of conversation `target` only: returns at once when none of those
+    /// writes is a message of it, else hurries the writer and waits.
+    func waitUntilStored(_ sequence: Int, target: String, within seconds: Double)
     /// Returns once everything appended before the call is stored (tests, shutdown).
     func flush()
     /// Stores what is queued and closes.

@@ -29,6 +29,12 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
     private var queue: [Write] = []
     private var appended = 0
     private var stored = 0
+    /// The conversations of the messages being stored now (taken from `queue`, not yet counted
+    /// in `stored`).
+    private var inFlight: Set<String> = []
+    private var inFlightCount = 0
+    /// A read waits for a message of its conversation: store without gathering more.
+    private var hurry = false
     private var transactions = 0
     private var running = true
     private var writerDone = false
@@ -385,14 +391,19 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
             // Group commit: let a burst gather for up to the durability window, then store it all.
             if durabilityMilliseconds > 0 {
                 let deadline = Date().addingTimeInterval(Double(durabilityMilliseconds) / 1000 / 2)
-                while running && Date() < deadline { _ = condition.wait(until: deadline) }
+                while running && !hurry && Date() < deadline { _ = condition.wait(until: deadline) }
             }
+            hurry = false
             let batch = queue
             queue.removeAll(keepingCapacity: true)
+            inFlight = Self.targets(of: batch[...])
+            inFlightCount = batch.count
             condition.unlock()
             do {
                 try store(batch, db)
                 condition.lock()
+                inFlight = []
+                inFlightCount = 0
                 stored += batch.count
                 transactions += 1
                 condition.broadcast()
@@ -401,6 +412,8 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
                 try? db.execute("ROLLBACK")
                 complain("history: could not store \(batch.count) messages: \(error) — they are kept in memory and retried; live chat goes on")
                 condition.lock()
+                inFlight = []
+                inFlightCount = 0
                 queue.insert(contentsOf: batch, at: 0)
                 if queue.count > maximumPending {
                     let dropped = queue.count - maximumPending
@@ -502,6 +515,26 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
 
     public func waitUntilStored(_ sequence: Int, within seconds: Double) {
         wait(until: sequence, within: seconds)
+    }
+
+    public func waitUntilStored(_ sequence: Int, target: String, within seconds: Double) {
+        condition.lock()
+        // Of the first `sequence` writes, those not stored yet: in flight, then the queue's head.
+        let waiting = sequence - stored - inFlightCount
+        let pending = inFlight.contains(target) || Self.targets(of: queue.prefix(max(0, waiting))).contains(target)
+        if pending {
+            hurry = true
+            condition.broadcast()
+        }
+        condition.unlock()
+        if pending { wait(until: sequence, within: seconds) }
+    }
+
+    /// The conversations that messages among `writes` belong to.
+    private static func targets(of writes: ArraySlice<Write>) -> Set<String> {
+        var targets: Set<String> = []
+        for case let .message(m) in writes { targets.insert(m.target) }
+        return targets
     }
 
     private func wait(until target: Int, within seconds: Double?) {

@@ -31,7 +31,13 @@ extension ServerCore {
     /// up to a second (one stuck on a full disk does not hold reads).
     public func perform(_ job: HistoryJob, account: String, after sequence: Int? = nil) -> HistoryResult {
         guard let history else { return .failed("history is off") }
-        history.waitUntilStored(sequence ?? history.sequence, within: 1)
+        // Only a read of one conversation with a message of it still on its way waits.
+        let sequence = sequence ?? history.sequence
+        switch job {
+        case let .chathistory(_, _, query, _): history.waitUntilStored(sequence, target: query.target, within: 1)
+        case let .replay(_, key, _, _): history.waitUntilStored(sequence, target: key, within: 1)
+        case .targets, .missed: history.waitUntilStored(sequence, within: 1)
+        }
         do {
             switch job {
             case let .chathistory(_, _, query, events):

@@ -20,6 +20,8 @@ struct BenchTarget: Sendable {
     var login: Bool
     var password: String
     var accountPrefix: String
+    /// Capabilities asked for with sasl (the history scenario's chathistory and batch).
+    var capabilities: [String] = []
 }
 
 /// Latency and counters for the connections of one event loop: touched only on that loop, so
@@ -43,15 +45,20 @@ final class BenchConnection: ChannelInboundHandler, @unchecked Sendable {
     let target: BenchTarget
     let registered: EventLoopPromise<Void>
     var joined: EventLoopPromise<Void>?
+    /// Rooms whose end of NAMES came: a server that rejoins an account's rooms at login (as
+    /// SecureChat does with history on) ignores the JOIN that follows.
+    var rooms: Set<String> = []
     let stats: LoopStats
     private var login: SASLClientLogin?
+    /// Sees every message that is not a timestamped relay (set and called on the channel's loop).
+    var observer: ((IRCMessage) -> Void)?
     private var context: ChannelHandlerContext?
     private var done = false
 
     init(nick: String, target: BenchTarget, eventLoop: EventLoop, stats: LoopStats) {
         self.nick = nick
         self.target = target
-        self.login = target.login ? SASLClientLogin(account: nick, password: Array(target.password.utf8), pipelined: true) : nil
+        self.login = target.login ? SASLClientLogin(account: nick, password: Array(target.password.utf8), capabilities: target.capabilities, pipelined: true) : nil
         self.registered = eventLoop.makePromise()
         self.stats = stats
     }
@@ -96,11 +103,13 @@ final class BenchConnection: ChannelInboundHandler, @unchecked Sendable {
         }
         let view = line.readableBytesView
         guard let message = try? IRCMessage.parse(view, maximumTagBytes: 8191, maximumLineBytes: 1 << 16) else { return }
+        observer?(message)
         switch message.command {
         case "PING":
             send("PONG :\(message.parameters.first ?? "")\r\n")
             return
         case "366":
+            if message.parameters.count > 1 { rooms.insert(message.parameters[1].lowercased()) }
             joined?.succeed(())
             joined = nil
             return
@@ -220,6 +229,7 @@ final class BenchPool: @unchecked Sendable {
     func join(_ connection: (Channel, BenchConnection), _ room: String) -> EventLoopFuture<Void> {
         let (channel, handler) = connection
         return channel.eventLoop.flatSubmit {
+            if handler.rooms.contains(room.lowercased()) { return channel.eventLoop.makeSucceededVoidFuture() }
             let promise = channel.eventLoop.makePromise(of: Void.self)
             handler.joined = promise
             handler.send("JOIN \(room)\r\n")

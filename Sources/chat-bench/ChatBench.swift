@@ -14,7 +14,7 @@ struct ChatBench: AsyncParsableCommand {
         password (Benchmarks/run-chat-bench.sh prepares all of that for SecureChat, ngIRCd and \
         InspIRCd). Each prints a small table and one JSON line.
         """,
-        subcommands: [ConnectBench.self, IdleBench.self, FanoutBench.self, StormBench.self, SoakBench.self, HashingBench.self]
+        subcommands: [ConnectBench.self, IdleBench.self, FanoutBench.self, StormBench.self, SoakBench.self, HashingBench.self, HistoryBench.self]
     )
 }
 

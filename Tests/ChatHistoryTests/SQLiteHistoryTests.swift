@@ -24,6 +24,20 @@ func temporaryDatabase() -> String {
 
     func ids(_ messages: [StoredMessage]) -> [String] { messages.map(\.msgid) }
 
+    @Test func aReadWaitsOnlyForItsOwnConversationAndHurriesTheWriter() throws {
+        // A group-commit window of ten minutes: nothing is stored unless a read hurries it.
+        let store = try SQLiteHistory(path: temporaryDatabase(), durabilityMilliseconds: 600_000)
+        defer { store.close() }
+        store.append(StoredMessage(msgid: "a1", time: 1_000, target: "#a", sender: "alice", kind: "PRIVMSG", line: ":alice!alice@user/alice PRIVMSG #a :hi"))
+        let sequence = store.sequence
+        // A read of another conversation does not wait: #a's message is still not stored.
+        store.waitUntilStored(sequence, target: "#b", within: 60)
+        #expect(try store.query(.latest(target: "#a", after: nil, limit: 10)).isEmpty)
+        // A read of #a has it stored at once, well before the window or the time limit ends.
+        store.waitUntilStored(sequence, target: "#a", within: 60)
+        #expect(ids(try store.query(.latest(target: "#a", after: nil, limit: 10))) == ["a1"])
+    }
+
     @Test func everyQueryFormOldestFirst() throws {
         let store = try SQLiteHistory(path: temporaryDatabase(), durabilityMilliseconds: 0)
         defer { store.close() }
@@ -91,7 +105,7 @@ func temporaryDatabase() -> String {
         symlink(path, link)
         #expect { try SQLiteHistory(path: link) } throws: { "\($0)".contains("is a symbolic link: refused") }
         let garbage = temporaryDatabase()
-        FileManager.default.createFile(atPath: garbage, contents: Data(repeating: 0x41, count: 8192), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: garbage, contents: Data(repeating: 0x41, count: 8192), attributes: [.posixPermissions: 0o600])
         #expect { try SQLiteHistory(path: garbage) } throws: { "\($0)".contains("is damaged or not a SQLite database") }
     }
 
