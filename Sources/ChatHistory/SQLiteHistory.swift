@@ -163,62 +163,33 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
         if version > schemaVersion {
             throw HistoryStoreError("history database has schema version \(version), but this program knows only \(schemaVersion) — use the SecureChat release that wrote it")
         }
-        if version < 1 {
-            try db.execute("""
-            BEGIN;
+        /// One step: its SQL and the new version, in one transaction.
+        func step(to next: Int, _ sql: String) throws {
+            guard version < next else { return }
+            try db.execute("BEGIN;\n\(sql)\nDELETE FROM schema_version;\nINSERT INTO schema_version VALUES (\(next));\nCOMMIT;")
+        }
+        try step(to: 1, """
             CREATE TABLE messages(id INTEGER PRIMARY KEY, msgid TEXT NOT NULL, time INTEGER NOT NULL, target TEXT NOT NULL,
                                   sender TEXT NOT NULL, kind TEXT NOT NULL, line TEXT NOT NULL);
             CREATE UNIQUE INDEX messages_msgid ON messages(msgid);
             CREATE INDEX messages_target_time ON messages(target, time, id);
             CREATE TABLE last_seen(account TEXT PRIMARY KEY, time INTEGER NOT NULL);
             CREATE TABLE read_markers(account TEXT NOT NULL, target TEXT NOT NULL, time INTEGER NOT NULL, PRIMARY KEY(account, target));
-            DELETE FROM schema_version;
-            INSERT INTO schema_version VALUES (1);
-            COMMIT;
             """)
-        }
-        if version < 2 {
-            try db.execute("""
-            BEGIN;
+        try step(to: 2, """
             CREATE TABLE rooms(folded TEXT PRIMARY KEY, name TEXT NOT NULL, topic TEXT, topic_by TEXT NOT NULL, topic_time INTEGER NOT NULL,
                                flags TEXT NOT NULL, key TEXT, room_limit INTEGER, owner TEXT, created INTEGER NOT NULL, last_used INTEGER NOT NULL);
             CREATE TABLE memberships(account TEXT NOT NULL, room TEXT NOT NULL, folded TEXT NOT NULL, PRIMARY KEY(account, folded));
-            DELETE FROM schema_version;
-            INSERT INTO schema_version VALUES (2);
-            COMMIT;
             """)
-        }
-        if version < 3 {
-            // A QUIT is kept in each room the user was in, with the msgid everyone got.
-            try db.execute("""
-            BEGIN;
+        // A QUIT is kept in each room the user was in, with the msgid everyone got.
+        try step(to: 3, """
             DROP INDEX messages_msgid;
             CREATE UNIQUE INDEX messages_target_msgid ON messages(target, msgid);
-            DELETE FROM schema_version;
-            INSERT INTO schema_version VALUES (3);
-            COMMIT;
             """)
-        }
-        if version < 4 {
-            // What chat-admin asks a running server to do to its rooms (`RoomRequest`).
-            try db.execute("""
-            BEGIN;
-            CREATE TABLE room_requests(id INTEGER PRIMARY KEY, action TEXT NOT NULL, room TEXT NOT NULL, account TEXT);
-            DELETE FROM schema_version;
-            INSERT INTO schema_version VALUES (4);
-            COMMIT;
-            """)
-        }
-        if version < 5 {
-            // A room's ban list, one "time<TAB>setter<TAB>mask" line per ban.
-            try db.execute("""
-            BEGIN;
-            ALTER TABLE rooms ADD COLUMN bans TEXT NOT NULL DEFAULT '';
-            DELETE FROM schema_version;
-            INSERT INTO schema_version VALUES (5);
-            COMMIT;
-            """)
-        }
+        // What chat-admin asks a running server to do to its rooms (`RoomRequest`).
+        try step(to: 4, "CREATE TABLE room_requests(id INTEGER PRIMARY KEY, action TEXT NOT NULL, room TEXT NOT NULL, account TEXT);")
+        // A room's ban list, one "time<TAB>setter<TAB>mask" line per ban.
+        try step(to: 5, "ALTER TABLE rooms ADD COLUMN bans TEXT NOT NULL DEFAULT '';")
     }
 
     // MARK: Writing
@@ -611,22 +582,23 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
     }
 
     private func before(_ p: Position, target: String, limit: Int, above: Position? = nil, events: Bool, _ db: SQLiteConnection) throws -> [StoredMessage] {
-        var sql = Self.columns + " WHERE target = ? AND (time < ? OR (time = ? AND id < ?))" + Self.kinds(events)
-        var values: [SQLiteConnection.Value] = [.text(target), .int(p.time), .int(p.time), .int(p.id)]
+        // Row values: SQLite walks the (target, time, id) index from the position, no further.
+        var sql = Self.columns + " WHERE target = ? AND (time, id) < (?, ?)" + Self.kinds(events)
+        var values: [SQLiteConnection.Value] = [.text(target), .int(p.time), .int(p.id)]
         if let above {
-            sql += " AND (time > ? OR (time = ? AND id > ?))"
-            values += [.int(above.time), .int(above.time), .int(above.id)]
+            sql += " AND (time, id) > (?, ?)"
+            values += [.int(above.time), .int(above.id)]
         }
         sql += " ORDER BY time DESC, id DESC LIMIT ?"
         return try rows(db, sql, values + [.int(Int64(limit))]).reversed()
     }
 
     private func after(_ p: Position, target: String, limit: Int, inclusive: Bool = false, below: Position? = nil, events: Bool, _ db: SQLiteConnection) throws -> [StoredMessage] {
-        var sql = Self.columns + " WHERE target = ? AND (time > ? OR (time = ? AND id \(inclusive ? ">=" : ">") ?))" + Self.kinds(events)
-        var values: [SQLiteConnection.Value] = [.text(target), .int(p.time), .int(p.time), .int(p.id)]
+        var sql = Self.columns + " WHERE target = ? AND (time, id) \(inclusive ? ">=" : ">") (?, ?)" + Self.kinds(events)
+        var values: [SQLiteConnection.Value] = [.text(target), .int(p.time), .int(p.id)]
         if let below {
-            sql += " AND (time < ? OR (time = ? AND id < ?))"
-            values += [.int(below.time), .int(below.time), .int(below.id)]
+            sql += " AND (time, id) < (?, ?)"
+            values += [.int(below.time), .int(below.id)]
         }
         sql += " ORDER BY time ASC, id ASC LIMIT ?"
         return try rows(db, sql, values + [.int(Int64(limit))])

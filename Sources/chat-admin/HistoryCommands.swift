@@ -15,19 +15,11 @@ struct History: ParsableCommand {
 
 /// Options the history commands share.
 struct HistoryLocation: ParsableArguments {
-    @OptionGroup var location: Location
-    @Option(help: "The history database (overrides the config's).") var database: String?
+    @OptionGroup var database: RoomDatabase
     @Option(help: "The room (# optional).") var room: String
 
     func open() throws -> (SQLiteHistory, String) {
-        let path = try database ?? location.settings().historyDatabase ?? "history.sqlite"
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw AdminError("no history database at \(path) — is history on, and is this the server's config (--config, --database)?")
-        }
-        let store = try SQLiteHistory(path: path, durabilityMilliseconds: 0)
-        let name = room.hasPrefix("#") ? room : "#" + room
-        // The key rooms are stored under: ASCII case folded.
-        return (store, String(decoding: name.utf8.map { $0 >= 0x41 && $0 <= 0x5a ? $0 + 0x20 : $0 }, as: UTF8.self))
+        (try database.open(), RoomDatabase.key(room))
     }
 }
 

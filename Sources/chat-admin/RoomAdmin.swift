@@ -33,6 +33,12 @@ struct RoomDatabase: ParsableArguments {
         return String(decoding: name.utf8.map { $0 >= 0x41 && $0 <= 0x5a ? $0 + 0x20 : $0 }, as: UTF8.self)
     }
 
+    /// The kept room `key`, or an error that says how to find the rooms.
+    static func record(_ key: String, in store: SQLiteHistory) throws -> RoomRecord {
+        guard let record = store.room(key) else { throw AdminError("no room \(key) is kept — `chat-admin room list` shows the rooms") }
+        return record
+    }
+
     static func date(_ seconds: Int) -> String { Timestamp.string(Date(timeIntervalSince1970: Double(seconds))) }
 }
 
@@ -67,7 +73,7 @@ struct RoomShow: ParsableCommand {
             let store = try where_.open()
             defer { store.close() }
             let key = RoomDatabase.key(room)
-            guard let record = store.room(key) else { throw AdminError("no room \(key) is kept — `chat-admin room list` shows the rooms") }
+            let record = try RoomDatabase.record(key, in: store)
             let activity = try store.activity(of: key)
             var modes = "+" + record.flags + (record.key == nil ? "" : "k") + (record.limit == nil ? "" : "l")
             if let limit = record.limit { modes += " \(limit)" }
@@ -95,7 +101,7 @@ struct RoomDelete: ParsableCommand {
             let store = try where_.open()
             defer { store.close() }
             let key = RoomDatabase.key(room)
-            guard store.room(key) != nil else { throw AdminError("no room \(key) is kept — `chat-admin room list` shows the rooms") }
+            _ = try RoomDatabase.record(key, in: store)
             store.request(.delete(key))
             store.flush()
             print("deleted \(key); a running server removes its members within two seconds (messages stay: chat-admin history purge)")
@@ -117,7 +123,7 @@ struct RoomSetOwner: ParsableCommand {
             let store = try where_.open()
             defer { store.close() }
             let key = RoomDatabase.key(room)
-            guard store.room(key) != nil else { throw AdminError("no room \(key) is kept — `chat-admin room list` shows the rooms") }
+            _ = try RoomDatabase.record(key, in: store)
             let owner = RoomDatabase.key(found.name).dropFirst()  // folded like the room's name
             store.request(.setOwner(key, account: String(owner)))
             store.flush()
