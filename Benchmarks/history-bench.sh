@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What keeping history costs, side by side in one run, and how fast a big database answers:
 #
-#   Benchmarks/history-bench.sh [ROUNDS]     the full run (about 10 minutes): writes
-#                                            Benchmarks/results/history-latest.md and the JSON lines
+#   Benchmarks/history-bench.sh [ROUNDS]     the full run (about 12 minutes): writes
+#                                            Benchmarks/results/history-DATE.md and the JSON lines
 #   Benchmarks/history-bench.sh --smoke      every step in seconds (CI): debug build, small numbers
 #
 # 1. Fan-out (100 members, 10 senders) saturated and paced at 1000 msg/s, against chat-server with
@@ -150,6 +150,8 @@ for r in rows:
 PY
 if [ $MODE = full ]; then
     mkdir -p "$ROOT/Benchmarks/results"
-    cp "$WORK/summary.md" "$ROOT/Benchmarks/results/history-latest.md"
-    cp "$WORK/results.jsonl" "$ROOT/Benchmarks/results/history-latest.jsonl"
+    stamp=$(date -u +%Y-%m-%dT%H%MZ)
+    cp "$WORK/summary.md" "$ROOT/Benchmarks/results/history-$stamp.md"
+    cp "$WORK/results.jsonl" "$ROOT/Benchmarks/results/history-$stamp.jsonl"
+    echo "results: Benchmarks/results/history-$stamp.md" >&2
 fi
