@@ -45,6 +45,10 @@ enum InteropTools {
         let alice = try await server.loggedIn("alice", "alice password")
         try await alice.send("JOIN #interop")
         try await alice.next("366")
+        // Said before bob comes: replayed when irssi joins, and kept for him while he is offline.
+        try await alice.send("PRIVMSG #interop :said before irssi came")
+        try await alice.send("PRIVMSG bob :kept while you were offline")
+        try await alice.next("301") { $0.command == "301" }
 
         let started = InteropTools.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "40", "irssi --home=\(home)"])
         #expect(started.status == 0, "tmux: \(started.output)")
@@ -56,8 +60,11 @@ enum InteropTools {
         #expect(join.source?.hasPrefix("bob!") == true)
         #expect(server.logs.contains("logged in account=bob"))
 
-        try await alice.send("PRIVMSG #interop :hello irssi, this is alice")
         func capture() -> String { InteropTools.run(["tmux", "capture-pane", "-t", session, "-p"]).output }
+        // What bob missed: the room's backlog and the private message.
+        #expect(await waitUntil(timeout: 30) { capture().contains("said before irssi came") && capture().contains("kept while you were offline") },
+                "irssi's screen:\n\(capture())")
+        try await alice.send("PRIVMSG #interop :hello irssi, this is alice")
         _ = await waitUntil(timeout: 30) { capture().contains("hello irssi, this is alice") }
         let screen = capture()
         #expect(screen.contains("alice> hello irssi, this is alice") || screen.contains("hello irssi, this is alice"), "irssi's screen:\n\(screen)")

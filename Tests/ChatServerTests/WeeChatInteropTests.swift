@@ -21,6 +21,10 @@ import Testing
         let alice = try await server.loggedIn("alice", "alice password")
         try await alice.send("JOIN #interop")
         try await alice.next("366")
+        // Said before bob comes: replayed when WeeChat joins, and kept for him while he is offline.
+        try await alice.send("PRIVMSG #interop :said before weechat came")
+        try await alice.send("PRIVMSG bob :kept while you were offline")
+        try await alice.next("301") { $0.command == "301" }
 
         // A FIFO to drive WeeChat and logs written at once; then the README's steps, typed
         // through the FIFO (options given with -r would be evaluated, ${sec.data…} included).
@@ -65,9 +69,14 @@ import Testing
         let login = server.logs.all.first { $0.contains("logged in account=bob") } ?? ""
         #expect(login.contains("userhost-in-names") && login.contains("sasl"), "WeeChat's capabilities: \(login)")
 
-        try await alice.send("PRIVMSG #interop :hello weechat, this is alice")
         let log = home + "/logs/irc.securechat.#interop.weechatlog"
         func logged() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        // What bob missed: the room's backlog, and the private message in alice's buffer.
+        #expect(await waitUntil(timeout: 30) { logged().contains("said before weechat came") }, "WeeChat's log:\n\(logged())")
+        let privateLog = home + "/logs/irc.securechat.alice.weechatlog"
+        #expect(await waitUntil(timeout: 30) { ((try? String(contentsOfFile: privateLog, encoding: .utf8)) ?? "").contains("kept while you were offline") },
+                "WeeChat's logs: \((try? FileManager.default.contentsOfDirectory(atPath: home + "/logs")) ?? [])")
+        try await alice.send("PRIVMSG #interop :hello weechat, this is alice")
         #expect(await waitUntil(timeout: 30) { logged().contains("hello weechat, this is alice") }, "WeeChat's log:\n\(logged())")
 
         try await tell("irc.securechat.#interop *hello alice, from weechat")
