@@ -42,6 +42,10 @@ final class ClientApp: @unchecked Sendable {
     private var backlogs: [String: Backlog] = [:]
     /// Lines to send once the current input is handled (history requests, read markers).
     private var outbox: [String] = []
+    /// History requests beyond what the server takes at once (someone in 30 rooms), sent as the
+    /// budget refills.
+    private var historyQueue: [String] = []
+    private var historyTokens = ClientApp.historyBurst
 
     /// One room or private conversation, for the backlog and the read marker.
     struct Backlog {
@@ -72,6 +76,10 @@ final class ClientApp: @unchecked Sendable {
     static let missedConversations = 8
     /// Seconds between read-marker updates, so reading does not eat the flood budget.
     static let markInterval = 3.0
+    /// History requests sent at once, and how many more each `markInterval`: under SecureChat's
+    /// per-client budget (20 at once, then 4 a second).
+    static let historyBurst = 16.0
+    static let historyPerTick = 9.0
 
     init(options: ChatClientOptions, mode: Mode, reconnect: Bool, firstRoom: String?) {
         self.options = options
@@ -115,6 +123,8 @@ final class ClientApp: @unchecked Sendable {
                 handle(event)
             case .markTick:
                 markRead()
+                historyTokens = min(Self.historyBurst, historyTokens + Self.historyPerTick)
+                sendQueuedHistory()
             case let .command(command):
                 if let status = await perform(command) { return status }
             case .emptyLine:
@@ -147,13 +157,15 @@ final class ClientApp: @unchecked Sendable {
     private func attach(_ connection: ChatConnection) {
         self.connection = connection
         formatter = EventFormatter(style: mode == .script ? .script : .terminal, nick: connection.nick)
-        // Requests made on the old connection will not be answered.
+        // Requests made on the old connection will not be answered; the new one has a fresh budget.
         for key in backlogs.keys { backlogs[key]!.waiting = nil }
+        historyQueue = []
+        historyTokens = Self.historyBurst
         if connection.fetchesHistory && connection.capabilities.contains("draft/read-marker") {
             // Private messages that came while away: which conversations have news (then
             // their read markers, then what is newer).
             let now = Date()
-            outbox.append("CHATHISTORY TARGETS timestamp=\(Self.timestamp(now.addingTimeInterval(-30 * 86400))) timestamp=\(Self.timestamp(now.addingTimeInterval(60))) 50")
+            requestHistory("CHATHISTORY TARGETS timestamp=\(Self.timestamp(now.addingTimeInterval(-30 * 86400))) timestamp=\(Self.timestamp(now.addingTimeInterval(60))) 50")
         }
         generation += 1
         let g = generation
@@ -326,7 +338,7 @@ final class ClientApp: @unchecked Sendable {
         b.shownUpTo = b.newest
         backlogs[room.lowercased()] = b
         let before = time.isEmpty ? Self.timestamp(Date()) : time
-        outbox.append("CHATHISTORY BEFORE \(room) timestamp=\(before) \(Self.backlogOnJoin)")
+        requestHistory("CHATHISTORY BEFORE \(room) timestamp=\(before) \(Self.backlogOnJoin)")
     }
 
     /// `/history N`: the N messages before the oldest one shown.
@@ -343,11 +355,11 @@ final class ClientApp: @unchecked Sendable {
         b.waiting = .earlier
         backlogs[target.lowercased()] = b
         if let id = b.oldestMsgid {
-            outbox.append("CHATHISTORY BEFORE \(target) msgid=\(id) \(count)")
+            requestHistory("CHATHISTORY BEFORE \(target) msgid=\(id) \(count)")
         } else if let oldest = b.oldest {
-            outbox.append("CHATHISTORY BEFORE \(target) timestamp=\(oldest) \(count)")
+            requestHistory("CHATHISTORY BEFORE \(target) timestamp=\(oldest) \(count)")
         } else {
-            outbox.append("CHATHISTORY LATEST \(target) * \(count)")
+            requestHistory("CHATHISTORY LATEST \(target) * \(count)")
         }
     }
 
@@ -361,7 +373,7 @@ final class ClientApp: @unchecked Sendable {
         if b.waiting == .markerForMissed {
             if time == nil || Self.isLater(b.latest, than: time) {
                 b.waiting = .missed
-                outbox.append(time.map { "CHATHISTORY AFTER \(target) timestamp=\($0) \(Self.backlogOnJoin)" } ?? "CHATHISTORY LATEST \(target) * 20")
+                requestHistory(time.map { "CHATHISTORY AFTER \(target) timestamp=\($0) \(Self.backlogOnJoin)" } ?? "CHATHISTORY LATEST \(target) * 20")
             } else {
                 b.waiting = nil
             }
@@ -444,6 +456,19 @@ final class ClientApp: @unchecked Sendable {
             if b.name.hasPrefix("#") && !rooms.contains(where: { $0.lowercased() == key }) { continue }
             backlogs[key]!.marked = b.newest
             outbox.append("MARKREAD \(b.name) timestamp=\(b.newest!)")
+        }
+    }
+
+    /// A CHATHISTORY request: sent now if the budget allows, else when it refills.
+    private func requestHistory(_ line: String) {
+        historyQueue.append(line)
+        sendQueuedHistory()
+    }
+
+    private func sendQueuedHistory() {
+        while historyTokens >= 1, !historyQueue.isEmpty {
+            historyTokens -= 1
+            outbox.append(historyQueue.removeFirst())
         }
     }
 

@@ -66,6 +66,25 @@ import Testing
         await server.stop()
     }
 
+    @Test func twentyFiveRoomsAllGetTheirBacklogWithinTheServersRequestBudget() async throws {
+        let server = try await TestServer.start(accounts: [alice, bob])
+        let b = try await server.loggedIn(bob.0, bob.1)
+        let rooms = (1...25).map { "#r\($0)" }
+        for room in rooms {
+            try await b.send("JOIN \(room)")
+            try await b.send("PRIVMSG \(room) :said in \(room)")
+        }
+        try await sync(b)
+        let a = try client(server, alice, room: "r1")
+        for room in rooms.dropFirst() { a.type("/join \(room)") }
+        // More history requests than the server takes at once (20): the client paces them.
+        for room in rooms { try await a.waitFor("\(room) <bob> said in \(room)", timeout: 30) }
+        #expect(!a.lines.contains { $0.contains("Too many history requests") })
+        a.endInput()
+        #expect(await a.exitStatus() == 0)
+        await server.stop()
+    }
+
     @Test func withoutHistoryTheCommandSaysWhy() async throws {
         let server = try await TestServer.start(accounts: [alice]) { $0.history.database = nil }
         let a = try client(server, alice, room: "lobby")
