@@ -15,7 +15,8 @@ public struct SQLiteError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// One SQLite connection. Not thread-safe: one thread uses it at a time (the history store's
 /// writer thread owns one; readers check one out of a pool).
-// @unchecked Sendable: handed from thread to thread, never used by two at once (see above).
+// @unchecked Sendable: no lock needed: owned by one thread at a time (the writer thread, or a
+// reader that checked it out of the pool under the pool's lock), never used by two at once.
 final class SQLiteConnection: @unchecked Sendable {
     private var handle: OpaquePointer?
     private var statements: [String: OpaquePointer] = [:]

@@ -16,7 +16,7 @@ public struct HistoryStoreError: Error, Sendable, Equatable, CustomStringConvert
 /// fails (a full disk), the batch is kept in memory (up to `maximumPending` messages) and retried
 /// every second; `report` hears of it at most once a minute. Reads use their own connections,
 /// which WAL lets run beside the writer.
-// @unchecked Sendable: the queue and counters are guarded by `condition`; the writer's connection
+// @unchecked Sendable: the queue and counters are guarded by the `condition` lock; the writer's connection
 // is used only on the writer thread; reader connections are checked out of `readers` under
 // `readersLock`, one thread at a time.
 public final class SQLiteHistory: HistoryStore, @unchecked Sendable {

@@ -491,7 +491,8 @@ extension TLSHandler: Sendable {}
 
 /// Hands a value that is used by one thread at a time (the engine during an offloaded handshake
 /// step: the loop does not touch it until the step is back) to another thread.
-// @unchecked Sendable: used by one thread at a time (see above).
+// @unchecked Sendable: immutable (`let value`), and the value needs no lock: one thread at a time
+// uses it (see above).
 private struct Unchecked<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }

@@ -120,7 +120,8 @@ struct Import: ParsableCommand {
 }
 
 /// Lets concurrentPerform's workers fill distinct slots of one buffer.
-// @unchecked Sendable: each worker writes only its own slot, and the buffer is read after all finish.
+// @unchecked Sendable: immutable (`let base`); no lock needed: each worker writes only its own slot,
+// and the buffer is read after all finish.
 struct SendableSlots: @unchecked Sendable {
     let base: UnsafeMutableBufferPointer<String?>
     init(_ base: UnsafeMutableBufferPointer<String?>) { self.base = base }
