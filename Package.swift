@@ -96,7 +96,7 @@ let package = Package(
         .executableTarget(
             name: "chat-client",
             dependencies: [
-                "ChatClient", "ChatSupport", "TLS",
+                "ChatClient", "ChatSupport", "IRC", "TLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

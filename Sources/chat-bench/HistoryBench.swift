@@ -42,7 +42,7 @@ struct HistoryBench: AsyncParsableCommand {
                     line = "CHATHISTORY LATEST \(room) * \(limit)"
                 } else {
                     let time = Date(timeIntervalSince1970: now - Double.random(in: 0..<(spanDays * 86400)))
-                    line = "CHATHISTORY BEFORE \(room) timestamp=\(Self.timestamp(time)) \(limit)"
+                    line = "CHATHISTORY BEFORE \(room) timestamp=\(ServerTime.string(time)) \(limit)"
                 }
                 let start = nowNanos()
                 let answer = try await Self.ask(line, on: connection)
@@ -62,12 +62,6 @@ struct HistoryBench: AsyncParsableCommand {
             ("latest_p99_ms", p(latestLatency, 99)), ("before_p99_ms", p(beforeLatency, 99)),
         ])
         if let first = failures.first { FileHandle.standardError.write(Data("first failure: \(first)\n".utf8)) }
-    }
-
-    static func timestamp(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
     }
 
     /// Sends one request and waits for the end of its batch (or its FAIL).

@@ -1,5 +1,6 @@
 import ChatSupport
 import ChatClient
+import IRC
 import Foundation
 
 /// The client's main loop: what the person types, what the server says, and reconnecting.
@@ -165,7 +166,7 @@ final class ClientApp: @unchecked Sendable {
             // Private messages that came while away: which conversations have news (then
             // their read markers, then what is newer).
             let now = Date()
-            requestHistory("CHATHISTORY TARGETS timestamp=\(Self.timestamp(now.addingTimeInterval(-30 * 86400))) timestamp=\(Self.timestamp(now.addingTimeInterval(60))) 50")
+            requestHistory("CHATHISTORY TARGETS timestamp=\(ServerTime.string(now.addingTimeInterval(-30 * 86400))) timestamp=\(ServerTime.string(now.addingTimeInterval(60))) 50")
         }
         generation += 1
         let g = generation
@@ -300,13 +301,6 @@ final class ClientApp: @unchecked Sendable {
 
     // MARK: History and the read marker
 
-    /// "2026-12-03T12:00:00.000Z".
-    static func timestamp(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
-    }
-
     /// Whether server time `a` is later than `b` (an unknown time is never later).
     private static func isLater(_ a: String?, than b: String?) -> Bool {
         guard let a, let dateA = EventFormatter.parse(a) else { return false }
@@ -337,7 +331,7 @@ final class ClientApp: @unchecked Sendable {
         b.markerKnown = false
         b.shownUpTo = b.newest
         backlogs[room.lowercased()] = b
-        let before = time.isEmpty ? Self.timestamp(Date()) : time
+        let before = time.isEmpty ? ServerTime.string(Date()) : time
         requestHistory("CHATHISTORY BEFORE \(room) timestamp=\(before) \(Self.backlogOnJoin)")
     }
 
