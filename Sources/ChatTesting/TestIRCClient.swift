@@ -169,6 +169,12 @@ final class Collector: ChannelInboundHandler, @unchecked Sendable {
         guard case let .line(buffer) = unwrapInboundIn(data),
               let message = try? IRCMessage.parse(buffer.readableBytesView, maximumTagBytes: 8191, maximumLineBytes: 1 << 16) else { return }
         state.withLockedValue { $0.messages.append(message) }
+        // Answer the server's keepalive as every client does, so a test that runs longer than
+        // the ping interval and timeout (ThreadSanitizer on a busy machine) keeps its clients.
+        if message.command == "PING" {
+            let pong = IRCMessage(command: "PONG", parameters: message.parameters.isEmpty ? [] : [message.parameters[message.parameters.count - 1]])
+            context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: pong.serialized())), promise: nil)
+        }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

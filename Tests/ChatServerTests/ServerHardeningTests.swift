@@ -62,6 +62,22 @@ import TLS
         await server.stop()
     }
 
+    /// The test client answers the server's PING, as real clients do, so a long test on a busy
+    /// machine does not lose its clients to the keepalive. A second PING proves the first was
+    /// answered: unanswered, the server closes the connection after the timeout instead.
+    @Test func testClientsAnswerTheKeepalive() async throws {
+        let server = try await TestServer.start(accounts: [alice, bob]) {
+            $0.limits.pingIntervalSeconds = 0.2
+            $0.limits.pingTimeoutSeconds = 60
+        }
+        let (a, b) = try await bystanders(server)
+        let first = try await a.next("PING")
+        let second = try await a.next("PING")
+        #expect(first.command == "PING" && second.command == "PING" && !a.isClosed)
+        try await stillChatting(a, b, "after two keepalive rounds")
+        await server.stop()
+    }
+
     @Test func aThousandConnectionsThatNeverStartTLSAreClosedAndCostNobody() async throws {
         // Short enough to wait for, long enough for the bystanders' own handshakes on a busy
         // machine (ThreadSanitizer, the whole suite in parallel): they have the same limit.
