@@ -61,11 +61,37 @@ let package = Package(
         // What was said, kept: the history store protocol and its SQLite implementation.
         .target(name: "ChatHistory", dependencies: ["CSQLite", "ChatSupport"]),
         .testTarget(name: "ChatHistoryTests", dependencies: ["ChatHistory", "ChatTesting", "ChatAuth"]),
+        // The system's zlib (`apt-get install zlib1g-dev`): gzip for the web app's files.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
+        // The web side of a listener: the app's files over HTTPS and IRC over secure WebSocket.
+        // The app (Sources/ChatWeb/App) is compiled into the binary: no files to ship beside it.
+        .target(
+            name: "ChatWeb",
+            dependencies: [
+                "TLS", "CZlib",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            resources: [
+                .embedInCode("App/index.html"), .embedInCode("App/app.css"), .embedInCode("App/app.js"),
+                .embedInCode("App/irc.js"), .embedInCode("App/view.js"), .embedInCode("App/icon.svg"),
+            ]
+        ),
+        .testTarget(
+            name: "ChatWebTests",
+            dependencies: [
+                "ChatWeb",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ]
+        ),
         // The server: configuration, sessions, rooms, delivery, limits.
         .target(
             name: "ChatServer",
             dependencies: [
-                "IRC", "IRCFraming", "ChatAuth", "ChatSupport", "TLS", "ChatHistory",
+                "IRC", "IRCFraming", "ChatAuth", "ChatSupport", "TLS", "ChatHistory", "ChatWeb",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -78,11 +78,7 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
         held = nil
         relayContext = nil
         let seconds = Double((context.eventLoop.now - connectedAt).nanoseconds) / 1e9
-        let metadata: Logger.Metadata = [
-            "account": "\(account)", "address": "\(address)",
-            "reason": "\(endedBecause ?? failure ?? "Connection closed")", "duration": "\(String(format: "%.1f", seconds))s",
-        ]
-        logger.info("disconnected", metadata: metadata)
+        Self.logDisconnected(logger, account: account, address: address, reason: endedBecause ?? failure ?? "Connection closed", seconds: seconds)
         context.fireChannelInactive()
     }
 
@@ -106,14 +102,28 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: Error) {
-        let reason = Self.describe(error)
-        failure = failure ?? reason
+        failure = failure ?? Self.log(error, logger, account: account, address: address)
+        context.close(promise: nil)
+    }
+
+    /// Logs a connection error in words (an unclean TLS shutdown only at debug); returns them.
+    static func log(_ error: Error, _ logger: Logger, account: String, address: String) -> String {
+        let reason = describe(error)
         if let tls = error as? TLSError, tls == .uncleanShutdown {
             logger.debug("\(reason)", metadata: ["address": "\(address)"])
         } else {
             logger.info("\(reason)", metadata: ["account": "\(account)", "address": "\(address)"])
         }
-        context.close(promise: nil)
+        return reason
+    }
+
+    /// The one line every connection leaves when it ends: who, from where, why, how long.
+    static func logDisconnected(_ logger: Logger, account: String, address: String, reason: String, seconds: Double) {
+        let metadata: Logger.Metadata = [
+            "account": "\(account)", "address": "\(address)",
+            "reason": "\(reason)", "duration": "\(String(format: "%.1f", seconds))s",
+        ]
+        logger.info("disconnected", metadata: metadata)
     }
 
     /// A connection error in words: TLS errors as the TLS layer words them (with the alert a

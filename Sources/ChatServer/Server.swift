@@ -1,6 +1,7 @@
 import ChatSupport
 import ChatAuth
 import ChatHistory
+import ChatWeb
 import Foundation
 import IRC
 import IRCFraming
@@ -24,6 +25,9 @@ public final class Server: Sendable {
     private let tlsBox: NIOLockedValueBox<TLSContext>
     private let listeners = NIOLockedValueBox<[Channel]>([])
     private let connections = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
+    /// The web app and WebSocket endpoint (nil: web off); rebuilt when the bound ports or the
+    /// certificate's names change the default origins.
+    private let web = NIOLockedValueBox<WebEndpoint?>(nil)
     public let pool: WorkerPool
     /// Server handshake steps, in the background like hashing: a reconnect storm of hundreds of
     /// clients slows their handshakes, not the chat of those already connected.
@@ -111,6 +115,7 @@ public final class Server: Sendable {
         watchingAccounts.withLockedValue { $0 = true }
         watchUsersFile()
         purgeHistory()
+        updateWebEndpoint(ports: configuration.listeners.map(\.port))
         for listener in configuration.listeners {
             let channel: Channel
             do {
@@ -120,6 +125,7 @@ public final class Server: Sendable {
             }
             listeners.withLockedValue { $0.append(channel) }
         }
+        if configuration.listeners.contains(where: { $0.port == 0 }) { updateWebEndpoint(ports: boundPorts) }
         let leaf = tlsBox.withLockedValue { $0.certificateChain.first?.info }
         let where_ = listeners.withLockedValue { $0 }.compactMap { $0.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } }.joined(separator: ", ")
         logger.notice("listening on \(where_) (TLS \(configuration.tls.minimumVersion.rawValue)+)")
@@ -127,6 +133,10 @@ public final class Server: Sendable {
             logger.notice("certificate \(configuration.tls.certificateChain): \(leaf.subject), for \(leaf.names.joined(separator: ", ")), expires \(CertificateInfo.formatDate(leaf.notAfter))")
         }
         logger.notice("users file \(configuration.usersFile): \(directory.count) accounts")
+        if let endpoint = web.withLockedValue({ $0 }) {
+            let origins = endpoint.allowedOrigins.sorted()
+            logger.notice("web app and IRC over WebSocket on the same port; pages of \(origins.prefix(4).joined(separator: ", "))\(origins.count > 4 ? " and \(origins.count - 4) more" : "") may connect (web.allowedOrigins)")
+        }
         if let history {
             logger.notice("history in \(history.path) (durability window \(history.durabilityMilliseconds) ms, replay on join \(configuration.history.replayOnJoin))")
         } else {
@@ -134,8 +144,35 @@ public final class Server: Sendable {
         }
     }
 
+    /// The origins a page may connect from when `web.allowedOrigins` is empty: https:// with every
+    /// name of the certificate (and the server name), on every listener port.
+    static func defaultOrigins(names: [String], ports: [Int]) -> [String] {
+        var origins: [String] = []
+        for name in names where !name.hasPrefix("*") {
+            let host = name.contains(":") ? "[\(name)]" : name
+            for port in ports where !origins.contains(port == 443 ? "https://\(host)" : "https://\(host):\(port)") {
+                origins.append(port == 443 ? "https://\(host)" : "https://\(host):\(port)")
+            }
+        }
+        return origins
+    }
+
+    private func updateWebEndpoint(ports: [Int]) {
+        let settings = configuration.web
+        guard settings.enabled else { return }
+        var origins = settings.allowedOrigins
+        if origins.isEmpty {
+            let names = tlsBox.withLockedValue { $0.certificateChain.first?.info.names } ?? []
+            origins = Self.defaultOrigins(names: names + [configuration.serverName], ports: ports)
+        }
+        let endpoint = WebEndpoint(allowedOrigins: origins, maximumLineBytes: configuration.limits.lineLength + IRCMessage.Limits.clientTags + 2,
+                                   hstsSeconds: settings.hstsSeconds)
+        web.withLockedValue { $0 = endpoint }
+    }
+
     private func bootstrap() -> ServerBootstrap {
         let core = self.core
+        let web = self.web
         let limiter = self.limiter
         let tlsBox = self.tlsBox
         let connections = self.connections
@@ -171,7 +208,25 @@ public final class Server: Sendable {
                         handshakeExecutor: handshakeExecutor)
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(tls)
-                    try Server.addSessionHandlers(to: sync, core: core, eventLoop: channel.eventLoop, address: address)
+                    let eventLoop = channel.eventLoop
+                    if let endpoint = web.withLockedValue({ $0 }) {
+                        // A browser or an IRC client: the first bytes after the handshake tell.
+                        // Until they do, the sniffer reports how a connection ended, as a session would.
+                        let started = eventLoop.now
+                        var failure: String?
+                        try sync.addHandler(TransportSniffer(
+                            web: endpoint, timeout: .nanoseconds(Int64(limits.registrationTimeoutSeconds * 1e9)),
+                            installIRC: { pipeline in
+                                try Server.addSessionHandlers(to: pipeline, core: core, eventLoop: eventLoop, address: address)
+                            },
+                            onError: { error in failure = failure ?? ClientConnection.log(error, logger, account: "-", address: address) },
+                            onClose: {
+                                let seconds = Double((eventLoop.now - started).nanoseconds) / 1e9
+                                ClientConnection.logDisconnected(logger, account: "-", address: address, reason: failure ?? "Connection closed", seconds: seconds)
+                            }))
+                    } else {
+                        try Server.addSessionHandlers(to: sync, core: core, eventLoop: eventLoop, address: address)
+                    }
                 }
             }
     }
@@ -225,6 +280,7 @@ public final class Server: Sendable {
         do {
             let context = try Self.makeTLSContext(configuration)
             tlsBox.withLockedValue { $0 = context }
+            updateWebEndpoint(ports: boundPorts)
             if let leaf = context.certificateChain.first?.info {
                 logger.notice("reloaded certificate: \(leaf.subject), expires \(CertificateInfo.formatDate(leaf.notAfter))")
             }

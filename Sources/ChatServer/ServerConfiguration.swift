@@ -81,6 +81,17 @@ public struct ServerConfiguration: Sendable, Equatable {
         public init() {}
     }
 
+    /// The web app and IRC over WebSocket on the listeners' port (README: "The web app").
+    public struct WebSettings: Sendable, Equatable {
+        public var enabled = true
+        /// Origins whose pages may open a WebSocket (`https://chat.example.org`); empty: the
+        /// server's own, https:// with every name of its certificate and every listener port.
+        public var allowedOrigins: [String] = []
+        /// Strict-Transport-Security max-age; 0 sends none.
+        public var hstsSeconds = 31_536_000
+        public init() {}
+    }
+
     public var serverName = "localhost"
     public var networkName = "SecureChat"
     public var listeners = [Listener(host: "127.0.0.1", port: 21567)]
@@ -92,6 +103,7 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// By default `history.sqlite` next to the users file.
     public var history: HistorySettings
     public var rooms = RoomSettings()
+    public var web = WebSettings()
     /// The file this was read from.
     public var path: String
 
@@ -205,13 +217,20 @@ extension ServerConfiguration {
             return n.doubleValue
         }
 
+        /// `https://host` or `https://host:port`: what a browser sends as Origin.
+        static func isOrigin(_ text: String) -> Bool {
+            guard text.hasPrefix("https://") || text.hasPrefix("http://") else { return false }
+            let rest = text.drop { $0 != "/" }.dropFirst(2)
+            return !rest.isEmpty && !rest.contains("/") && !rest.contains(" ") && !rest.contains("?") && !rest.contains("#")
+        }
+
         /// JSON true/false arrive as NSNumber of type 'c' (char); numbers are 'q', 'i' or 'd'.
         func isBoolean(_ n: NSNumber) -> Bool { String(cString: n.objCType) == "c" }
 
         func resolve(_ p: String) -> String { ((p.hasPrefix("/") ? p : folder + "/" + p) as NSString).standardizingPath }
 
         mutating func read(_ root: [String: Any]) throws -> ServerConfiguration {
-            try checkKeys(root, allowed: ["serverName", "networkName", "listeners", "tls", "usersFile", "passwordHashing", "motd", "limits", "history", "rooms"], at: "")
+            try checkKeys(root, allowed: ["serverName", "networkName", "listeners", "tls", "usersFile", "passwordHashing", "motd", "limits", "history", "rooms", "web"], at: "")
             guard let tlsObject = root["tls"] else { throw ConfigurationError(path: path, message: "missing \"tls\": name the certificate chain and private key files") }
             guard let tlsTable = tlsObject as? [String: Any] else { throw fail("tls", "an object", tlsObject) }
             try checkKeys(tlsTable, allowed: ["certificateChain", "privateKey", "clientCA", "minimumVersion", "createDevelopmentCertificates"], at: "tls.")
@@ -286,6 +305,21 @@ extension ServerConfiguration {
                 guard let t = value as? [String: Any] else { throw fail("rooms", "an object", value) }
                 try checkKeys(t, allowed: ["rejoinOnLogin"], at: "rooms.")
                 configuration.rooms.rejoinOnLogin = try bool(t, "rejoinOnLogin", at: "rooms.") ?? true
+            }
+            if let value = root["web"] {
+                guard let t = value as? [String: Any] else { throw fail("web", "an object", value) }
+                let p = "web."
+                try checkKeys(t, allowed: ["enabled", "allowedOrigins", "hstsSeconds"], at: p)
+                configuration.web.enabled = try bool(t, "enabled", at: p) ?? true
+                configuration.web.hstsSeconds = try integer(t, "hstsSeconds", at: p, 0...100_000_000) ?? configuration.web.hstsSeconds
+                if let list = t["allowedOrigins"] {
+                    let expected = "a list of origins like [\"https://chat.example.org\"] (scheme and host, a port if not 443, no path)"
+                    guard let origins = list as? [Any] else { throw fail("web.allowedOrigins", expected, list) }
+                    configuration.web.allowedOrigins = try origins.map { item in
+                        guard let origin = item as? String, Self.isOrigin(origin) else { throw fail("web.allowedOrigins", expected, item) }
+                        return origin
+                    }
+                }
             }
             if let value = root["history"] {
                 guard let t = value as? [String: Any] else { throw fail("history", "an object", value) }

@@ -52,6 +52,20 @@ import Testing
         #expect(error("{\(minimal), \"history\": {\"replayOnJoin\": 9000}}").contains("\"history.replayOnJoin\": expected a whole number from 0 to 500"))
     }
 
+    @Test func webSettings() throws {
+        let c = try load("{\(minimal)}")
+        #expect(c.web.enabled && c.web.allowedOrigins.isEmpty && c.web.hstsSeconds == 31_536_000)
+        let d = try load("{\(minimal), \"web\": {\"enabled\": false, \"allowedOrigins\": [\"https://chat.example.org\", \"https://chat.example.org:8443\"], \"hstsSeconds\": 0}}")
+        #expect(!d.web.enabled && d.web.allowedOrigins == ["https://chat.example.org", "https://chat.example.org:8443"] && d.web.hstsSeconds == 0)
+        #expect(error("{\(minimal), \"web\": {\"allowedOrigins\": [\"https://chat.example.org/app\"]}}")
+            .contains("\"web.allowedOrigins\": expected a list of origins like [\"https://chat.example.org\"] (scheme and host, a port if not 443, no path), got \"https://chat.example.org/app\""))
+        #expect(error("{\(minimal), \"web\": {\"allowedOrigins\": \"https://chat.example.org\"}}").contains("\"web.allowedOrigins\": expected a list"))
+        #expect(error("{\(minimal), \"web\": {\"origins\": []}}").contains("unknown key \"web.origins\""))
+        // The defaults: the certificate's names and the server name, on every listener port.
+        #expect(Server.defaultOrigins(names: ["localhost", "::1", "*.example.org", "localhost"], ports: [6697, 443]) ==
+                ["https://localhost:6697", "https://localhost", "https://[::1]:6697", "https://[::1]"])
+    }
+
     @Test func environmentOverrides() throws {
         let c = try load("{\(minimal)}", environment: ["SECURECHAT_PORT": "7000", "SECURECHAT_HOST": "::1", "SECURECHAT_USERS_FILE": "/srv/users.json"])
         #expect(c.listeners[0] == .init(host: "::1", port: 7000))
