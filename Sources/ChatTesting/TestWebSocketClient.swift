@@ -37,14 +37,26 @@ public final class TestWebSocketClient: @unchecked Sendable {
         self.state = state
     }
 
-    /// Connects over TLS and sends an upgrade request; `upgrade: false` sends `request` as it is.
-    public static func connect(port: Int, caPath: String, path: String = "/", origin: String? = nil,
+    /// The Origin header of the upgrade request.
+    public enum Origin: Sendable {
+        /// `https://localhost:PORT`: the server's own, as its page would send.
+        case own
+        case none
+        case value(String)
+    }
+
+    /// Connects over TLS and sends an upgrade request.
+    public static func connect(port: Int, caPath: String, path: String = "/", origin: Origin = .own,
                                protocols: [String] = ["text.ircv3.net"], extraHeaders: [String] = []) async throws -> TestWebSocketClient {
         let key = Data((0..<16).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
         var request = "GET \(path) HTTP/1.1\r\nHost: localhost:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         request += "Sec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n"
         if !protocols.isEmpty { request += "Sec-WebSocket-Protocol: \(protocols.joined(separator: ", "))\r\n" }
-        if let origin { request += "Origin: \(origin)\r\n" }
+        switch origin {
+        case .own: request += "Origin: https://localhost:\(port)\r\n"
+        case .none: break
+        case .value(let value): request += "Origin: \(value)\r\n"
+        }
         for header in extraHeaders { request += header + "\r\n" }
         request += "\r\n"
         let client = try await raw(port: port, caPath: caPath)

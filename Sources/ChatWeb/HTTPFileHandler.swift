@@ -57,7 +57,9 @@ final class HTTPFileHandler: ChannelInboundHandler, RemovableChannelHandler {
         if head.headers.contains(name: "transfer-encoding") { return (.payloadTooLarge, "requests to this server have no body\n") }
         if head.headers[canonicalForm: "upgrade"].contains(where: { $0.lowercased() == "websocket" }) {
             // The upgrader said no: the only reason it gives is the Origin.
-            let origin = head.headers.first(name: "origin") ?? "-"
+            guard let origin = head.headers.first(name: "origin") else {
+                return (.forbidden, "WebSocket refused: no Origin header; send the origin of a page listed in web.allowedOrigins of the server's config\n")
+            }
             return (.forbidden, "WebSocket refused: the page's origin \(origin) is not in web.allowedOrigins of the server's config\n")
         }
         guard head.method == .GET || head.method == .HEAD else {

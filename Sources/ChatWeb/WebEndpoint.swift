@@ -10,8 +10,8 @@ import TLS
 /// the WebSocket upgrade is the IRC pipeline, unchanged: `installIRC` adds the same handlers a TLS
 /// IRC connection gets, so flood control, line limits, keepalive and the send-queue limit apply.
 public final class WebEndpoint: Sendable {
-    /// Origins (scheme://host[:port], lowercase) whose pages may open a WebSocket. Requests with no
-    /// Origin (clients that are not browsers) are accepted: no page can act for them.
+    /// Origins (scheme://host[:port], lowercase) whose pages may open a WebSocket. A request with
+    /// no Origin is refused too: a tool that is not a browser sends one of these.
     public let allowedOrigins: Set<String>
     public let assets: WebAssets
     /// The largest WebSocket message taken: one IRC line with tags, with room to spare; a line
@@ -59,9 +59,9 @@ public final class WebEndpoint: Sendable {
         securityHeaders = headers
     }
 
-    /// Is a WebSocket from a page of `origin` allowed? No Origin at all: yes (not a browser).
+    /// Is a WebSocket from a page of `origin` allowed? Only from the listed origins.
     public func allows(origin: String?) -> Bool {
-        guard let origin else { return true }
+        guard let origin else { return false }
         return allowedOrigins.contains(origin.lowercased())
     }
 

@@ -26,6 +26,12 @@ final class WebSocketIRCBridge: ChannelDuplexHandler, RemovableChannelHandler {
         switch frame.opcode {
         case .text, .binary:
             var line = frame.unmaskedData
+            // RFC 6455: a text message is UTF-8, or the connection fails with 1007.
+            if frame.opcode == .text && !Self.isValidUTF8(line) {
+                sendClose(context, code: 1007, reason: "text frames must be UTF-8")
+                context.close(promise: nil)
+                return
+            }
             line.writeStaticString("\r\n")
             context.fireChannelRead(wrapInboundOut(line))
         case .ping:
@@ -81,7 +87,12 @@ final class WebSocketIRCBridge: ChannelDuplexHandler, RemovableChannelHandler {
     /// The line itself when it is UTF-8 (nearly always: the server relays no invalid UTF-8);
     /// otherwise a copy with U+FFFD for what is not, so the browser keeps the socket.
     static func validUTF8(_ line: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
-        let isValid = line.withUnsafeReadableBytes { raw in
+        if isValidUTF8(line) { return line }
+        return allocator.buffer(string: String(decoding: line.readableBytesView, as: UTF8.self))
+    }
+
+    static func isValidUTF8(_ line: ByteBuffer) -> Bool {
+        line.withUnsafeReadableBytes { raw in
             var iterator = raw.makeIterator()
             var decoder = UTF8()
             while true {
@@ -92,7 +103,5 @@ final class WebSocketIRCBridge: ChannelDuplexHandler, RemovableChannelHandler {
                 }
             }
         }
-        if isValid { return line }
-        return allocator.buffer(string: String(decoding: line.readableBytesView, as: UTF8.self))
     }
 }

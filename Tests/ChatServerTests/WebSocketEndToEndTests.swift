@@ -7,11 +7,10 @@ import Testing
 /// IRC over secure WebSocket and the app's files, on the same port as IRC over TLS, through a
 /// running server and a hand-written WebSocket client (the browser test is WebAppBrowserTests).
 @Suite struct WebSocketEndToEndTests {
-    func origin(_ server: TestServer) -> String { "https://localhost:\(server.port)" }
 
     @Test func aWebSocketClientLogsInAndChatsWithAnIRCClient() async throws {
         let server = try await TestServer.start(accounts: [alice, bob])
-        let web = try await TestWebSocketClient.connect(port: server.port, caPath: server.caPath, origin: origin(server),
+        let web = try await TestWebSocketClient.connect(port: server.port, caPath: server.caPath, origin: .own,
                                                         protocols: ["binary.ircv3.net", "text.ircv3.net"])
         let head = try await web.responseHead()
         #expect(head.hasPrefix("HTTP/1.1 101"), "\(head)")
@@ -46,28 +45,29 @@ import Testing
 
     @Test func aPageFromAnotherOriginIsRefused() async throws {
         let server = try await TestServer.start(accounts: [alice])
-        let foreign = try await TestWebSocketClient.connect(port: server.port, caPath: server.caPath, origin: "https://evil.example")
+        let foreign = try await TestWebSocketClient.connect(port: server.port, caPath: server.caPath, origin: .value("https://evil.example"))
         let head = try await foreign.responseHead()
         #expect(head.hasPrefix("HTTP/1.1 403"), "\(head)")
         #expect(await waitUntil { String(decoding: foreign.rest, as: UTF8.self).contains("https://evil.example is not in web.allowedOrigins") })
-        // No Origin: not a browser, so no page can be acting for someone.
-        let tool = try await TestWebSocketClient.connect(port: server.port, caPath: server.caPath, origin: nil)
-        #expect(try await tool.responseHead().hasPrefix("HTTP/1.1 101"))
+        // No Origin at all: refused too, with what to send.
+        let bare = try await TestWebSocketClient.connect(port: server.port, caPath: server.caPath, origin: .none)
+        #expect(try await bare.responseHead().hasPrefix("HTTP/1.1 403"))
+        #expect(await waitUntil { String(decoding: bare.rest, as: UTF8.self).contains("no Origin header") })
         await server.stop()
     }
 
     @Test func configuredOriginsReplaceTheDefault() async throws {
         let server = try await TestServer.start(accounts: [alice]) { $0.web.allowedOrigins = ["https://chat.example.org"] }
-        let allowed = try await TestWebSocketClient.connect(port: server.port, caPath: server.caPath, origin: "https://chat.example.org")
+        let allowed = try await TestWebSocketClient.connect(port: server.port, caPath: server.caPath, origin: .value("https://chat.example.org"))
         #expect(try await allowed.responseHead().hasPrefix("HTTP/1.1 101"))
-        let own = try await TestWebSocketClient.connect(port: server.port, caPath: server.caPath, origin: origin(server))
+        let own = try await TestWebSocketClient.connect(port: server.port, caPath: server.caPath, origin: .own)
         #expect(try await own.responseHead().hasPrefix("HTTP/1.1 403"))
         await server.stop()
     }
 
     @Test func lineLimitsPingsAndCloseFollowTheRules() async throws {
         let server = try await TestServer.start(accounts: [alice, bob])
-        let web = try await TestWebSocketClient.connect(port: server.port, caPath: server.caPath, origin: origin(server))
+        let web = try await TestWebSocketClient.connect(port: server.port, caPath: server.caPath, origin: .own)
         try await web.register(account: alice.0, password: alice.1)
         let irc = try await server.loggedIn(bob.0, bob.1)
         try await web.send("JOIN #rules")
@@ -87,6 +87,10 @@ import Testing
         try await web.send(opcode: 1, Array("PRIVMSG #rules :in two ".utf8), fin: false)
         try await web.send(opcode: 0, Array("pieces".utf8))
         #expect(try await irc.next("PRIVMSG").parameters.last == "in two pieces")
+        // A text frame that is not UTF-8: closed with 1007.
+        let broken = try await TestWebSocketClient.connect(port: server.port, caPath: server.caPath)
+        try await broken.send(opcode: 1, Array("PING ".utf8) + [0xC3, 0x28])
+        #expect(try await broken.nextFrame("the close frame") { $0.opcode == 8 }.closeCode == 1007)
         // A frame far past any line: closed with 1009 (too big).
         try await web.send(opcode: 1, Array(repeating: UInt8(ascii: "y"), count: 40_000))
         let close = try await web.nextFrame("the close frame") { $0.opcode == 8 }

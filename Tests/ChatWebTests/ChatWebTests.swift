@@ -86,6 +86,18 @@ final class NIOLockedBool: @unchecked Sendable {
         #expect(String(buffer: frame.data) == "NOTICE x :bad \u{FFFD}\u{FFFD}")
     }
 
+    @Test func aTextFrameThatIsNotUTF8ClosesWith1007() throws {
+        let channel = try channel()
+        try channel.writeInbound(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: [0x50, 0xC3, 0x28])))
+        let close = try #require(try channel.readOutbound(as: WebSocketFrame.self))
+        #expect(close.opcode == .connectionClose && close.data.getInteger(at: close.data.readerIndex, as: UInt16.self) == 1007)
+        #expect(try channel.readInbound(as: ByteBuffer.self) == nil && !channel.isActive)
+        // In binary frames bytes are bytes: the IRC rules for invalid UTF-8 apply after.
+        let binary = try self.channel(binary: true)
+        try binary.writeInbound(WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: [0x50, 0xC3, 0x28])))
+        #expect(try binary.readInbound(as: ByteBuffer.self) != nil)
+    }
+
     @Test func framesBecomeLinesPingsArePongedAndCloseIsAnswered() throws {
         let channel = try channel()
         try channel.writeInbound(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: "PRIVMSG #r :hi")))
@@ -118,7 +130,7 @@ final class NIOLockedBool: @unchecked Sendable {
         #expect(!endpoint.allows(origin: "https://chat.example.org.evil.example"))
         #expect(!endpoint.allows(origin: "http://chat.example.org"))
         #expect(!endpoint.allows(origin: "null"))
-        #expect(endpoint.allows(origin: nil))
+        #expect(!endpoint.allows(origin: nil))
     }
 
     @Test func theCSPAllowsOnlyTheServersOwnSockets() {
