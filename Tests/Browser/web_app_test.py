@@ -3,7 +3,12 @@
 running chat-server, with a second user on a plain IRC-over-TLS socket written here (no code shared
 with the server or its Swift test client).
 
-Usage: web_app_test.py --port PORT --ca CA.crt --cert SERVER.crt --alice NAME:PASSWORD --bob NAME:PASSWORD
+The script starts chat-server itself (so that it can restart it) with a config whose users file
+has these accounts, password "NAME password" each: alice and dave (in browsers), bob (a raw IRC
+socket), erin (chat-client, the terminal client, in script mode), carol (locked).
+
+Usage: web_app_test.py --server BIN --client BIN --config FILE --port PORT --ca CA.crt --cert SERVER.crt
+                       [--screenshots DIR] [--timings FILE]
 Exit status 0 when every check passed; each failed check says what it expected and what it saw.
 Every wait is bounded (WAIT seconds) and waits for an event, never for a fixed time.
 """
@@ -12,6 +17,10 @@ import argparse
 import base64
 import hashlib
 import http.client
+import json
+import os
+import signal
+import threading
 import socket
 import ssl
 import subprocess
@@ -23,6 +32,7 @@ from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -99,160 +109,322 @@ def spki_hash(cert_path):
     return base64.b64encode(hashlib.sha256(key).digest()).decode()
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ca", required=True)
-    parser.add_argument("--cert", required=True)
-    parser.add_argument("--alice", required=True)
-    parser.add_argument("--bob", required=True)
-    args = parser.parse_args()
-    alice, alice_password = args.alice.split(":", 1)
-    bob, bob_password = args.bob.split(":", 1)
-    url = f"https://localhost:{args.port}/"
+class Process:
+    """A child process whose output lines are collected by a thread."""
 
-    # The headers, as any HTTP client sees them.
-    connection = http.client.HTTPSConnection("localhost", args.port, context=ssl.create_default_context(cafile=args.ca), timeout=WAIT)
-    connection.request("GET", "/")
-    response = connection.getresponse()
-    body = response.read()
-    csp = response.getheader("Content-Security-Policy") or ""
-    check(response.status == 200 and b"<script type=\"module\"" in body, "GET / serves the app")
-    check("script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp, f"a strict CSP: {csp}")
-    check(response.getheader("X-Content-Type-Options") == "nosniff", "nosniff")
-    check((response.getheader("Strict-Transport-Security") or "").startswith("max-age="), "HSTS")
-    connection.close()
+    def __init__(self, arguments, env=None, stdin=False):
+        self.lines = []
+        self.process = subprocess.Popen(arguments, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, env=env)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
+    def _read(self):
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, predicate, what):
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            if any(predicate(line) for line in list(self.lines)):
+                return True
+            if self.process.poll() is not None and not self.reader.is_alive():
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}; output: {self.lines[-15:]}")
+
+    def send(self, line):
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=WAIT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(args):
+    server = Process([args.server, "--config", args.config])
+    server.wait_for(lambda l: "listening on" in l, "chat-server to listen")
+    return server
+
+
+def browser(args, width=1280, height=900):
     options = webdriver.ChromeOptions()
-    for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900",
+    for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", f"--window-size={width},{height}",
                  f"--ignore-certificate-errors-spki-list={spki_hash(args.cert)}", f"--user-data-dir={tempfile.mkdtemp()}"]:
         options.add_argument(flag)
     options.binary_location = "/usr/bin/chromium"
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    # The app re-renders lists as messages arrive: an element found a moment ago may be gone.
-    wait = WebDriverWait(driver, WAIT, ignored_exceptions=[StaleElementReferenceException])
-    bob_irc = None
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+class Page:
+    """One browser tab on the app, with bounded waits that tolerate re-rendering."""
+
+    def __init__(self, driver, name):
+        self.driver = driver
+        self.name = name
+        self.wait = WebDriverWait(driver, WAIT, ignored_exceptions=[StaleElementReferenceException])
+
+    def find(self, css):
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def texts(self, css):
+        # One script call: a re-render cannot come between finding and reading.
+        return self.driver.execute_script("return [...document.querySelectorAll(arguments[0])].map((e) => e.innerText)", css)
+
+    def until(self, predicate, what):
+        try:
+            self.wait.until(lambda d: predicate())
+            return True
+        except TimeoutException:
+            check(False, f"{self.name}: timed out waiting for {what}")
+            return False
+
+    def sign_in(self, account, keyboard_only=False):
+        self.until(lambda: self.find("#account").is_displayed(), "the sign-in form")
+        if keyboard_only:
+            # Only keys, as someone without a mouse: the form puts the caret where to type.
+            active = self.driver.switch_to.active_element
+            if active.get_attribute("id") == "account":
+                active.send_keys(account, Keys.TAB)
+            self.driver.switch_to.active_element.send_keys(f"{account} password", Keys.ENTER)
+        else:
+            self.find("#account").clear()
+            self.find("#account").send_keys(account)
+            self.find("#password").send_keys(f"{account} password" + Keys.ENTER)
+        return self.until(lambda: "Connected as" in self.find("#connection-state").text, f"{account} signed in")
+
+    def join(self, room):
+        self.find("#join-name").send_keys(room + Keys.ENTER)
+        return self.until(lambda: self.find("#conversation-title").text == room, f"{room} in front")
+
+    def say(self, text):
+        self.find("#input").send_keys(text + Keys.ENTER)
+
+    def shows(self, text):
+        return any(text in t for t in self.texts("#messages .text"))
+
+    def open(self, name):
+        self.driver.execute_script(
+            "[...document.querySelectorAll('#conversations button')].find((b) => b.querySelector('.name').textContent === arguments[0]).click()", name)
+        return self.until(lambda: self.find("#conversation-title").text == name, f"{name} in front")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    for name in ["--server", "--client", "--config", "--ca", "--cert"]:
+        parser.add_argument(name, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--screenshots")
+    parser.add_argument("--timings")
+    args = parser.parse_args()
+    url = f"https://localhost:{args.port}/"
+    server = start_server(args)
+    drivers = []
+    others = []
     try:
-        def find(css):
-            return driver.find_element(By.CSS_SELECTOR, css)
+        # The headers, as any HTTP client sees them.
+        connection = http.client.HTTPSConnection("localhost", args.port, context=ssl.create_default_context(cafile=args.ca), timeout=WAIT)
+        connection.request("GET", "/")
+        response = connection.getresponse()
+        body = response.read()
+        csp = response.getheader("Content-Security-Policy") or ""
+        check(response.status == 200 and b"<script type=\"module\"" in body, "GET / serves the app")
+        check("script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp, f"a strict CSP: {csp}")
+        check(response.getheader("X-Content-Type-Options") == "nosniff", "nosniff")
+        check((response.getheader("Strict-Transport-Security") or "").startswith("max-age="), "HSTS")
+        connection.close()
 
-        def texts(css):
-            # One script call: a re-render cannot come between finding and reading.
-            return driver.execute_script("return [...document.querySelectorAll(arguments[0])].map((e) => e.innerText)", css)
+        a = Page(browser(args), "alice")
+        b = Page(browser(args), "dave")
+        drivers += [a.driver, b.driver]
+        a.driver.get(url)
+        b.driver.get(url)
 
-        def until(predicate, what):
-            try:
-                wait.until(lambda d: predicate())
-                return True
-            except TimeoutException:
-                check(False, f"timed out waiting for {what}")
-                return False
+        # Wrong password, then a locked account: each in words; the form stays.
+        a.until(lambda: a.find("#account").is_displayed(), "the sign-in form")
+        a.find("#account").send_keys("alice")
+        a.find("#password").send_keys("not the password" + Keys.ENTER)
+        a.until(lambda: "Wrong account name or password" in a.find("#signin-error").text, "the wrong-password message")
+        check(a.find("#password").get_attribute("value") == "", "the password field is emptied after a try")
+        b.until(lambda: b.find("#account").is_displayed(), "the sign-in form")
+        b.find("#account").send_keys("carol")
+        b.find("#password").send_keys("carol password" + Keys.ENTER)
+        b.until(lambda: "locked" in b.find("#signin-error").text, "the locked-account message")
 
-        driver.get(url)
-        until(lambda: find("#account").is_displayed(), "the sign-in form")
-
-        # A wrong password: the server's answer in words, and the form stays.
-        find("#account").send_keys(alice)
-        find("#password").send_keys("not the password" + Keys.ENTER)
-        until(lambda: "Wrong account name or password" in find("#signin-error").text, "the wrong-password message")
-        check(find("#password").get_attribute("value") == "", "the password field is emptied after a try")
-
-        find("#password").send_keys(alice_password + Keys.ENTER)
-        until(lambda: find("#chat").is_displayed(), "the chat after signing in")
-        until(lambda: "Connected as" in find("#connection-state").text, "the connection state")
-        check(driver.execute_script("return localStorage.getItem('securechat.account')") == alice, "only the account name is remembered")
-        check(alice_password not in str(driver.execute_script("return JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie")),
+        # alice signs in with the keyboard alone (the account name is already filled in).
+        a.driver.refresh()
+        a.sign_in("alice", keyboard_only=True)
+        check(a.driver.execute_script("return localStorage.getItem('securechat.account')") == "alice", "only the account name is remembered")
+        check("alice password" not in str(a.driver.execute_script("return JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie")),
               "the password is in no storage")
+        b.sign_in("dave")
+        a.join("#web")
+        b.join("#web")
 
-        find("#join-name").send_keys("#web" + Keys.ENTER)
-        until(lambda: find("#conversation-title").text == "#web", "#web in front after joining")
+        # Two browser users in a room, both ways.
+        a.say("hello dave, from alice's browser")
+        b.until(lambda: b.shows("hello dave, from alice's browser"), "alice's message in dave's browser")
+        b.say("hi alice, dave here")
+        a.until(lambda: a.shows("hi alice, dave here"), "dave's message in alice's browser")
+        a.until(lambda: any("dave" in t for t in a.texts("#member-list li")), "dave in the member list")
+        check(any(t.startswith("@") and "alice" in t for t in a.texts("#member-list li")), f"alice is the room's operator: {a.texts('#member-list li')}")
 
-        bob_irc = IRC(args.port, args.ca, bob, bob_password)
-        bob_irc.send("JOIN #web")
-        bob_irc.wait(lambda m: " 366 " in m, "bob's NAMES end")
-        until(lambda: any(bob in t for t in texts("#member-list li")), "bob in the member list")
-        check(any(t.startswith("@") and alice in t for t in texts("#member-list li")), f"alice is the room's operator: {texts('#member-list li')}")
+        # ... and privately.
+        a.say("/msg dave a private word")
+        a.until(lambda: a.find("#conversation-title").text == "dave", "the private conversation in front for alice")
+        b.until(lambda: any("@1" in t for t in b.texts("#conversations .badge")), f"the private-message badge for dave: {b.texts('#conversations li')}")
+        b.open("alice")
+        b.until(lambda: b.shows("a private word"), "the private message")
+        b.say("a private answer")
+        a.until(lambda: a.shows("a private answer"), "the private answer")
+        a.open("#web")
+        b.open("#web")
 
-        evil = "hello from bob <b>not bold</b> <img src=x onerror=alert(1)> https://example.org/x?a=1."
-        bob_irc.send(f"PRIVMSG #web :{evil}")
-        until(lambda: any("hello from bob" in t for t in texts("#messages .message .text")), "bob's message")
-        check(len(driver.find_elements(By.CSS_SELECTOR, "#messages b, #messages img")) == 0, "markup from the network stays text")
-        check(any("<b>not bold</b>" in t for t in texts("#messages .text")), "the markup is shown as typed")
-        links = [a.get_attribute("href") for a in driver.find_elements(By.CSS_SELECTOR, "#messages a")]
-        check(links == ["https://example.org/x?a=1"], f"the link is clickable, without the full stop: {links}")
-        check(any(t == "Today" for t in texts("#messages .day")), "a day separator")
+        # A user of a plain IRC socket, with payloads that must stay text.
+        bob = IRC(args.port, args.ca, "bob", "bob password")
+        others.append(bob)
+        bob.send("JOIN #web")
+        bob.wait(lambda m: " 366 " in m, "bob's NAMES end")
+        evil = "hello from bob <b>not bold</b> <img src=x onerror=window.pwned=1> javascript:window.pwned=2 https://example.org/x?a=1."
+        bob.send(f"PRIVMSG #web :{evil}")
+        a.until(lambda: a.shows("hello from bob"), "bob's message")
+        check(len(a.driver.find_elements(By.CSS_SELECTOR, "#messages b, #messages img")) == 0, "markup from the network stays text")
+        check(a.shows("<img src=x onerror=window.pwned=1>"), "the markup is shown as typed")
+        links = [e.get_attribute("href") for e in a.driver.find_elements(By.CSS_SELECTOR, "#messages a")]
+        check(links == ["https://example.org/x?a=1"], f"only the https link is clickable, without the full stop: {links}")
+        check(any(t == "Today" for t in a.texts("#messages .day")), "a day separator")
 
-        composer = find("#input")
-        composer.send_keys("hi bob" + Keys.ENTER)
-        line = bob_irc.wait(lambda m: "PRIVMSG #web :hi bob" in m, "alice's message")
-        check(line.endswith(":hi bob"), "Enter sends")
-        composer.send_keys("/me waves" + Keys.ENTER)
-        bob_irc.wait(lambda m: "PRIVMSG #web :\x01ACTION waves\x01" in m, "alice's action")
+        # The composer: Enter, /me, Shift+Enter, Tab, ↑.
+        a.say("hi bob")
+        bob.wait(lambda m: "PRIVMSG #web :hi bob" in m, "alice's message")
+        a.say("/me waves")
+        bob.wait(lambda m: "PRIVMSG #web :\x01ACTION waves\x01" in m, "alice's action")
+        composer = a.find("#input")
         composer.send_keys("line one")
         composer.send_keys(Keys.SHIFT, Keys.ENTER)
         composer.send_keys("line two" + Keys.ENTER)
-        bob_irc.wait(lambda m: m.endswith(":line one"), "the first of two lines")
-        bob_irc.wait(lambda m: m.endswith(":line two"), "the second line, as its own message")
-
-        # Tab completes a member's name.
-        composer.send_keys(bob[:2], Keys.TAB)
-        check(composer.get_attribute("value") == f"{bob}: ", f"Tab completes the name: {composer.get_attribute('value')!r}")
+        bob.wait(lambda m: m.endswith(":line one"), "the first of two lines")
+        bob.wait(lambda m: m.endswith(":line two"), "the second line, as its own message")
+        composer.send_keys("bo", Keys.TAB)
+        check(composer.get_attribute("value") == "bob: ", f"Tab completes the name: {composer.get_attribute('value')!r}")
         composer.send_keys("completed" + Keys.ENTER)
-        bob_irc.wait(lambda m: m.endswith(f":{bob}: completed"), "the completed message")
+        bob.wait(lambda m: m.endswith(":bob: completed"), "the completed message")
         composer.send_keys(Keys.ARROW_UP)
-        check(composer.get_attribute("value") == f"{bob}: completed", "↑ brings back the last message")
+        check(composer.get_attribute("value") == "bob: completed", "↑ brings back the last message")
         composer.clear()
 
-        # The topic, edited by the room's operator.
-        until(lambda: find("#edit-topic").is_displayed(), "the edit-topic button for the operator")
-        find("#edit-topic").click()
-        find("#topic-input").send_keys("Web topic" + Keys.ENTER)
-        bob_irc.wait(lambda m: "TOPIC #web :Web topic" in m, "the new topic")
-        until(lambda: find("#topic").text == "Web topic", "the topic shown")
+        # The topic, edited by the room's operator, with a payload: text in every browser.
+        a.until(lambda: a.find("#edit-topic").is_displayed(), "the edit-topic button for the operator")
+        check(not b.find("#edit-topic").is_displayed(), "no edit-topic button for dave (not an operator, +t)")
+        a.find("#edit-topic").click()
+        a.find("#topic-input").send_keys("Web topic <img src=x onerror=window.pwned=3>" + Keys.ENTER)
+        bob.wait(lambda m: "TOPIC #web :Web topic" in m, "the new topic")
+        b.until(lambda: b.find("#topic").text == "Web topic <img src=x onerror=window.pwned=3>", "the topic as text for dave")
+        check(all(p.driver.execute_script("return window.pwned === undefined") for p in [a, b]), "no payload ran in either browser")
 
-        # A private message: its own conversation in the list, counted as unread and for you.
-        bob_irc.send(f"PRIVMSG {alice} :psst, a private word")
-        until(lambda: any(bob in t for t in texts("#conversations li")), "bob's conversation in the list")
-        until(lambda: any("@1" in t for t in texts("#conversations .badge")), f"the mention badge: {texts('#conversations li')}")
+        # The terminal client and a browser, both ways.
+        client = Process([args.client, "--host", "localhost", "--port", str(args.port), "--ca", args.ca, "--user", "erin", "--room", "web"],
+                         env={**os.environ, "CHAT_PASSWORD": "erin password"}, stdin=True)
+        others.append(client)
+        a.until(lambda: any("erin" in t for t in a.texts("#member-list li")), "erin (chat-client) in the member list")
+        client.send("hello from the terminal")
+        a.until(lambda: a.shows("hello from the terminal"), "chat-client's message in the browser")
+        a.say("hello, terminal")
+        client.wait_for(lambda l: "#web <alice> hello, terminal" in l, "the browser's message in chat-client")
 
-        # The connection drops (alice logs in elsewhere, which replaces this session); bob speaks
+        # A dropped connection (alice logs in elsewhere, which replaces this session): bob speaks
         # meanwhile; the page reconnects by itself and catches up, showing each message once.
-        other = IRC(args.port, args.ca, alice, alice_password)
-        until(lambda: "Connected as" not in find("#connection-state").text, "the page noticing the drop")
-        bob_irc.send("PRIVMSG #web :said while alice was away")
-        other.close()
-        until(lambda: "Connected as" in find("#connection-state").text, "the page reconnecting by itself")
-        driver.execute_script("document.querySelector('#conversations button').click()")  # #web sorts first
-        until(lambda: any("said while alice was away" in t for t in texts("#messages .text")), "the catch-up after the reconnect")
-        check(texts("#messages .text").count("hi bob") == 1, f"nothing shown twice after the reconnect: {texts('#messages .text')}")
+        elsewhere = IRC(args.port, args.ca, "alice", "alice password")
+        a.until(lambda: "Connected as" not in a.find("#connection-state").text, "the page noticing the drop")
+        bob.send("PRIVMSG #web :said while alice was away")
+        elsewhere.close()
+        a.until(lambda: "Connected as" in a.find("#connection-state").text, "the page reconnecting by itself")
+        a.open("#web")
+        a.until(lambda: a.shows("said while alice was away"), "the catch-up after the reconnect")
+        check(a.texts("#messages .text").count("hi bob") == 1, f"nothing shown twice after the reconnect: {a.texts('#messages .text')}")
+
+        # A server restart: the page says so, comes back by itself, and misses nothing.
+        bob.close()
+        others.remove(bob)
+        server.stop()
+        a.until(lambda: "Connected as" not in a.find("#connection-state").text, "the page noticing the restart")
+        server = start_server(args)
+        bob = IRC(args.port, args.ca, "bob", "bob password")
+        others.append(bob)
+        bob.send("JOIN #web")
+        bob.wait(lambda m: " 366 " in m, "bob back in #web")
+        bob.send("PRIVMSG #web :said just after the restart")
+        a.until(lambda: "Connected as" in a.find("#connection-state").text, "the page reconnecting after the restart")
+        a.until(lambda: a.shows("said just after the restart"), "the message said around the reconnect")
+        check(a.texts("#messages .text").count("said just after the restart") == 1, "shown once")
+        check(a.texts("#messages .text").count("hi bob") == 1, "nothing shown twice after the restart")
 
         # Older messages load when scrolling up (CHATHISTORY BEFORE).
         for i in range(70):
-            bob_irc.send(f"PRIVMSG #web :filler {i}")
-        bob_irc.send("PING :filled")
-        bob_irc.wait(lambda m: "PONG" in m and "filled" in m, "the fillers sent")
-        until(lambda: any("filler 69" in t for t in texts("#messages .text")), "the last filler")
-        driver.refresh()
-        find("#password").send_keys(alice_password + Keys.ENTER)
-        until(lambda: find("#conversation-title").text == "#web", "#web again after signing in anew")
-        until(lambda: any("filler 69" in t for t in texts("#messages .text")), "the backlog after signing in")
-        check(not any("hello from bob" in t for t in texts("#messages .text")), "only the latest page is loaded at first")
-        driver.execute_script("document.getElementById('messages').scrollTop = 0")
-        until(lambda: any("hello from bob" in t for t in texts("#messages .text")), "older messages after scrolling up")
+            bob.send(f"PRIVMSG #web :filler {i}")
+        bob.send("PING :filled")
+        bob.wait(lambda m: "PONG" in m and "filled" in m, "the fillers sent")
+        a.until(lambda: a.shows("filler 69"), "the last filler")
+        a.driver.refresh()
+        a.sign_in("alice")
+        a.until(lambda: a.find("#conversation-title").text == "#web", "#web again after signing in anew")
+        a.until(lambda: a.shows("filler 69"), "the backlog after signing in")
+        check(not a.shows("hello from bob"), "only the latest page is loaded at first")
+        a.driver.execute_script("document.getElementById('messages').scrollTop = 0")
+        a.until(lambda: a.shows("hello from bob"), "older messages after scrolling up")
+
+        # (Refused connections while the server was down are the browser's own reports of the retries.)
+        errors = [e for e in a.driver.get_log("browser") + b.driver.get_log("browser")
+                  if e["level"] == "SEVERE" and "ERR_CONNECTION_REFUSED" not in e["message"]]
+        check(not errors, f"no errors in the browser consoles: {errors}")
+        # The CSP at work: an inline script put into the page does not run.
+        ran = a.driver.execute_script(
+            "const s = document.createElement('script'); s.textContent = 'window.inlineRan = true'; document.body.append(s); return window.inlineRan === true")
+        check(ran is False, "the Content-Security-Policy blocks an inline script")
+
+        if args.timings:
+            timing = a.driver.execute_script("""
+                const nav = performance.getEntriesByType('navigation')[0];
+                const form = performance.getEntriesByName('securechat-signin-form')[0];
+                const signin = performance.getEntriesByName('securechat-signin')[0];
+                const room = performance.getEntriesByName('securechat-first-room')[0];
+                const files = performance.getEntriesByType('resource').filter((r) => r.name.startsWith(location.origin));
+                return { formMs: form.startTime, signinToRoomMs: room.startTime - signin.startTime,
+                         transferBytes: nav.transferSize + files.reduce((n, r) => n + r.transferSize, 0),
+                         bodyBytes: nav.encodedBodySize + files.reduce((n, r) => n + r.encodedBodySize, 0),
+                         files: files.length + 1 };""")
+            with open(args.timings, "w") as out:
+                json.dump(timing, out)
+            print(f"timings: {timing}", flush=True)
 
         # A phone's width: one column, nothing wider than the screen.
-        driver.set_window_size(375, 812)
-        until(lambda: find("#toggle-sidebar").is_displayed(), "the conversations button on a phone")
-        width = driver.execute_script("return document.documentElement.scrollWidth")
+        a.driver.set_window_size(375, 812)
+        a.until(lambda: a.find("#toggle-sidebar").is_displayed(), "the conversations button on a phone")
+        width = a.driver.execute_script("return document.documentElement.scrollWidth")
         check(width <= 375, f"no sideways scrolling at 375 px: {width}")
 
-        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and "favicon" not in e["message"]]
-        check(not errors, f"no errors in the browser console (a CSP violation would be one): {errors}")
+        if args.screenshots:
+            os.makedirs(args.screenshots, exist_ok=True)
+            a.driver.execute_script("document.getElementById('messages').scrollTop = 1e9")
+            for scheme in ["light", "dark"]:
+                a.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]})
+                for label, (w, h) in [("phone", (375, 812)), ("desktop", (1280, 800))]:
+                    a.driver.set_window_size(w, h)
+                    a.driver.execute_script("document.getElementById('messages').scrollTop = 1e9")
+                    a.driver.save_screenshot(os.path.join(args.screenshots, f"web-{label}-{scheme}.png"))
     finally:
-        if bob_irc:
-            bob_irc.close()
-        driver.quit()
+        for other in others:
+            other.close() if isinstance(other, IRC) else other.stop()
+        for driver in drivers:
+            driver.quit()
+        server.stop()
     if failures:
         print(f"{len(failures)} checks failed", flush=True)
         sys.exit(1)

@@ -103,6 +103,7 @@ function signIn(event) {
   $("signin-error").textContent = "";
   $("signin-button").disabled = true;
   $("signin-button").textContent = "Signing in…";
+  performance.mark("securechat-signin");  // for the browser benchmark: sign-in to first room
   connect();
 }
 
@@ -196,7 +197,8 @@ function handle(message) {
     case "433": case "432": break;
     default:
       // Errors and replies worth reading go to the conversation in front.
-      if (/^[45]\d\d$/.test(message.command) && !["421"].includes(message.command)) notice(state.current, p.slice(1).join(" "), true);
+      // (422: the server has no message of the day, which is nothing to report.)
+      if (/^[45]\d\d$/.test(message.command) && !["421", "422"].includes(message.command)) notice(state.current, p.slice(1).join(" "), true);
       else if (message.command === "421") notice(state.current, `${p[1]}: unknown command`, true);
   }
 }
@@ -387,7 +389,12 @@ function addEvent(c, text, message) {
 }
 
 function notice(c, text, failed) {
-  if (!c) { setState(text, failed); return; }
+  if (!c) {
+    // No conversation open yet: under the conversations list, not over the connection state.
+    $("server-notice").textContent = text;
+    $("server-notice").classList.toggle("bad", failed);
+    return;
+  }
   insert(c, { kind: "message", nick: "server", text, notice: true, failed, time: new Date() });
   if (c === state.current) renderMessages(true);
 }
@@ -458,6 +465,7 @@ function renderTopic() {
 
 function show(c) {
   state.current = c;
+  if (c && performance.getEntriesByName("securechat-first-room").length === 0) performance.mark("securechat-first-room");
   $("conversation-title").textContent = c ? c.name : "SecureChat";
   $("members").hidden = !c || !c.room;
   $("topic-form").hidden = true;
@@ -697,6 +705,7 @@ function setUp() {
   document.addEventListener("visibilitychange", () => { if (!document.hidden && state.current) { state.current.unread = 0; state.current.mentions = 0; markRead(state.current); renderSidebar(); } });
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeDrawers(); });
   showSignIn();
+  performance.mark("securechat-signin-form");
 }
 
 setUp();
