@@ -216,6 +216,14 @@ public final class ChildProcess: @unchecked Sendable {
         }
     }
 
+    /// `run` on a thread of its own, for long commands in async tests: a blocking wait on one of
+    /// the concurrency pool's threads (two on a two-core machine) would stall every other test.
+    public static func runDetached(_ arguments: [String], timeout: Double = 20) async -> (status: Int32, output: String) {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: run(arguments, timeout: timeout)) }
+        }
+    }
+
     public struct Failure: Error, CustomStringConvertible {
         public let what: String
         public let code: Int32

@@ -56,7 +56,7 @@ import Testing
         // Benchmarks/web-bench.sh asks for screenshots and timings through the environment.
         if let folder = ProcessInfo.processInfo.environment["SECURECHAT_SCREENSHOTS"] { arguments += ["--screenshots", folder] }
         if let file = ProcessInfo.processInfo.environment["SECURECHAT_WEB_TIMINGS"] { arguments += ["--timings", file] }
-        let run = ChildProcess.run(arguments, timeout: 600)
+        let run = await ChildProcess.runDetached(arguments, timeout: 600)
         #expect(run.status == 0, "web_app_test.py:\n\(run.output)")
     }
 }
