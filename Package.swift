@@ -68,7 +68,7 @@ let package = Package(
         .target(
             name: "ChatWeb",
             dependencies: [
-                "TLS", "CZlib",
+                "TLS", "CZlib", "COpenSSL", "ChatSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),

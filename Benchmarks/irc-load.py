@@ -91,6 +91,11 @@ class Client(asyncio.Protocol):
         self.rooms = set()  # end of NAMES seen (a server may rejoin an account's rooms at login)
         self.latencies = []
         self.closed = asyncio.get_running_loop().create_future()
+        # IRC over WebSocket (--websocket): frames in, masked frames out, after an HTTP upgrade.
+        self.websocket = getattr(args, "websocket", False)
+        self.raw = b""
+        self.ws_open = False
+        self.ws_ready = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport):
         self.transport = transport
@@ -103,9 +108,50 @@ class Client(asyncio.Protocol):
                 future.set_exception(ConnectionError(f"{self.nick}: connection closed ({exc})"))
 
     def send(self, text):
-        self.transport.write(text.encode() + b"\r\n")
+        if self.websocket:
+            self.transport.write(ws_frame(text.encode()))
+        else:
+            self.transport.write(text.encode() + b"\r\n")
+
+    def unframe(self, data):
+        """The IRC lines (CR LF ended) in the WebSocket frames received so far."""
+        self.raw += data
+        if not self.ws_open:
+            end = self.raw.find(b"\r\n\r\n")
+            if end < 0:
+                return b""
+            head, self.raw = self.raw[:end], self.raw[end + 4:]
+            if not head.startswith(b"HTTP/1.1 101"):
+                self.ws_ready.set_exception(RuntimeError(f"{self.nick}: WebSocket upgrade refused: {head[:80]!r}"))
+                self.transport.close()
+                return b""
+            self.ws_open = True
+            self.ws_ready.set_result(True)
+        raw, i, out = self.raw, 0, []
+        while len(raw) - i >= 2:
+            length, offset = raw[i + 1] & 0x7F, i + 2
+            if length == 126:
+                if len(raw) - i < 4:
+                    break
+                length, offset = int.from_bytes(raw[i + 2:i + 4], "big"), i + 4
+            elif length == 127:
+                if len(raw) - i < 10:
+                    break
+                length, offset = int.from_bytes(raw[i + 2:i + 10], "big"), i + 10
+            if len(raw) < offset + length:
+                break
+            if raw[i] & 0x0F in (1, 2):
+                out.append(raw[offset:offset + length])
+                out.append(b"\r\n")
+            i = offset + length
+        self.raw = raw[i:]
+        return b"".join(out)
 
     def data_received(self, data):
+        if self.websocket:
+            data = self.unframe(data)
+            if not data:
+                return
         if self.counting:
             # Hot path: count the marked messages of this chunk, time them, answer PINGs.
             now = time.monotonic_ns()
@@ -122,7 +168,7 @@ class Client(asyncio.Protocol):
             if b"PING" in chunk:
                 for line in chunk.split(b"\r\n"):
                     if line.startswith(b"PING"):
-                        self.transport.write(b"PONG" + line[4:] + b"\r\n")
+                        self.send("PONG" + line[4:].decode())
             return
         self.buffer += data
         while b"\n" in self.buffer:
@@ -183,6 +229,15 @@ class Client(asyncio.Protocol):
         await end
 
 
+def ws_frame(payload):
+    """A masked text frame, as a browser sends."""
+    n = len(payload)
+    mask = os.urandom(4)
+    header = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0x80 | 126]) + n.to_bytes(2, "big")
+    key = (mask * (n // 4 + 1))[:n]
+    return header + mask + (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
+
+
 def tls_context(args):
     context = ssl.create_default_context(cafile=args.ca)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -198,6 +253,12 @@ async def connect(index, args, context, room=None):
     await loop.sock_connect(sock, (args.host, args.port))
     _, client = await loop.create_connection(lambda: Client(nick, args), sock=sock, ssl=context,
                                               server_hostname=args.server_name, ssl_handshake_timeout=120)
+    if client.websocket:
+        key = base64.b64encode(os.urandom(16)).decode()
+        client.transport.write((f"GET / HTTP/1.1\r\nHost: localhost:{args.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: text.ircv3.net\r\n"
+                                f"Origin: https://localhost:{args.port}\r\n\r\n").encode())
+        await asyncio.wait_for(client.ws_ready, 120)
     await asyncio.wait_for(client.register(), 120)
     if room:
         await asyncio.wait_for(client.join(room), 120)
@@ -295,7 +356,7 @@ async def fanout(args):
                 return
             if next_time > now:
                 await asyncio.sleep(next_time - now)
-            client.transport.write(f"PRIVMSG {ROOM} :L {time.monotonic_ns()} {sent[k]}\r\n".encode())
+            client.send(f"PRIVMSG {ROOM} :L {time.monotonic_ns()} {sent[k]}")
             sent[k] += 1
             next_time += interval
 
@@ -308,8 +369,11 @@ async def fanout(args):
             if transport.get_write_buffer_size() > 16384:
                 await asyncio.sleep(0.0005)
                 continue
-            batch = "".join(f"PRIVMSG {ROOM} :L {time.monotonic_ns()} {sent[k] + n}\r\n" for n in range(8))
-            transport.write(batch.encode())
+            if client.websocket:
+                transport.write(b"".join(ws_frame(f"PRIVMSG {ROOM} :L {time.monotonic_ns()} {sent[k] + n}".encode()) for n in range(8)))
+            else:
+                batch = "".join(f"PRIVMSG {ROOM} :L {time.monotonic_ns()} {sent[k] + n}\r\n" for n in range(8))
+                transport.write(batch.encode())
             sent[k] += 8
             await asyncio.sleep(0)
 
@@ -445,6 +509,7 @@ def main():
     parser.add_argument("--account-prefix", default="bench")
     parser.add_argument("--password", default="bench-password")
     parser.add_argument("--label", default="server")
+    parser.add_argument("--websocket", action="store_true", help="IRC over WebSocket on the same port (SecureChat's web transport)")
     parser.add_argument("--members", type=int, default=100)
     parser.add_argument("--senders", type=int, default=10)
     parser.add_argument("--rate", type=float, default=1000, help="messages per second from all senders (paced)")

@@ -1,6 +1,5 @@
 import NIOCore
 import NIOHTTP1
-import NIOWebSocket
 import TLS
 
 /// The web side of a listener: the app's files over HTTPS and IRC over secure WebSocket (IRCv3
@@ -75,31 +74,7 @@ public final class WebEndpoint: Sendable {
     /// requests to IRC. `tlsEvent` (the handshake's) is passed on to the IRC handlers.
     public func install(on pipeline: ChannelPipeline.SynchronousOperations, tlsEvent: TLSEvent?,
                         installIRC: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void) throws {
-        let upgrader = NIOWebSocketServerUpgrader(
-            maxFrameSize: maximumMessageBytes, automaticErrorHandling: true,
-            shouldUpgrade: { [self] channel, head in
-                guard allows(origin: head.headers.first(name: "origin")) else {
-                    return channel.eventLoop.makeSucceededFuture(nil)  // answered 403 by the HTTP handler
-                }
-                var headers = HTTPHeaders()
-                if let chosen = Self.chooseSubprotocol(head.headers[canonicalForm: "sec-websocket-protocol"].map(String.init)) {
-                    headers.add(name: "Sec-WebSocket-Protocol", value: chosen)
-                }
-                return channel.eventLoop.makeSucceededFuture(headers)
-            },
-            upgradePipelineHandler: { [self] channel, head in
-                channel.eventLoop.makeCompletedFuture {
-                    let binary = Self.chooseSubprotocol(head.headers[canonicalForm: "sec-websocket-protocol"].map(String.init)) == "binary.ircv3.net"
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(NIOWebSocketFrameAggregator(
-                        minNonFinalFragmentSize: 1, maxAccumulatedFrameCount: 64, maxAccumulatedFrameSize: maximumMessageBytes))
-                    let bridge = WebSocketIRCBridge(binary: binary)
-                    try sync.addHandler(bridge)
-                    try installIRC(sync)
-                    // The IRC handlers came after the handshake: tell them what it negotiated.
-                    if let tlsEvent { try sync.context(handler: bridge).fireUserInboundEventTriggered(tlsEvent) }
-                }
-            })
+        let upgrader = IRCWebSocketUpgrader(endpoint: self, tlsEvent: tlsEvent, installIRC: installIRC)
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderFieldSize = 8 * 1024
         limits.maxHeaderListSize = 16 * 1024

@@ -22,6 +22,8 @@ struct BenchTarget: Sendable {
     var accountPrefix: String
     /// Capabilities asked for with sasl (the history scenario's chathistory and batch).
     var capabilities: [String] = []
+    /// IRC over WebSocket (SecureChat's web transport) instead of IRC over TLS.
+    var websocket = false
 }
 
 /// Latency and counters for the connections of one event loop: touched only on that loop, so
@@ -217,6 +219,9 @@ final class BenchPool: @unchecked Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(TLSHandler(context: target.context, serverName: target.serverName, handshakeTimeout: .seconds(60)))
+                    if target.websocket {
+                        try channel.pipeline.syncOperations.addHandler(BenchWebSocketFraming(host: target.host, port: target.port))
+                    }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineDecoder(maximumLength: 1 << 16)))
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }

@@ -18,6 +18,7 @@ struct TargetOptions: ParsableArguments {
     @Option(help: "Password of every bench account.") var password = "bench-password"
     @Option(help: "Event loop threads in this load generator.") var threads = 2
     @Option(help: "A label for the JSON line (the server's name).") var label = "securechat"
+    @Flag(help: "Speak IRC over WebSocket (text.ircv3.net) on the same port, as the web app does (SecureChat only).") var websocket = false
 
     func validateLoopback() throws {
         let allowed = ["127.0.0.1", "::1", "localhost"]
@@ -29,7 +30,9 @@ struct TargetOptions: ParsableArguments {
     func makeTarget() throws -> BenchTarget {
         try validateLoopback()
         let context = try TLSContext(configuration: .client(trust: .caFile(ca)))
-        return BenchTarget(host: host, port: port, context: context, serverName: serverName, login: login, password: password, accountPrefix: accountPrefix)
+        var target = BenchTarget(host: host, port: port, context: context, serverName: serverName, login: login, password: password, accountPrefix: accountPrefix)
+        target.websocket = websocket
+        return target
     }
 }
 

@@ -41,7 +41,9 @@ import TLS
     }
 
     @Test func plaintextOnTheTLSPortIsToldAndClosed() async throws {
-        let server = try await TestServer.start()
+        // A long handshake timeout: on a busy machine the test's own write may come late, and the
+        // server must still be waiting for it (the reply comes at once either way).
+        let server = try await TestServer.start { $0.limits.handshakeTimeoutSeconds = 300 }
         let received = try await rawExchange(port: server.port, send: "NICK alice\r\nUSER a 0 * :A\r\n")
         #expect(received.hasPrefix("ERROR :This port speaks TLS only"))
         #expect(server.logs.contains("the peer sent plaintext"))

@@ -15,6 +15,7 @@ import Testing
         let head = try await web.responseHead()
         #expect(head.hasPrefix("HTTP/1.1 101"), "\(head)")
         #expect(head.lowercased().contains("sec-websocket-protocol: text.ircv3.net"), "text is chosen when both are offered: \(head)")
+        #expect(head.lowercased().components(separatedBy: "upgrade: websocket").count == 2, "one Upgrade header: \(head)")
         try await web.register(account: alice.0, password: alice.1)
         try await web.send("JOIN #web")
         try await web.next("366")
