@@ -70,6 +70,7 @@ let package = Package(
             dependencies: [
                 "TLS", "CZlib", "COpenSSL", "ChatSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ],

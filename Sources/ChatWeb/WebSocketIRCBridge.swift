@@ -24,8 +24,13 @@ final class WebSocketIRCBridge: ChannelDuplexHandler, RemovableChannelHandler {
     /// `binary.ircv3.net`: lines go out as binary frames, as they are.
     let binary: Bool
     private var closeSent = false
+    /// The last batch framed on this event loop, shared by its bridges (see `FrameCache`).
+    private let cache: FrameCache
 
-    init(binary: Bool) { self.binary = binary }
+    init(binary: Bool, cache: FrameCache = FrameCache()) {
+        self.binary = binary
+        self.cache = cache
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
@@ -57,6 +62,11 @@ final class WebSocketIRCBridge: ChannelDuplexHandler, RemovableChannelHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let buffer = unwrapOutboundIn(data)
+        // A message to a room is one buffer written to every member on the loop: framed once.
+        if let framed = cache.lookup(buffer, binary: binary) {
+            context.write(wrapOutboundOut(framed), promise: promise)
+            return
+        }
         var frames = context.channel.allocator.buffer(capacity: buffer.readableBytes + 16)
         let opcode: UInt8 = binary ? 0x82 : 0x81
         let binary = self.binary
@@ -78,6 +88,7 @@ final class WebSocketIRCBridge: ChannelDuplexHandler, RemovableChannelHandler {
                 start = newline.map { $0 + 1 } ?? bytes.count
             }
         }
+        cache.store(buffer, frames, binary: binary)
         context.write(wrapOutboundOut(frames), promise: promise)
     }
 
@@ -137,5 +148,34 @@ final class WebSocketIRCBridge: ChannelDuplexHandler, RemovableChannelHandler {
             case .error: return false
             }
         }
+    }
+}
+
+/// The frames of the last buffer written by the bridges of one event loop (used only on that
+/// loop). The relay serialises a room message once per loop and writes the same buffer to every
+/// member there; the first WebSocket member's bridge frames it and the others reuse the frames, as
+/// TLS members share the buffer. The input is kept, so its memory (the key) cannot be reused for
+/// another buffer while it is cached.
+// @unchecked Sendable: one owner: only the bridges of one event loop touch it, on that loop; the
+// endpoint only hands it out.
+public final class FrameCache: @unchecked Sendable {
+    private var input: ByteBuffer?
+    private var address: UnsafeRawPointer?
+    private var output: ByteBuffer?
+    private var binary = false
+
+    public init() {}
+
+    func lookup(_ buffer: ByteBuffer, binary: Bool) -> ByteBuffer? {
+        guard let input, binary == self.binary, input.readableBytes == buffer.readableBytes,
+              buffer.withUnsafeReadableBytes({ $0.baseAddress }) == address else { return nil }
+        return output
+    }
+
+    func store(_ buffer: ByteBuffer, _ frames: ByteBuffer, binary: Bool) {
+        input = buffer
+        address = buffer.withUnsafeReadableBytes { $0.baseAddress }
+        output = frames
+        self.binary = binary
     }
 }

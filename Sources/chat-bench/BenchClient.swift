@@ -221,8 +221,9 @@ final class BenchPool: @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(TLSHandler(context: target.context, serverName: target.serverName, handshakeTimeout: .seconds(60)))
                     if target.websocket {
                         try channel.pipeline.syncOperations.addHandler(BenchWebSocketFraming(host: target.host, port: target.port))
+                    } else {
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineDecoder(maximumLength: 1 << 16)))
                     }
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineDecoder(maximumLength: 1 << 16)))
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }

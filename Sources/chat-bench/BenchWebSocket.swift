@@ -1,14 +1,16 @@
+import IRCFraming
 import NIOCore
 import TLS
 
-/// IRC over WebSocket for the load generator (`--websocket`), between TLS and the line decoder:
-/// after the TLS handshake it sends the HTTP upgrade (text.ircv3.net, the server's own Origin)
-/// and holds the handshake event back until `101` arrives, so the connection logs in only then.
-/// Afterwards each server frame becomes a line, and each line written becomes a masked frame, as
-/// a browser sends them. Written here, not taken from the server, so the two check each other.
+/// IRC over WebSocket for the load generator (`--websocket`), in place of the line decoder: after
+/// the TLS handshake it sends the HTTP upgrade (text.ircv3.net, the server's own Origin) and holds
+/// the handshake event back until `101` arrives, so the connection logs in only then. Afterwards
+/// each server frame becomes a line (a slice, no copy: the generator's own cost stays small), and
+/// each line written becomes a masked frame, as a browser sends them. Written here, not taken
+/// from the server, so the two check each other.
 final class BenchWebSocketFraming: ChannelDuplexHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
+    typealias InboundOut = InboundLine
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -63,14 +65,11 @@ final class BenchWebSocketFraming: ChannelDuplexHandler, @unchecked Sendable {
                 guard let n = buffer.readInteger(as: UInt64.self) else { break }
                 length = Int(n)
             }
-            guard var payload = buffer.readSlice(length: length) else { break }
+            guard let payload = buffer.readSlice(length: length) else { break }
             pending!.moveReaderIndex(to: buffer.readerIndex)
             switch first & 0x0F {
             case 1, 2:
-                var line = context.channel.allocator.buffer(capacity: payload.readableBytes + 2)
-                line.writeBuffer(&payload)
-                line.writeStaticString("\r\n")
-                context.fireChannelRead(wrapInboundOut(line))
+                context.fireChannelRead(wrapInboundOut(.line(payload)))
             case 8:
                 context.close(promise: nil)
                 return

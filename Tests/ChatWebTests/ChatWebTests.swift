@@ -131,6 +131,20 @@ final class NIOLockedBool: @unchecked Sendable {
         #expect(!channel.isActive)
     }
 
+    @Test func bridgesOfOneLoopFrameABatchOnceAndNeverMixBatchesUp() throws {
+        let cache = FrameCache()
+        let first = EmbeddedChannel(), second = EmbeddedChannel(), third = EmbeddedChannel()
+        for channel in [first, second, third] { try channel.pipeline.syncOperations.addHandler(WebSocketIRCBridge(binary: false, cache: cache)) }
+        let batch = ByteBuffer(string: ":a PRIVMSG #r :to everyone\r\n")
+        try first.writeOutbound(batch)
+        try second.writeOutbound(batch)  // the same buffer: the cached frames
+        // Another buffer of the same length: its own frames, not the cached ones.
+        try third.writeOutbound(ByteBuffer(string: ":b PRIVMSG #r :to somebody\r\n"))
+        #expect(try frames(first).map { String(decoding: $0.payload, as: UTF8.self) } == [":a PRIVMSG #r :to everyone"])
+        #expect(try frames(second).map { String(decoding: $0.payload, as: UTF8.self) } == [":a PRIVMSG #r :to everyone"])
+        #expect(try frames(third).map { String(decoding: $0.payload, as: UTF8.self) } == [":b PRIVMSG #r :to somebody"])
+    }
+
     @Test func theUpgradeAnswersWithTheRFCsAcceptHash() {
         // RFC 6455 section 1.3's example.
         #expect(IRCWebSocketUpgrader.accept("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
