@@ -54,7 +54,7 @@ echo "== the app's first load in Chromium"
 if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && python3 -c "import selenium" 2>/dev/null; then
     swift build -c "$CONFIGURATION" --product chat-client >/dev/null
     shots=""; [ $MODE = full ] && shots="$ROOT/docs"
-    SECURECHAT_SERVER_BINARY="$BIN/chat-server" SECURECHAT_CLIENT_BINARY="$BIN/chat-client" \
+    env SECURECHAT_SERVER_BINARY="$BIN/chat-server" SECURECHAT_CLIENT_BINARY="$BIN/chat-client" \
         SECURECHAT_WEB_TIMINGS="$WORK/timings.json" ${shots:+SECURECHAT_SCREENSHOTS="$shots"} \
         swift test --filter WebAppBrowserTests 2>&1 | tail -3
     python3 -c "import json,sys; t=json.load(open(sys.argv[1])); t.update(scenario='browser', server='securechat'); print(json.dumps(t))" "$WORK/timings.json" | tee -a "$RESULTS"

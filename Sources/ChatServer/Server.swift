@@ -135,7 +135,9 @@ public final class Server: Sendable {
         logger.notice("users file \(configuration.usersFile): \(directory.count) accounts")
         if let endpoint = web.withLockedValue({ $0 }) {
             let origins = endpoint.allowedOrigins.sorted()
-            logger.notice("web app and IRC over WebSocket on the same port; pages of \(origins.prefix(4).joined(separator: ", "))\(origins.count > 4 ? " and \(origins.count - 4) more" : "") may connect (web.allowedOrigins)")
+            let host = leaf?.names.first { !$0.hasPrefix("*") } ?? configuration.serverName
+            let port = boundPorts.first ?? 0
+            logger.notice("web app: open https://\(host.contains(":") ? "[\(host)]" : host)\(port == 443 ? "" : ":\(port)")/ in a browser (IRC over WebSocket on the same port; pages of \(origins.prefix(4).joined(separator: ", "))\(origins.count > 4 ? " and \(origins.count - 4) more" : "") may connect: web.allowedOrigins)")
         }
         if let history {
             logger.notice("history in \(history.path) (durability window \(history.durabilityMilliseconds) ms, replay on join \(configuration.history.replayOnJoin))")

@@ -95,6 +95,33 @@ class IRC:
 
 failures = []
 
+# The contrast ratio (WCAG 2) of each visible element's own text with the first opaque background
+# behind it; returns those under 4.5:1.
+CONTRAST_JS = """
+const lum = (c) => {
+  const [r, g, b] = c.match(/[\\d.]+/g).slice(0, 3).map(Number).map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+};
+const background = (e) => {
+  for (; e; e = e.parentElement) {
+    const c = getComputedStyle(e).backgroundColor;
+    if (c && c !== 'transparent' && !/rgba\\(.*, 0\\)$/.test(c)) return c;
+  }
+  return 'rgb(255, 255, 255)';
+};
+const low = [];
+for (const e of document.querySelectorAll('body *')) {
+  const ownText = [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+  if (!ownText || !e.getClientRects().length || getComputedStyle(e).visibility === 'hidden') continue;
+  const s = getComputedStyle(e);
+  if (s.opacity !== '1' || e.closest('[hidden]')) continue;
+  const [a, b] = [lum(s.color), lum(background(e))].sort((x, y) => y - x);
+  const ratio = (a + 0.05) / (b + 0.05);
+  if (ratio < 4.5) low.push(`${e.tagName.toLowerCase()}.${e.className} "${e.textContent.trim().slice(0, 20)}" ${s.color} on ${background(e)}: ${ratio.toFixed(2)}`);
+}
+return low;
+"""
+
 
 def check(condition, text):
     print(("ok: " if condition else "FAILED: ") + text, flush=True)
@@ -339,6 +366,17 @@ def main():
         b.until(lambda: b.find("#topic").text == "Web topic <img src=x onerror=window.pwned=3>", "the topic as text for dave")
         check(all(p.driver.execute_script("return window.pwned === undefined") for p in [a, b]), "no payload ran in either browser")
 
+        # Away: dave's /away shows in alice's member list (away-notify).
+        b.say("/away lunch")
+        a.until(lambda: any("dave" in t and "(away)" in t for t in a.texts("#member-list li")), "dave shown away")
+        b.say("/away")
+        a.until(lambda: not any("(away)" in t for t in a.texts("#member-list li")), "dave back")
+
+        # The room browser: LIST with member counts and topics.
+        a.find("#browse-rooms").click()
+        a.until(lambda: any("#web" in t and "Web topic" in t for t in a.texts("#room-list li")), f"#web in the room browser: {a.texts('#room-list li')}")
+        a.driver.execute_script("document.getElementById('room-browser').close()")
+
         # The terminal client and a browser, both ways.
         client = Process([args.client, "--host", "localhost", "--port", str(args.port), "--ca", args.ca, "--user", "erin", "--room", "web"],
                          env={**os.environ, "CHAT_PASSWORD": "erin password"}, stdin=True)
@@ -383,9 +421,18 @@ def main():
         bob.wait(lambda m: "PONG" in m and "filled" in m, "the fillers sent")
         a.until(lambda: a.shows("filler 69"), "the last filler")
         a.driver.refresh()
+        # Said while alice's page was closed: below a "new messages" line from her read marker.
+        a.until(lambda: a.find("#account").is_displayed(), "the sign-in form after the reload")
+        bob.send("PRIVMSG #web :said while the page was closed")
+        bob.send("PING :said")
+        bob.wait(lambda m: "PONG" in m and "said" in m, "the message stored")
         a.sign_in("alice")
         a.until(lambda: a.find("#conversation-title").text == "#web", "#web again after signing in anew")
         a.until(lambda: a.shows("filler 69"), "the backlog after signing in")
+        a.until(lambda: a.shows("said while the page was closed"), "what was said while the page was closed")
+        after_line = a.driver.execute_script(
+            "const line = document.querySelector('#messages .unread-line'); return line && line.nextElementSibling ? line.nextElementSibling.innerText : null")
+        check(after_line is not None and "said while the page was closed" in after_line, f"the new-messages line is above the first unread message: {after_line!r}")
         check(not a.shows("hello from bob"), "only the latest page is loaded at first")
         a.driver.execute_script("document.getElementById('messages').scrollTop = 0")
         a.until(lambda: a.shows("hello from bob"), "older messages after scrolling up")
@@ -408,6 +455,13 @@ def main():
             with open(args.timings, "w") as out:
                 json.dump(timing, out)
             print(f"timings: {timing}", flush=True)
+
+        # WCAG AA: every visible piece of text against what is behind it, in both themes.
+        for scheme in ["light", "dark"]:
+            a.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]})
+            low = a.driver.execute_script(CONTRAST_JS)
+            check(not low, f"text contrast at least 4.5:1 in the {scheme} theme: {low}")
+        a.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
 
         # A phone's width: one column, nothing wider than the screen.
         a.driver.set_window_size(375, 812)

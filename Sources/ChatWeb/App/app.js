@@ -182,6 +182,13 @@ function handle(message) {
     case "332": conversation(p[1]).topic = p[2] || ""; if (fold(p[1]) === state.current?.key) renderTopic(); break;
     case "324": { const c = conversation(p[1]); c.topicLocked = (p[2] || "").includes("t"); if (c === state.current) renderTopic(); break; }
     case "353": names(p[2], p[3] || ""); break;
+    case "352": {
+      // WHO: channel user host server nick flags; "G" (gone) is away.
+      const member = conversation(p[1], false)?.members.get(fold(p[5] || ""));
+      if (member) member.away = (p[6] || "").startsWith("G") ? member.away || "away" : null;
+      break;
+    }
+    case "315": if (fold(p[1] || "") === state.current?.key) renderMembers($("member-list"), state.current.members); break;
     case "MODE": mode(from, p, message); break;
     case "AWAY": away(from, p[0]); break;
     case "BATCH": batchBoundary(message); break;
@@ -253,6 +260,7 @@ function joined(nick, room, message) {
     c.joined = true;
     c.members = new Map();
     send("MODE", [room]);
+    send("WHO", [room]);  // who is away now (away-notify tells changes from here on)
     if (wasKnown) catchUp(c);
     else if (state.caps.has("draft/chathistory")) send("CHATHISTORY", ["LATEST", room, "*", String(historyPage)]);
     if (!state.current || state.pendingSwitch === c.key) { state.pendingSwitch = null; show(c); }
@@ -490,8 +498,21 @@ function markRead(c) {
   c.sentMarker = last;
   // At most every 3 s per conversation, within the server's flood budget.
   clearTimeout(c.markTimer);
-  c.markTimer = setTimeout(() => send("MARKREAD", [c.name, "timestamp=" + c.sentMarker.toISOString()]), c.markedAt && Date.now() - c.markedAt < 3000 ? 3000 : 0);
+  c.markPending = true;
+  c.markTimer = setTimeout(() => sendMarker(c), c.markedAt && Date.now() - c.markedAt < 3000 ? 3000 : 0);
   c.markedAt = Date.now();
+}
+
+function sendMarker(c) {
+  c.markPending = false;
+  send("MARKREAD", [c.name, "timestamp=" + c.sentMarker.toISOString()]);
+}
+
+/** Leaving the page: the read positions still waiting for their turn go now, as chat-client's do on quit. */
+function flushMarkers() {
+  for (const c of state.conversations.values()) {
+    if (c.markPending) { clearTimeout(c.markTimer); sendMarker(c); }
+  }
 }
 
 function loadOlder() {
@@ -659,6 +680,7 @@ function autosize(input) {
 }
 
 function signOut() {
+  flushMarkers();
   state.signingOut = true;
   state.password = null;
   send("QUIT", ["Signed out"]);
@@ -704,6 +726,7 @@ function setUp() {
   }
   document.addEventListener("visibilitychange", () => { if (!document.hidden && state.current) { state.current.unread = 0; state.current.mentions = 0; markRead(state.current); renderSidebar(); } });
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeDrawers(); });
+  window.addEventListener("pagehide", flushMarkers);
   showSignIn();
   performance.mark("securechat-signin-form");
 }
