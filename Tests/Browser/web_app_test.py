@@ -321,6 +321,18 @@ def main():
         b.until(lambda: b.shows("a private word"), "the private message")
         b.say("a private answer")
         a.until(lambda: a.shows("a private answer"), "the private answer")
+        # A desktop notification for a private message while dave's tab is hidden (permission
+        # granted through the DevTools protocol; the page's Notification watched by a spy).
+        b.driver.execute_cdp_cmd("Browser.grantPermissions", {"permissions": ["notifications"], "origin": f"https://localhost:{args.port}"})
+        b.driver.execute_script("""
+            window.shown = [];
+            const Real = window.Notification;
+            window.Notification = class extends Real { constructor(title, options) { super(title, options); window.shown.push([title, options.body]); } };
+            Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });""")
+        a.say("/msg dave are you there?")
+        b.until(lambda: b.driver.execute_script("return window.shown.length") > 0, "a notification in dave's hidden tab")
+        check(b.driver.execute_script("return window.shown[0]") == ["alice", "are you there?"], f"it names the sender and says the text: {b.driver.execute_script('return window.shown')}")
+        b.driver.execute_script("delete document.hidden")
         a.open("#web")
         b.open("#web")
 
@@ -376,6 +388,18 @@ def main():
         a.find("#browse-rooms").click()
         a.until(lambda: any("#web" in t and "Web topic" in t for t in a.texts("#room-list li")), f"#web in the room browser: {a.texts('#room-list li')}")
         a.driver.execute_script("document.getElementById('room-browser').close()")
+
+        if args.screenshots:
+            # For the README: this conversation, desktop and phone, light and dark.
+            os.makedirs(args.screenshots, exist_ok=True)
+            for scheme in ["light", "dark"]:
+                a.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]})
+                for label, (w, h) in [("desktop", (1280, 720)), ("phone", (375, 740))]:
+                    a.driver.set_window_size(w, h)
+                    a.driver.execute_script("document.getElementById('messages').scrollTop = 1e9")
+                    a.driver.save_screenshot(os.path.join(args.screenshots, f"web-{label}-{scheme}.png"))
+            a.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+            a.driver.set_window_size(1280, 900)
 
         # The terminal client and a browser, both ways.
         client = Process([args.client, "--host", "localhost", "--port", str(args.port), "--ca", args.ca, "--user", "erin", "--room", "web"],
@@ -469,15 +493,6 @@ def main():
         width = a.driver.execute_script("return document.documentElement.scrollWidth")
         check(width <= 375, f"no sideways scrolling at 375 px: {width}")
 
-        if args.screenshots:
-            os.makedirs(args.screenshots, exist_ok=True)
-            a.driver.execute_script("document.getElementById('messages').scrollTop = 1e9")
-            for scheme in ["light", "dark"]:
-                a.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]})
-                for label, (w, h) in [("phone", (375, 812)), ("desktop", (1280, 800))]:
-                    a.driver.set_window_size(w, h)
-                    a.driver.execute_script("document.getElementById('messages').scrollTop = 1e9")
-                    a.driver.save_screenshot(os.path.join(args.screenshots, f"web-{label}-{scheme}.png"))
     finally:
         for other in others:
             other.close() if isinstance(other, IRC) else other.stop()

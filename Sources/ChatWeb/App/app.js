@@ -195,7 +195,11 @@ function handle(message) {
     case "MARKREAD": {
       const c = conversation(p[0], false);
       const marker = (p[1] || "").startsWith("timestamp=") ? new Date(p[1].slice(10)) : null;
-      if (c && marker && !Number.isNaN(marker.getTime())) { c.readMarker = c.readMarker && c.readMarker > marker ? c.readMarker : marker; if (c === state.current) renderMessages(); }
+      if (c && marker && !Number.isNaN(marker.getTime())) {
+        c.readMarker = c.readMarker && c.readMarker > marker ? c.readMarker : marker;
+        // Where the line goes: moved only while the conversation is not in front (or not placed yet).
+        if (c !== state.current || c.lineMarker === undefined) { c.lineMarker = c.readMarker; if (c === state.current) renderMessages(); }
+      }
       break;
     }
     case "322": state.listing?.push({ name: p[1], users: Number(p[2]) || 0, topic: p[3] || "" }); break;
@@ -367,6 +371,10 @@ function privmsg(message, from, fromHistory) {
   insert(c, item);
   if (fromHistory) return;
   const seen = c === state.current && !document.hidden;
+  // Read as it arrives: no "new messages" line above it, unless one is there already.
+  if (seen && !c.items.some((i) => i !== item && i.kind === "message" && i.nick !== state.nick && c.lineMarker && i.time > c.lineMarker)) {
+    c.lineMarker = item.time;
+  }
   if (!mine && !seen && !(c.readMarker && item.time <= c.readMarker)) {
     c.unread += 1;
     if (mention || !c.room) c.mentions += 1;
@@ -479,6 +487,10 @@ function show(c) {
   $("topic-form").hidden = true;
   $("topic").hidden = false;
   if (c) {
+    // The line where unread messages begin: after what the server says was read, or what this
+    // page has shown (its own marker may not have been sent yet).
+    const read = [c.readMarker, c.sentMarker].filter(Boolean).sort((x, y) => y - x)[0];
+    c.lineMarker = read ?? c.lineMarker;
     c.unread = 0;
     c.mentions = 0;
     renderMembers($("member-list"), c.members);

@@ -68,7 +68,8 @@ export function nickClass(nick) {
 }
 
 /**
- * The rows of a conversation: day separators, the "new messages" line, messages grouped by
+ * The rows of a conversation: day separators, the "new messages" line (before the first message
+ * from someone else after `lineMarker`), messages grouped by
  * sender (a new group after five minutes or anything else in between), quiet events folded.
  */
 export function renderConversation(list, conversation, me) {
@@ -83,7 +84,7 @@ export function renderConversation(list, conversation, me) {
       rows.push(el("li", { class: "day", role: "separator" }, el("span", {}, dayLabel(date))));
       previous = null;
     }
-    if (!markerShown && conversation.readMarker && item.kind === "message" && item.nick !== me && date > conversation.readMarker) {
+    if (!markerShown && conversation.lineMarker && item.kind === "message" && item.nick !== me && date > conversation.lineMarker) {
       markerShown = true;
       rows.push(el("li", { class: "unread-line", role: "separator", "aria-label": "new messages" }, el("span", {}, "new messages")));
       previous = null;
