@@ -11,6 +11,7 @@ final class HTTPFileHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let endpoint: WebEndpoint
     private var request: HTTPRequestHead?
+    private var lastHost: String?
     private var refused: (HTTPResponseStatus, String)?
     private var tokens: Double
     private var lastRequest: NIODeadline?
@@ -29,6 +30,7 @@ final class HTTPFileHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .head(let head):
             idle?.cancel()
             request = head
+            lastHost = head.headers.first(name: "host")
             refused = check(head, now: context.eventLoop.now)
         case .body:
             if refused == nil { refused = (.payloadTooLarge, "requests to this server have no body\n") }
@@ -101,8 +103,23 @@ final class HTTPFileHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func baseHeaders(keepAlive: Bool) -> HTTPHeaders {
         var headers = HTTPHeaders(endpoint.securityHeaders)
+        // HSTS pins a host name (every port) for a year: not for localhost or an address, where
+        // it would turn a developer's other http:// servers on that name into https://.
+        if let host = request?.headers.first(name: "host") ?? lastHost, Self.isLocalOrAddress(host) {
+            headers.remove(name: "Strict-Transport-Security")
+        }
         headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
         return headers
+    }
+
+    /// `localhost`, `*.localhost`, or an IPv4 or IPv6 address (with or without a port).
+    static func isLocalOrAddress(_ host: String) -> Bool {
+        var name = host.lowercased()
+        if name.hasPrefix("[") { return true }  // [IPv6]:port
+        if let colon = name.lastIndex(of: ":") { name = String(name[..<colon]) }
+        if name == "localhost" || name.hasSuffix(".localhost") { return true }
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts.allSatisfy { UInt8($0) != nil }
     }
 
     private func respond(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, status: HTTPResponseStatus, text: String, close: Bool) {

@@ -137,13 +137,18 @@ import Testing
             await client.close()
             return (head, client.rest)
         }
-        let page = try await request("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        let page = try await request("GET / HTTP/1.1\r\nHost: chat.example.org\r\n\r\n")
         #expect(page.head.hasPrefix("HTTP/1.1 200"))
         for header in ["content-security-policy: default-src 'none'", "strict-transport-security: max-age=", "x-content-type-options: nosniff",
                        "referrer-policy: no-referrer", "content-type: text/html; charset=utf-8", "etag: \""] {
             #expect(page.head.lowercased().contains(header), "\(header) in\n\(page.head)")
         }
         #expect(String(decoding: page.body, as: UTF8.self).contains("<script type=\"module\" src=\"/app.js\">"))
+        // No HSTS for localhost or an address: it would pin every port of the name to https.
+        for host in ["localhost:8443", "127.0.0.1", "[::1]:21567"] {
+            let local = try await request("GET / HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+            #expect(local.head.hasPrefix("HTTP/1.1 200") && !local.head.lowercased().contains("strict-transport-security"), "\(host): \(local.head)")
+        }
         let etag = page.head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("etag:") }!.split(separator: " ").last!
         #expect(try await request("GET / HTTP/1.1\r\nHost: localhost\r\nIf-None-Match: \(etag)\r\n\r\n").head.hasPrefix("HTTP/1.1 304"))
         let zipped = try await request("GET /app.js HTTP/1.1\r\nHost: localhost\r\nAccept-Encoding: gzip, br\r\n\r\n")

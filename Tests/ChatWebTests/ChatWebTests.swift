@@ -198,6 +198,15 @@ final class NIOLockedBool: @unchecked Sendable {
         #expect(assets.asset(for: "/missing.js") == nil && assets.asset(for: "/../index.html") == nil)
     }
 
+    @Test func hstsIsLeftOutForLocalNamesAndAddresses() {
+        for host in ["localhost", "LOCALHOST:21567", "dev.localhost", "127.0.0.1", "10.0.0.1:443", "[::1]:21567"] {
+            #expect(HTTPFileHandler.isLocalOrAddress(host), "\(host)")
+        }
+        for host in ["chat.example.org", "chat.example.org:6697", "localhost.example.org", "1.2.3.example"] {
+            #expect(!HTTPFileHandler.isLocalOrAddress(host), "\(host)")
+        }
+    }
+
     @Test func theAppNeverPutsNetworkTextIntoHTML() throws {
         // The rule from DESIGN.md, checked on the shipped source: no innerHTML, outerHTML,
         // insertAdjacentHTML, document.write or eval anywhere in the app.
