@@ -411,13 +411,17 @@ def main():
         a.say("hello, terminal")
         client.wait_for(lambda l: "#web <alice> hello, terminal" in l, "the browser's message in chat-client")
 
-        # A dropped connection (alice logs in elsewhere, which replaces this session): bob speaks
-        # meanwhile; the page reconnects by itself and catches up, showing each message once.
+        # alice signs in elsewhere, which replaces this session: the page says so and does not
+        # throw the other one out in turn; bob speaks meanwhile; "Reconnect here" catches up,
+        # showing each message once.
         elsewhere = IRC(args.port, args.ca, "alice", "alice password")
-        a.until(lambda: "Connected as" not in a.find("#connection-state").text, "the page noticing the drop")
+        a.until(lambda: "another tab or device" in a.find("#connection-state").text, "the page saying alice signed in elsewhere")
         bob.send("PRIVMSG #web :said while alice was away")
+        elsewhere.send("PING :still-here")
+        elsewhere.wait(lambda m: "PONG" in m and "still-here" in m, "the other session, not thrown out")
         elsewhere.close()
-        a.until(lambda: "Connected as" in a.find("#connection-state").text, "the page reconnecting by itself")
+        a.find("#reconnect").click()
+        a.until(lambda: "Connected as" in a.find("#connection-state").text, "the page reconnecting when asked")
         a.open("#web")
         a.until(lambda: a.shows("said while alice was away"), "the catch-up after the reconnect")
         check(a.texts("#messages .text").count("hi bob") == 1, f"nothing shown twice after the reconnect: {a.texts('#messages .text')}")

@@ -56,6 +56,8 @@ function send(command, params = [], tags = null) {
 
 function connect() {
   clearTimeout(state.reconnectTimer);
+  $("reconnect").hidden = true;
+  state.lastError = null;
   state.registered = false;
   state.caps = new Set();
   setState("Connecting…");
@@ -80,6 +82,13 @@ function connect() {
     for (const c of state.conversations.values()) c.joined = false;
     if (state.signingOut || !state.password) return;
     if (!state.registered && state.loginFailed) return;
+    if ((state.lastError || "").includes("another connection")) {
+      // Signed in again somewhere else (another tab, chat-client): coming back by ourselves would
+      // throw that one out in turn, and the two would take turns forever. Ask first.
+      setState("Signed in from another tab or device.", true);
+      $("reconnect").hidden = false;
+      return;
+    }
     const delay = Math.min(30, 2 ** Math.min(state.retries, 5)) * (0.75 + Math.random() / 2);
     state.retries += 1;
     setState(`Disconnected${event.reason ? ` (${event.reason})` : ""}. Trying again in ${Math.round(delay)} s…`, true);
@@ -204,7 +213,7 @@ function handle(message) {
     }
     case "322": state.listing?.push({ name: p[1], users: Number(p[2]) || 0, topic: p[3] || "" }); break;
     case "323": renderRoomList(); break;
-    case "ERROR": setState(p[0] || "Disconnected", true); break;
+    case "ERROR": state.lastError = p[0] || ""; setState(p[0] || "Disconnected", true); break;
     case "433": case "432": break;
     default:
       // Errors and replies worth reading go to the conversation in front.
@@ -711,6 +720,7 @@ function setUp() {
   $("join-form").addEventListener("submit", (e) => { e.preventDefault(); join($("join-name").value); $("join-name").value = ""; });
   $("browse-rooms").addEventListener("click", openRoomBrowser);
   $("sign-out").addEventListener("click", signOut);
+  $("reconnect").addEventListener("click", connect);
   $("messages").addEventListener("scroll", () => { if ($("messages").scrollTop < 60) loadOlder(); });
   $("edit-topic").addEventListener("click", () => {
     $("topic-form").hidden = false;
