@@ -23,6 +23,7 @@ enum InteropTools {
 
 /// irssi, a client nobody here wrote, logs in over TLS with SASL PLAIN, joins a room and talks
 /// with our test client. irssi runs in tmux, driven with send-keys and read with capture-pane.
+extension ExternalClientTests {
 @Suite(.serialized) struct IrssiInteropTests {
     @Test(.enabled(if: InteropTools.shouldRun, "needs irssi and tmux (apt-get install irssi tmux)"))
     func irssiLogsInWithSASLAndChats() async throws {
@@ -151,4 +152,5 @@ enum InteropTools {
         #expect(try await alice.next("irssi's JOIN", timeout: 30) { $0.command == "JOIN" }.source == "bob!bob@user/bob")
         await server.stop()
     }
+}
 }

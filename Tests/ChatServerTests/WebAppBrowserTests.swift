@@ -11,6 +11,7 @@ import Testing
 /// composer's keys, a dropped connection and a server restart with nothing missed or doubled,
 /// older messages on scrolling up, a phone's width, the CSP blocking an inline script, and no
 /// console errors.
+extension ExternalClientTests {
 @Suite(.serialized) struct WebAppBrowserTests {
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("Browser/web_app_test.py").path
@@ -65,4 +66,5 @@ import Testing
         let run = await ChildProcess.runDetached(arguments, timeout: 600)
         #expect(run.status == 0, "web_app_test.py:\n\(run.output)")
     }
+}
 }

@@ -6,6 +6,7 @@ import Testing
 /// verified against the CA, SASL PLAIN. It is driven through its FIFO and read through its log
 /// files and the server's trace log: it logs in, joins, chats, asks for userhost-in-names, and
 /// uses MONITOR for its notify list.
+extension ExternalClientTests {
 @Suite(.serialized) struct WeeChatInteropTests {
     static var shouldRun: Bool {
         InteropTools.find("weechat-headless") != nil || ProcessInfo.processInfo.environment["CI"] != nil
@@ -29,7 +30,10 @@ import Testing
         // A FIFO to drive WeeChat and logs written at once; then the README's steps, typed
         // through the FIFO (options given with -r would be evaluated, ${sec.data…} included).
         let setup = ["/set fifo.file.path \(home)/fifo", "/set logger.file.flush_delay 0", "/set logger.file.path \(home)/logs"]
-        let child = try ChildProcess([weechat, "--dir", home, "--stdout", "-r", setup.joined(separator: ";")], input: true, output: .discard)
+        // Its log goes to a pipe, not /dev/null: with --stdout WeeChat locks its log (flock), and a
+        // lock on /dev/null is machine-wide, so one WeeChat left running anywhere kept every other
+        // from starting ("unable to create/append to log file").
+        let child = try ChildProcess([weechat, "--dir", home, "--stdout", "-r", setup.joined(separator: ";")], input: true)
         defer {
             child.signal(SIGTERM)
             child.finish(timeout: 10)
@@ -49,7 +53,8 @@ import Testing
             let bytes = Array(lines.map { $0 + "\n" }.joined().utf8)
             _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         }
-        #expect(await waitUntil(timeout: 30) { FileManager.default.fileExists(atPath: home + "/fifo") }, "WeeChat made no FIFO")
+        let fifo = await waitUntil(timeout: 120) { FileManager.default.fileExists(atPath: home + "/fifo") || child.status != nil }
+        #expect(fifo && child.status == nil, "WeeChat made no FIFO\(child.status.map { "; it exited with status \($0): \(child.output.suffix(2000))" } ?? "")")
         let readme = [
             "/set weechat.network.gnutls_ca_user \"\(server.caPath)\"",
             "/server add securechat localhost/\(server.port) -ssl",
@@ -104,4 +109,5 @@ import Testing
         #expect(try await alice.next("WeeChat's QUIT", timeout: 20) { $0.command == "QUIT" }.parameters.first?.contains("leaving") == true)
         await server.stop()
     }
+}
 }
