@@ -99,7 +99,9 @@ import TLS
         }
         try await stillChatting(a, b, "with a thousand idle sockets")  // chat goes on while they sit idle
         #expect(await waitUntil { closed.value == 1000 })  // each closed by the handshake timeout
-        #expect(server.server.limiter.current == 2)
+        // The server frees a connection's slot when its own close completes, which may be a
+        // moment after the client has seen it (ThreadSanitizer: 16 still to go).
+        #expect(await waitUntil { server.server.limiter.current == 2 }, "\(server.server.limiter.current) connections counted")
         for channel in idle { channel.close(promise: nil) }
         await server.stop()
     }
