@@ -58,11 +58,14 @@ final class HTTPFileHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         if head.headers.contains(name: "transfer-encoding") { return (.payloadTooLarge, "requests to this server have no body\n") }
         if head.headers[canonicalForm: "upgrade"].contains(where: { $0.lowercased() == "websocket" }) {
-            // The upgrader said no: the only reason it gives is the Origin.
+            // The upgrader said no (IRCWebSocketUpgrader): say which of its checks failed.
             guard let origin = head.headers.first(name: "origin") else {
                 return (.forbidden, "WebSocket refused: no Origin header; send the origin of a page listed in web.allowedOrigins of the server's config\n")
             }
-            return (.forbidden, "WebSocket refused: the page's origin \(origin) is not in web.allowedOrigins of the server's config\n")
+            guard endpoint.allows(origin: origin) else {
+                return (.forbidden, "WebSocket refused: the page's origin \(origin) is not in web.allowedOrigins of the server's config\n")
+            }
+            return (.badRequest, "WebSocket refused: send Sec-WebSocket-Version: 13 and a Sec-WebSocket-Key of 16 bytes in base64 (RFC 6455)\n")
         }
         guard head.method == .GET || head.method == .HEAD else {
             return (.methodNotAllowed, "only GET and HEAD are served here\n")

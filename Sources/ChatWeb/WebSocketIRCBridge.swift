@@ -156,8 +156,8 @@ final class WebSocketIRCBridge: ChannelDuplexHandler, RemovableChannelHandler {
 /// member there; the first WebSocket member's bridge frames it and the others reuse the frames, as
 /// TLS members share the buffer. The input is kept, so its memory (the key) cannot be reused for
 /// another buffer while it is cached.
-// @unchecked Sendable: one owner: only the bridges of one event loop touch it, on that loop; the
-// endpoint only hands it out.
+// @unchecked Sendable: loop-bound: only the bridges of one event loop touch it, on that loop; the
+// endpoint only hands it out (under its lock).
 public final class FrameCache: @unchecked Sendable {
     private var input: ByteBuffer?
     private var address: UnsafeRawPointer?

@@ -129,6 +129,7 @@ struct SendableSlots: @unchecked Sendable {
 }
 
 /// The first error reported by concurrent workers.
+// @unchecked Sendable: its one var is read and written only under its lock.
 final class FirstFailure: @unchecked Sendable {
     private let lock = NSLock()
     private var stored: String?

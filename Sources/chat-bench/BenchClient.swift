@@ -39,6 +39,8 @@ final class LoopStats: @unchecked Sendable {
 
 /// One benchmark connection: registers (with SASL PLAIN or without), answers PING, and on each
 /// relayed PRIVMSG whose text starts with "B <nanos> " records the delivery latency.
+// @unchecked Sendable: loop-bound: its vars are touched only on its channel's event loop (joins
+// and sends are submitted to that loop).
 final class BenchConnection: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = InboundLine
     typealias OutboundOut = ByteBuffer
@@ -171,6 +173,8 @@ struct BenchError: Error, CustomStringConvertible {
 }
 
 /// Connects benchmark clients and keeps per-loop statistics.
+// @unchecked Sendable: immutable after init (the per-loop table is filled there and only read);
+// the connection counter is behind its lock; each loop's statistics are loop-bound.
 final class BenchPool: @unchecked Sendable {
     let group: MultiThreadedEventLoopGroup
     let target: BenchTarget

@@ -8,6 +8,7 @@ import TLS
 /// each server frame becomes a line (a slice, no copy: the generator's own cost stays small), and
 /// each line written becomes a masked frame, as a browser sends them. Written here, not taken
 /// from the server, so the two check each other.
+// @unchecked Sendable: loop-bound: a channel handler, used only on its channel's event loop.
 final class BenchWebSocketFraming: ChannelDuplexHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = InboundLine

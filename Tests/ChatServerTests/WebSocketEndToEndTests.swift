@@ -50,6 +50,11 @@ import Testing
         let head = try await foreign.responseHead()
         #expect(head.hasPrefix("HTTP/1.1 403"), "\(head)")
         #expect(await waitUntil { String(decoding: foreign.rest, as: UTF8.self).contains("https://evil.example is not in web.allowedOrigins") })
+        // The right Origin but no usable key: told what the handshake lacks, not blamed on the Origin.
+        let badKey = try await TestWebSocketClient.raw(port: server.port, caPath: server.caPath)
+        try await badKey.sendRaw(Array("GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\nOrigin: https://localhost:\(server.port)\r\n\r\n".utf8))
+        #expect(try await badKey.responseHead().hasPrefix("HTTP/1.1 400"))
+        #expect(await waitUntil { String(decoding: badKey.rest, as: UTF8.self).contains("Sec-WebSocket-Key of 16 bytes") })
         // No Origin at all: refused too, with what to send.
         let bare = try await TestWebSocketClient.connect(port: server.port, caPath: server.caPath, origin: .none)
         #expect(try await bare.responseHead().hasPrefix("HTTP/1.1 403"))
