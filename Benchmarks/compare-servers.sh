@@ -37,7 +37,7 @@ if [ "$MODE" = "--smoke" ]; then
       "${LOAD[@]}" idle "${common[@]}" --clients 20 --first 40 --room-size 10 --settle 0.2; } | tee "$WORK/results.jsonl"
     lines=$(grep -c '^{' "$WORK/results.jsonl")
     [ "$lines" = 4 ] || { echo "irc-load.py smoke: $lines of 4 scenarios reported" >&2; exit 1; }
-    if grep -q '"failed": [1-9]\|"lost": [1-9]\|"disconnects": [1-9]' "$WORK/results.jsonl"; then echo "irc-load.py smoke: failures" >&2; exit 1; fi
+    if grep -q '"failed": [1-9]\|"lost": [1-9]\|"disconnects": [1-9]\|"surplus": [1-9]' "$WORK/results.jsonl"; then echo "irc-load.py smoke: failures" >&2; exit 1; fi
     echo "irc-load.py smoke: 4 scenarios reported, nothing lost"
     exit 0
 fi

@@ -63,7 +63,7 @@ else
 fi
 
 grep '^{' "$RESULTS" > "$WORK/results.jsonl"
-if grep -q '"failed":[1-9]\|"lost":[1-9]\|"disconnects":[1-9]\|"failed": [1-9]\|"lost": [1-9]\|"disconnects": [1-9]' "$WORK/results.jsonl"; then
+if grep -q '"failed":[1-9]\|"lost":[1-9]\|"disconnects":[1-9]\|"failed": [1-9]\|"lost": [1-9]\|"disconnects": [1-9]\|"surplus": [1-9]' "$WORK/results.jsonl"; then
     echo "web bench: failures (above)" >&2; exit 1
 fi
 python3 - "$WORK/results.jsonl" <<'PY' | tee "$WORK/summary.md"
