@@ -1,5 +1,6 @@
 import ChatSupport
 import ChatAuth
+import ChatWeb
 import Foundation
 import IRC
 import IRCFraming
@@ -29,6 +30,9 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
     /// Where relayed messages are written: the context of the first handler above TLS, so that
     /// they skip the inbound-only handlers between (nil: this handler's own context).
     var relayContext: ChannelHandlerContext?
+    /// Relayed messages go out as WebSocket frames (text or binary), written below the bridge;
+    /// nil: as IRC lines.
+    var relayFrames: WebSocketFrames?
     /// Lines that came while a password was checked. Made on first use: most connections never
     /// need it, and an empty CircularBuffer still allocates 16 slots (idle memory).
     private var held: CircularBuffer<InboundLine>?
@@ -303,7 +307,8 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
 
     public func deliver(_ relay: Relay, cache: inout Relay.Cache, requiring: Capabilities) {
         guard let context, !closing, capabilities.isSuperset(of: requiring) else { return }
-        let buffer = relay.buffer(for: capabilities, cache: &cache, allocator: context.channel.allocator)
+        let buffer = relayFrames.map { relay.frames(for: capabilities, binary: $0 == .binary, cache: &cache) }
+            ?? relay.buffer(for: capabilities, cache: &cache)
         (relayContext ?? context).write(wrapOutboundOut(buffer), promise: nil)
         if !flushPending {
             flushPending = true

@@ -1,3 +1,4 @@
+import ChatWeb
 import Foundation
 import IRC
 import NIOConcurrencyHelpers
@@ -67,6 +68,12 @@ public struct Relay: Sendable {
     /// A small per-delivery cache of serialised variants.
     public struct Cache {
         var buffers: [ByteBuffer?] = Array(repeating: nil, count: 16)
+        /// NIO's default allocator, which every channel has: asking a recipient's channel for
+        /// it cost two reference-count round trips per delivery (the profile's `channel` and
+        /// `bufferAllocatorCached` getters, 6 % of the server's CPU at saturation).
+        let allocator = ByteBufferAllocator()
+        /// The same variants as WebSocket frames (text, then binary), made on first use.
+        var framed: [ByteBuffer?] = []
         public init() {}
     }
 
@@ -96,13 +103,24 @@ public struct Relay: Sendable {
     }
 
     /// The bytes for a recipient with `caps`, from `cache` when already made.
-    public func buffer(for caps: Capabilities, cache: inout Cache, allocator: ByteBufferAllocator) -> ByteBuffer {
+    public func buffer(for caps: Capabilities, cache: inout Cache) -> ByteBuffer {
         let key = variantKey(caps)
         if let buffer = cache.buffers[key] { return buffer }
         let bytes = message(variant: key).serialized()
-        let buffer = allocator.buffer(bytes: bytes)
+        let buffer = cache.allocator.buffer(bytes: bytes)
         cache.buffers[key] = buffer
         return buffer
+    }
+
+    /// The bytes for a recipient over WebSocket with `caps`: the variant's line as one frame,
+    /// made once per loop for every WebSocket member there, as the line is for TLS members.
+    public func frames(for caps: Capabilities, binary: Bool, cache: inout Cache) -> ByteBuffer {
+        let key = variantKey(caps) | (binary ? 16 : 0)
+        if cache.framed.isEmpty { cache.framed = Array(repeating: nil, count: 32) }
+        if let frames = cache.framed[key] { return frames }
+        let frames = WebSocketFraming.frames(of: buffer(for: caps, cache: &cache), binary: binary, allocator: cache.allocator)
+        cache.framed[key] = frames
+        return frames
     }
 
     /// Now as RFC 3339 UTC with milliseconds ("2026-11-30T01:02:03.456Z"): `ServerTime.string`.

@@ -271,7 +271,13 @@ public final class Server: Sendable {
         // Relayed messages enter the pipeline just above TLS: the handlers in between only look
         // at what comes in, and passing each of thousands of writes a second through them cost
         // reference counting per handler (BENCHMARKS.md).
-        connection.relayContext = try pipeline.context(handler: decoder)
+        // Over WebSocket, below the bridge: the relay frames each message once per loop.
+        if let entry = WebSocketFraming.relayEntry(in: pipeline) {
+            connection.relayContext = entry.context
+            connection.relayFrames = entry.binary ? .binary : .text
+        } else {
+            connection.relayContext = try pipeline.context(handler: decoder)
+        }
     }
 
     /// Re-reads the users file and the certificate and key (SIGHUP). A bad new certificate is

@@ -51,8 +51,7 @@ struct IRCWebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
             try sync.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: endpoint.maximumMessageBytes)))
             try sync.addHandler(NIOWebSocketFrameAggregator(
                 minNonFinalFragmentSize: 1, maxAccumulatedFrameCount: 64, maxAccumulatedFrameSize: endpoint.maximumMessageBytes))
-            let bridge = WebSocketIRCBridge(binary: WebEndpoint.chooseSubprotocol(offered) == "binary.ircv3.net",
-                                            cache: endpoint.frameCache(for: channel.eventLoop))
+            let bridge = WebSocketIRCBridge(binary: WebEndpoint.chooseSubprotocol(offered) == "binary.ircv3.net")
             try sync.addHandler(bridge)
             try installIRC(sync)
             // The IRC handlers came after the handshake: tell them what it negotiated.

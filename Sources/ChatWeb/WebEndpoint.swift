@@ -26,18 +26,6 @@ public final class WebEndpoint: Sendable {
     let requestBurst: Double
 
     public static let subprotocols = ["text.ircv3.net", "binary.ircv3.net"]
-    /// One frame cache per event loop, taken by each WebSocket connection when it starts.
-    private let caches = NIOLockedValueBox<[ObjectIdentifier: FrameCache]>([:])
-
-    func frameCache(for loop: EventLoop) -> FrameCache {
-        caches.withLockedValue { caches in
-            if let cache = caches[ObjectIdentifier(loop)] { return cache }
-            let cache = FrameCache()
-            caches[ObjectIdentifier(loop)] = cache
-            return cache
-        }
-    }
-
     public init(allowedOrigins: [String], maximumLineBytes: Int, hstsSeconds: Int = 31_536_000, assets: WebAssets = .app,
                 idleTimeout: TimeAmount = .seconds(30), requestsPerSecond: Double = 20, requestBurst: Double = 40) {
         let origins = allowedOrigins.map { $0.lowercased() }

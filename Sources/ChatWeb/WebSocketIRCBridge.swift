@@ -24,12 +24,9 @@ final class WebSocketIRCBridge: ChannelDuplexHandler, RemovableChannelHandler {
     /// `binary.ircv3.net`: lines go out as binary frames, as they are.
     let binary: Bool
     private var closeSent = false
-    /// The last batch framed on this event loop, shared by its bridges (see `FrameCache`).
-    private let cache: FrameCache
 
-    init(binary: Bool, cache: FrameCache = FrameCache()) {
+    init(binary: Bool) {
         self.binary = binary
-        self.cache = cache
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -60,35 +57,10 @@ final class WebSocketIRCBridge: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// The session's own replies. (Relayed messages skip the bridge: the relay frames them once
+    /// per event loop for every WebSocket member there, see `WebSocketFraming`.)
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let buffer = unwrapOutboundIn(data)
-        // A message to a room is one buffer written to every member on the loop: framed once.
-        if let framed = cache.lookup(buffer, binary: binary) {
-            context.write(wrapOutboundOut(framed), promise: promise)
-            return
-        }
-        var frames = context.channel.allocator.buffer(capacity: buffer.readableBytes + 16)
-        let opcode: UInt8 = binary ? 0x82 : 0x81
-        let binary = self.binary
-        buffer.withUnsafeReadableBytes { bytes in
-            var start = 0
-            while start < bytes.count {
-                // memchr: the relayed batch is scanned once, at memory speed.
-                let rest = UnsafeRawBufferPointer(rebasing: bytes[start...])
-                let found = memchr(rest.baseAddress!, 0x0A, rest.count)
-                let newline = found.map { start + (rest.baseAddress!.distance(to: UnsafeRawPointer($0))) }
-                var end = newline ?? bytes.count
-                if end > start && bytes[end - 1] == 0x0D { end -= 1 }
-                let line = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
-                if binary || Self.isValidUTF8(line) {
-                    Self.appendFrame(&frames, opcode: opcode, line)
-                } else {
-                    Self.appendFrame(&frames, opcode: opcode, Array(String(decoding: line, as: UTF8.self).utf8))
-                }
-                start = newline.map { $0 + 1 } ?? bytes.count
-            }
-        }
-        cache.store(buffer, frames, binary: binary)
+        let frames = WebSocketFraming.frames(of: unwrapOutboundIn(data), binary: binary, allocator: context.channel.allocator)
         context.write(wrapOutboundOut(frames), promise: promise)
     }
 
@@ -151,31 +123,43 @@ final class WebSocketIRCBridge: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
-/// The frames of the last buffer written by the bridges of one event loop (used only on that
-/// loop). The relay serialises a room message once per loop and writes the same buffer to every
-/// member there; the first WebSocket member's bridge frames it and the others reuse the frames, as
-/// TLS members share the buffer. The input is kept, so its memory (the key) cannot be reused for
-/// another buffer while it is cached.
-// @unchecked Sendable: loop-bound: only the bridges of one event loop touch it, on that loop; the
-// endpoint only hands it out (under its lock).
-public final class FrameCache: @unchecked Sendable {
-    private var input: ByteBuffer?
-    private var address: UnsafeRawPointer?
-    private var output: ByteBuffer?
-    private var binary = false
+/// The frames a WebSocket connection takes (its subprotocol: text.ircv3.net or binary.ircv3.net).
+public enum WebSocketFrames: Sendable { case text, binary }
 
-    public init() {}
-
-    func lookup(_ buffer: ByteBuffer, binary: Bool) -> ByteBuffer? {
-        guard let input, binary == self.binary, input.readableBytes == buffer.readableBytes,
-              buffer.withUnsafeReadableBytes({ $0.baseAddress }) == address else { return nil }
-        return output
+/// Server lines as WebSocket frames, for the bridge and for relayed messages.
+public enum WebSocketFraming {
+    /// One frame per CR LF line of `buffer`, all in one buffer: text frames (a line that is not
+    /// UTF-8 gets U+FFFD, so the browser keeps the socket) or binary frames, as the subprotocol says.
+    public static func frames(of buffer: ByteBuffer, binary: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var frames = allocator.buffer(capacity: buffer.readableBytes + 16)
+        let opcode: UInt8 = binary ? 0x82 : 0x81
+        buffer.withUnsafeReadableBytes { bytes in
+            var start = 0
+            while start < bytes.count {
+                // memchr: the relayed batch is scanned once, at memory speed.
+                let rest = UnsafeRawBufferPointer(rebasing: bytes[start...])
+                let found = memchr(rest.baseAddress!, 0x0A, rest.count)
+                let newline = found.map { start + (rest.baseAddress!.distance(to: UnsafeRawPointer($0))) }
+                var end = newline ?? bytes.count
+                if end > start && bytes[end - 1] == 0x0D { end -= 1 }
+                let line = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+                if binary || WebSocketIRCBridge.isValidUTF8(line) {
+                    WebSocketIRCBridge.appendFrame(&frames, opcode: opcode, line)
+                } else {
+                    WebSocketIRCBridge.appendFrame(&frames, opcode: opcode, Array(String(decoding: line, as: UTF8.self).utf8))
+                }
+                start = newline.map { $0 + 1 } ?? bytes.count
+            }
+        }
+        return frames
     }
 
-    func store(_ buffer: ByteBuffer, _ frames: ByteBuffer, binary: Bool) {
-        input = buffer
-        address = buffer.withUnsafeReadableBytes { $0.baseAddress }
-        output = frames
-        self.binary = binary
+    /// Where relayed messages enter a pipeline that speaks IRC over WebSocket: the bridge's own
+    /// context, so that they go straight to TLS below it, already framed; and whether the frames
+    /// are binary. Nil for IRC over TLS.
+    public static func relayEntry(in pipeline: ChannelPipeline.SynchronousOperations) -> (context: ChannelHandlerContext, binary: Bool)? {
+        guard let bridge = try? pipeline.handler(type: WebSocketIRCBridge.self),
+              let context = try? pipeline.context(handler: bridge) else { return nil }
+        return (context, bridge.binary)
     }
 }

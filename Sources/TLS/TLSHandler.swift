@@ -59,6 +59,9 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var timer: Scheduled<Void>?
     private var pendingWrites = CircularBuffer<(buffer: ByteBuffer, promise: EventLoopPromise<Void>?)>(initialCapacity: 4)
     private var flushedWrites = 0
+    /// The channel's allocator, taken once: reading it through the context per flush cost two
+    /// reference-count round trips per recipient of every relayed message.
+    private var allocator = ByteBufferAllocator()
     private var plaintext: ByteBuffer?
     private var closePromise: EventLoopPromise<Void>?
     private var readRequested = false
@@ -117,6 +120,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Lifecycle
 
     public func handlerAdded(context: ChannelHandlerContext) {
+        allocator = context.channel.allocator
         if context.channel.isActive { start(context: context) }
     }
 
@@ -399,7 +403,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // Gather following small writes into one plaintext buffer: one record, one AEAD pass.
             if buffer.readableBytes < Self.recordCoalescingLimit, flushedWrites > 0,
                pendingWrites.first!.buffer.readableBytes < Self.recordCoalescingLimit {
-                var combined = context.channel.allocator.buffer(capacity: Self.recordCoalescingLimit)
+                var combined = allocator.buffer(capacity: Self.recordCoalescingLimit)
                 combined.writeBuffer(&buffer)
                 while flushedWrites > 0,
                       combined.readableBytes + pendingWrites.first!.buffer.readableBytes <= Self.recordCoalescingLimit {

@@ -36,11 +36,21 @@ import Testing
     }
 
     @Test func binarySubprotocolSendsBinaryFrames() async throws {
-        let server = try await TestServer.start(accounts: [alice])
+        let server = try await TestServer.start(accounts: [alice, bob])
         let web = try await TestWebSocketClient.connect(port: server.port, caPath: server.caPath, protocols: ["binary.ircv3.net"])
         #expect(try await web.responseHead().lowercased().contains("sec-websocket-protocol: binary.ircv3.net"))
         try await web.register(account: alice.0, password: alice.1)
-        #expect(web.frames.allSatisfy { $0.opcode == 2 }, "\(web.frames.map(\.opcode))")
+        try await web.send("JOIN #bin")
+        try await web.next("366")
+        // Relayed messages are framed by the relay, not the bridge: binary too, one per frame.
+        let irc = try await server.loggedIn(bob.0, bob.1)
+        try await irc.send("JOIN #bin")
+        try await irc.next("366")
+        try await irc.send("PRIVMSG #bin :first")
+        try await irc.send("PRIVMSG #bin :second")
+        #expect(try await web.next("PRIVMSG").parameters == ["#bin", "first"])
+        #expect(try await web.next("PRIVMSG").parameters == ["#bin", "second"])
+        #expect(web.frames.allSatisfy { $0.opcode == 2 && $0.fin && !$0.payload.contains(10) }, "\(web.frames.map(\.opcode))")
         await server.stop()
     }
 

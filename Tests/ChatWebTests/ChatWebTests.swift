@@ -59,16 +59,26 @@ final class NIOLockedBool: @unchecked Sendable {
     /// The frames the bridge wrote (server frames: unmasked), as opcode and payload.
     func frames(_ channel: EmbeddedChannel) throws -> [(opcode: UInt8, payload: [UInt8])] {
         var all: [(UInt8, [UInt8])] = []
-        while var buffer = try channel.readOutbound(as: ByteBuffer.self) {
-            while buffer.readableBytes > 0 {
-                let first = buffer.readInteger(as: UInt8.self)!
-                #expect(first & 0x80 != 0, "FIN set: one frame per message")
-                var length = Int(buffer.readInteger(as: UInt8.self)!)
-                #expect(length & 0x80 == 0, "server frames are not masked")
-                if length == 126 { length = Int(buffer.readInteger(as: UInt16.self)!) }
-                else if length == 127 { length = Int(buffer.readInteger(as: UInt64.self)!) }
-                all.append((first & 0x0F, buffer.readBytes(length: length)!))
-            }
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { all += frames(in: buffer) }
+        return all
+    }
+
+    /// "opcode:payload" for each frame, to compare.
+    func described(_ buffer: ByteBuffer) -> [String] {
+        frames(in: buffer).map { "\($0.opcode):\(String(decoding: $0.payload, as: UTF8.self))" }
+    }
+
+    func frames(in buffer: ByteBuffer) -> [(opcode: UInt8, payload: [UInt8])] {
+        var all: [(UInt8, [UInt8])] = []
+        var buffer = buffer
+        while buffer.readableBytes > 0 {
+            let first = buffer.readInteger(as: UInt8.self)!
+            #expect(first & 0x80 != 0, "FIN set: one frame per message")
+            var length = Int(buffer.readInteger(as: UInt8.self)!)
+            #expect(length & 0x80 == 0, "server frames are not masked")
+            if length == 126 { length = Int(buffer.readInteger(as: UInt16.self)!) }
+            else if length == 127 { length = Int(buffer.readInteger(as: UInt64.self)!) }
+            all.append((first & 0x0F, buffer.readBytes(length: length)!))
         }
         return all
     }
@@ -131,18 +141,31 @@ final class NIOLockedBool: @unchecked Sendable {
         #expect(!channel.isActive)
     }
 
-    @Test func bridgesOfOneLoopFrameABatchOnceAndNeverMixBatchesUp() throws {
-        let cache = FrameCache()
-        let first = EmbeddedChannel(), second = EmbeddedChannel(), third = EmbeddedChannel()
-        for channel in [first, second, third] { try channel.pipeline.syncOperations.addHandler(WebSocketIRCBridge(binary: false, cache: cache)) }
-        let batch = ByteBuffer(string: ":a PRIVMSG #r :to everyone\r\n")
-        try first.writeOutbound(batch)
-        try second.writeOutbound(batch)  // the same buffer: the cached frames
-        // Another buffer of the same length: its own frames, not the cached ones.
-        try third.writeOutbound(ByteBuffer(string: ":b PRIVMSG #r :to somebody\r\n"))
-        #expect(try frames(first).map { String(decoding: $0.payload, as: UTF8.self) } == [":a PRIVMSG #r :to everyone"])
-        #expect(try frames(second).map { String(decoding: $0.payload, as: UTF8.self) } == [":a PRIVMSG #r :to everyone"])
-        #expect(try frames(third).map { String(decoding: $0.payload, as: UTF8.self) } == [":b PRIVMSG #r :to somebody"])
+    @Test func aBatchOfLinesBecomesOneFramePerLineInOneBuffer() {
+        let batch = ByteBuffer(string: ":a PRIVMSG #r :one\r\n:a PRIVMSG #r :two\r\n")
+        let text = WebSocketFraming.frames(of: batch, binary: false, allocator: ByteBufferAllocator())
+        #expect(described(text) == ["1::a PRIVMSG #r :one", "1::a PRIVMSG #r :two"])
+        // Not UTF-8: a text frame gets U+FFFD (the browser would drop the socket); binary keeps the bytes.
+        var bad = ByteBuffer(string: ":a PRIVMSG #r :")
+        bad.writeBytes([0xFF, 0x0D, 0x0A])
+        #expect(described(WebSocketFraming.frames(of: bad, binary: false, allocator: ByteBufferAllocator())) == ["1::a PRIVMSG #r :\u{FFFD}"])
+        #expect(frames(in: WebSocketFraming.frames(of: bad, binary: true, allocator: ByteBufferAllocator())).map(\.payload)
+            == [Array(":a PRIVMSG #r :".utf8) + [0xFF]])
+    }
+
+    @Test func relaysEnterBelowTheBridgeAndRepliesPassThroughIt() throws {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(WebSocketIRCBridge(binary: true))
+        let entry = try #require(WebSocketFraming.relayEntry(in: channel.pipeline.syncOperations))
+        #expect(entry.binary)
+        // Written from the bridge's context, an already framed relay goes out as it is.
+        let framed = WebSocketFraming.frames(of: ByteBuffer(string: ":a PRIVMSG #r :hi\r\n"), binary: true, allocator: channel.allocator)
+        entry.context.writeAndFlush(NIOAny(framed), promise: nil)
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == framed)
+        // A reply written above the bridge is framed by it.
+        try channel.writeOutbound(ByteBuffer(string: ":server 001 a :Welcome\r\n"))
+        #expect(try frames(channel).map { "\($0.opcode):\(String(decoding: $0.payload, as: UTF8.self))" } == ["2::server 001 a :Welcome"])
+        #expect(WebSocketFraming.relayEntry(in: EmbeddedChannel().pipeline.syncOperations) == nil)
     }
 
     @Test func theUpgradeAnswersWithTheRFCsAcceptHash() {
