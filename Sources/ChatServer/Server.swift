@@ -185,6 +185,10 @@ public final class Server: Sendable {
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            // Every connection keeps its last receive buffer for the next read, idle or not:
+            // SwiftNIO's default starts it at 2 KiB, a tenth of an idle connection. IRC lines are
+            // short; a busy connection's reads grow it as before.
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: Self.initialReceiveBuffer, maximum: 65536))
             .childChannelOption(.writeBufferWaterMark, value: .init(low: limits.sendQueueBytes / 2, high: limits.sendQueueBytes))
             .childChannelInitializer { channel in
                 let address = channel.remoteAddress?.ipAddress ?? "unknown"
@@ -234,6 +238,9 @@ public final class Server: Sendable {
     }
 
     static let purgeInterval = DispatchTimeInterval.seconds(3600)
+    /// Bytes of the first receive buffer of a connection (see `bootstrap`): 2,000 idle clients
+    /// took 22.0 KiB each with SwiftNIO's 2,048, 21.0 with 1,024 and 20.7 with 512.
+    static let initialReceiveBuffer = 512
 
     /// Deletes what the retention settings no longer keep: at start, then every hour.
     private func purgeHistory() {
