@@ -266,7 +266,7 @@ public final class Server: Sendable {
     public static func addSessionHandlers(to pipeline: ChannelPipeline.SynchronousOperations, core: ServerCore, eventLoop: EventLoop,
                                           address: String, now: @escaping () -> Date = Date.init) throws {
         let limits = core.configuration.limits
-        let decoder = ByteToMessageHandler(LineDecoder(maximumLength: limits.lineLength + IRCMessage.Limits.clientTags + 2))
+        let decoder = LineFramer(maximumLength: limits.lineLength + IRCMessage.Limits.clientTags + 2)
         try pipeline.addHandler(decoder)
         try pipeline.addHandler(SendQueueWatchdog())
         try pipeline.addHandler(KeepaliveHandler(
