@@ -618,10 +618,16 @@ final class ClientApp: @unchecked Sendable {
         var delay = 1.0
         var lastFailure: String?
         var attempts = 0
+        // Signed in again elsewhere (the server ends the older session with this reason): going
+        // back on our own would end that one, and two clients with --reconnect would take turns
+        // for ever. Only a person's Enter takes the session back.
+        let replaced = reason.contains("logged in from another connection")
+        if replaced { status("not reconnecting: this account signed in from another connection") }
         while true {
-            if !reconnect {
+            if !reconnect || replaced {
                 guard interactive else { return 8 }
-                status("press Enter to reconnect, or Ctrl-D to quit")
+                status(replaced ? "press Enter to sign in here again (the other connection will be closed), or Ctrl-D to quit"
+                                : "press Enter to reconnect, or Ctrl-D to quit")
                 if !(await waitForEnterOrQuit()) { return 8 }
             } else {
                 status("reconnecting in \(Int(delay)) s")

@@ -194,6 +194,22 @@ let bob = ("bob", "bob password!")
         await again.stop()
     }
 
+    @Test func signedInElsewhereItStopsInsteadOfTakingTheSessionBack() async throws {
+        let server = try await TestServer.start(accounts: [alice])
+        let a = try client(server, alice, room: "#twice", extra: ["--reconnect"])
+        try await a.waitFor("#twice -!- alice joined")
+        // The same account signs in from another client: the older session ends, and with
+        // --reconnect it must not sign in again (the two would take turns for ever).
+        let other = try await server.loggedIn(alice.0, alice.1)
+        try await a.waitFor("disconnected: Closing link: logged in from another connection")
+        try await a.waitFor("not reconnecting: this account signed in from another connection")
+        #expect(await a.exitStatus() == 8)
+        #expect(!a.lines.contains { $0.contains("reconnecting in") })
+        try await other.send("PING still-here")
+        #expect(try await other.next("PONG").parameters.last == "still-here")
+        await server.stop()
+    }
+
     @Test func aFailingReconnectExplainsOnceThenCounts() async throws {
         let server = try await TestServer.start(accounts: [alice])
         let a = try client(server, alice, room: "#gone", extra: ["--reconnect"])
