@@ -54,6 +54,8 @@ func report(_ scenario: String, _ label: String, _ fields: [(String, String)]) {
 /// Connects clients `first..<first+count` with at most `inflight` in progress; returns the
 /// connections, the time to 001 of each (µs) and the failures.
 func connectMany(_ pool: BenchPool, count: Int, first: Int = 0, inflight: Int, keep: Bool, room: (@Sendable (Int) -> String?)? = nil) async -> (connections: [(Channel, BenchConnection)], times: Histogram<UInt64>, failures: [String]) {
+    // @unchecked Sendable: lock: the connecting tasks touch its vars only with `lock` held; they
+    // are read without it only after every task has ended.
     final class Shared: @unchecked Sendable {
         let lock = NSLock()
         var next = 0

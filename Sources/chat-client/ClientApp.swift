@@ -4,6 +4,9 @@ import IRC
 import Foundation
 
 /// The client's main loop: what the person types, what the server says, and reconnecting.
+// @unchecked Sendable: loop-bound: its vars are touched only by the task running `run()`; the
+// tasks and the input thread it starts capture only `sink` (an AsyncStream continuation), the
+// Sendable `ChatConnection` and immutable values, and hand everything back through the stream.
 final class ClientApp: @unchecked Sendable {
     enum Input {
         case command(InputCommand)

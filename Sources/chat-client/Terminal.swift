@@ -260,8 +260,8 @@ final class LineDisplay: TerminalBase, Display, @unchecked Sendable {
 }
 
 /// Script mode: one line per event on standard output, formatting removed.
+// @unchecked Sendable: lock: `target` is touched only with `lock` held.
 final class ScriptDisplay: Display, @unchecked Sendable {
-    // @unchecked Sendable: `target` is touched only with `lock` held.
     private let lock = NSLock()
     private var target: String?
 
