@@ -272,16 +272,16 @@ let bob = ("bob", "bob password!")
         let server = try await TestServer.start(accounts: [alice, bob])
         let session = "securechat-client-\(getpid())"
         let command = "CHAT_PASSWORD='\(alice.1)' \(ClientProcess.binary) --host localhost --port \(server.port) --ca \(server.caPath) --user alice --room lobby --line"
-        _ = Self.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "20", command])
-        defer { _ = Self.run(["tmux", "kill-session", "-t", session]) }
-        func screen() -> String { Self.run(["tmux", "capture-pane", "-t", session, "-p"]) }
+        _ = Self.run(["tmux", "-L", session, "new-session", "-d", "-s", session, "-x", "120", "-y", "20", command])
+        defer { FullScreenClientTests.endTmux(session) }
+        func screen() -> String { Self.run(["tmux", "-L", session, "capture-pane", "-t", session, "-p"]) }
         func waitForScreen(_ text: String) async throws -> String {
             if await waitUntil(timeout: 15, { screen().contains(text) }) { return screen() }
             Issue.record("the screen never showed '\(text)':\n\(screen())")
             return screen()
         }
         _ = try await waitForScreen("#lobby -!- alice joined")
-        _ = Self.run(["tmux", "send-keys", "-t", session, "-l", "I am in the middle of typ"])
+        _ = Self.run(["tmux", "-L", session, "send-keys", "-t", session, "-l", "I am in the middle of typ"])
         _ = try await waitForScreen("[#lobby] I am in the middle of typ")
         let b = try await server.loggedIn(bob.0, bob.1)
         try await b.send("JOIN #lobby")
@@ -291,17 +291,17 @@ let bob = ("bob", "bob password!")
         // bob's message sits above, and the last line is the prompt with the typed text intact.
         #expect(lines.last == "[#lobby] I am in the middle of typ")
         #expect(lines.contains { $0.hasSuffix("#lobby <bob> an interruption from bob") })
-        _ = Self.run(["tmux", "send-keys", "-t", session, "-l", "ing a line"])
-        _ = Self.run(["tmux", "send-keys", "-t", session, "Enter"])
+        _ = Self.run(["tmux", "-L", session, "send-keys", "-t", session, "-l", "ing a line"])
+        _ = Self.run(["tmux", "-L", session, "send-keys", "-t", session, "Enter"])
         #expect(try await b.next("PRIVMSG").parameters == ["#lobby", "I am in the middle of typing a line"])
         // A line longer than the terminal scrolls sideways on its one row: no stale copies.
         let long = String(repeating: "0123456789", count: 17) + "end"
-        _ = Self.run(["tmux", "send-keys", "-t", session, "-l", long])
+        _ = Self.run(["tmux", "-L", session, "send-keys", "-t", session, "-l", long])
         _ = try await waitForScreen("789end")
         #expect(screen().split(separator: "\n").filter { $0.hasPrefix("[#lobby]") }.count == 1, "screen:\n\(screen())")
-        _ = Self.run(["tmux", "send-keys", "-t", session, "Enter"])
+        _ = Self.run(["tmux", "-L", session, "send-keys", "-t", session, "Enter"])
         #expect(try await b.next("PRIVMSG").parameters == ["#lobby", long])
-        _ = Self.run(["tmux", "send-keys", "-t", session, "C-d"])
+        _ = Self.run(["tmux", "-L", session, "send-keys", "-t", session, "C-d"])
         #expect(try await b.next("QUIT").source?.hasPrefix("alice!") == true)
         await server.stop()
     }

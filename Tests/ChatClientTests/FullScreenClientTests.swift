@@ -8,13 +8,23 @@ import Testing
 @Suite(.serialized) struct FullScreenClientTests {
     static func run(_ arguments: [String]) -> String { ChildProcess.run(arguments).output }
 
+    /// Stops the tmux server of `session` (see `Screen`) and removes its socket file.
+    static func endTmux(_ session: String) {
+        _ = run(["tmux", "-L", session, "kill-server"])
+        let folder = ProcessInfo.processInfo.environment["TMUX_TMPDIR"] ?? "/tmp"
+        try? FileManager.default.removeItem(atPath: "\(folder)/tmux-\(getuid())/\(session)")
+    }
+
+    /// Each test has a tmux server of its own (`-L` the session's name): with one shared server,
+    /// the last session killed by one test stops the server while another test's `new-session`
+    /// is starting, and that test waits for a screen that never comes (seen once under load).
     final class Screen: Sendable {
         let session: String
         init(session: String) { self.session = session }
-        func text() -> String { FullScreenClientTests.run(["tmux", "capture-pane", "-t", session, "-p"]) }
+        func text() -> String { FullScreenClientTests.run(["tmux", "-L", session, "capture-pane", "-t", session, "-p"]) }
         var rows: [String] { text().split(separator: "\n", omittingEmptySubsequences: false).map(String.init) }
-        func keys(_ keys: String...) { _ = FullScreenClientTests.run(["tmux", "send-keys", "-t", session] + keys) }
-        func type(_ text: String) { _ = FullScreenClientTests.run(["tmux", "send-keys", "-t", session, "-l", text]) }
+        func keys(_ keys: String...) { _ = FullScreenClientTests.run(["tmux", "-L", session, "send-keys", "-t", session] + keys) }
+        func type(_ text: String) { _ = FullScreenClientTests.run(["tmux", "-L", session, "send-keys", "-t", session, "-l", text]) }
         @discardableResult
         func wait(for text: String, timeout: Double = 20, sourceLocation: SourceLocation = #_sourceLocation) async -> String {
             if await waitUntil(timeout: timeout, { self.text().contains(text) }) { return text }
@@ -28,7 +38,7 @@ import Testing
     func start(_ server: TestServer, width: Int, height: Int, name: String) -> Screen {
         let session = "securechat-fs-\(name)-\(getpid())"
         let command = "CHAT_PASSWORD='\(alice.1)' \(ClientProcess.binary) --host localhost --port \(server.port) --ca \(server.caPath) --user alice --room lobby"
-        _ = Self.run(["tmux", "new-session", "-d", "-s", session, "-x", "\(width)", "-y", "\(height)", command])
+        _ = Self.run(["tmux", "-L", session, "new-session", "-d", "-s", session, "-x", "\(width)", "-y", "\(height)", command])
         return Screen(session: session)
     }
 
@@ -36,7 +46,7 @@ import Testing
     func twoRoomsUnreadMarksSwitchingAndLongLines() async throws {
         let server = try await TestServer.start(accounts: [alice, bob])
         let screen = start(server, width: 100, height: 30, name: "rooms")
-        defer { _ = Self.run(["tmux", "kill-session", "-t", screen.session]) }
+        defer { Self.endTmux(screen.session) }
         await screen.wait(for: "-!- alice joined")
         #expect(screen.status.contains("[alice]") && screen.status.contains("[2:#lobby]") && screen.status.contains("[connected]"), "status: \(screen.status)")
         let b = try await server.loggedIn(bob.0, bob.1)
@@ -88,9 +98,9 @@ import Testing
         let server = try await TestServer.start(accounts: [alice])
         let session = "securechat-fs-password-\(getpid())"
         let command = "\(ClientProcess.binary) --host localhost --port \(server.port) --ca \(server.caPath) --user alice --room lobby"
-        _ = Self.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", command])
+        _ = Self.run(["tmux", "-L", session, "new-session", "-d", "-s", session, "-x", "100", "-y", "30", command])
         let screen = Screen(session: session)
-        defer { _ = Self.run(["tmux", "kill-session", "-t", session]) }
+        defer { Self.endTmux(session) }
         await screen.wait(for: "Password for alice:")
         screen.type("not the password")
         screen.keys("Enter")
@@ -106,11 +116,11 @@ import Testing
     func smallWindowResizeAndAPasteThatAsksFirst() async throws {
         let server = try await TestServer.start(accounts: [alice, bob])
         let screen = start(server, width: 100, height: 30, name: "small")
-        defer { _ = Self.run(["tmux", "kill-session", "-t", screen.session]) }
+        defer { Self.endTmux(screen.session) }
         await screen.wait(for: "-!- alice joined")
         let b = try await server.loggedIn(bob.0, bob.1)
         try await b.send("JOIN #lobby")
-        _ = Self.run(["tmux", "resize-window", "-t", screen.session, "-x", "40", "-y", "15"])
+        _ = Self.run(["tmux", "-L", screen.session, "resize-window", "-t", screen.session, "-x", "40", "-y", "15"])
         try await b.send("PRIVMSG #lobby :a message long enough to wrap at forty columns, twice over at least")
         #expect(await waitUntil(timeout: 20) { screen.text().replacingOccurrences(of: "\n", with: "").contains("twice over at least") },
                 "screen:\n\(screen.text())")
@@ -129,8 +139,8 @@ import Testing
         // A paste of 30 lines asks first; Enter sends them, paced, and a command typed meanwhile
         // is answered at once instead of waiting behind them.
         let lines = (1...30).map { "pasted line \($0)" }
-        _ = Self.run(["tmux", "set-buffer", "-b", "p", lines.joined(separator: "\n") + "\n"])
-        _ = Self.run(["tmux", "paste-buffer", "-p", "-b", "p", "-t", screen.session])
+        _ = Self.run(["tmux", "-L", screen.session, "set-buffer", "-b", "p", lines.joined(separator: "\n") + "\n"])
+        _ = Self.run(["tmux", "-L", screen.session, "paste-buffer", "-p", "-b", "p", "-t", screen.session])
         await screen.wait(for: "paste of 30")
         screen.keys("Enter")
         #expect(try await b.next("PRIVMSG").parameters == ["#lobby", "pasted line 1"])
@@ -156,7 +166,7 @@ import Testing
         try await b.send("PING sync")
         try await b.next("PONG") { $0.command == "PONG" }
         let screen = start(server, width: 100, height: 30, name: "backlog")
-        defer { _ = Self.run(["tmux", "kill-session", "-t", screen.session]) }
+        defer { Self.endTmux(screen.session) }
         await screen.wait(for: "<bob> said before alice came")
         // The window in front is read: its marker reaches the server within a few seconds.
         #expect(await waitUntil(timeout: 20) { server.server.history?.readMarker(account: "alice", target: "#lobby") != nil })
