@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "IRCFraming", targets: ["IRCFraming"]),
         .library(name: "ChatHistory", targets: ["ChatHistory"]),
         .library(name: "ChatServer", targets: ["ChatServer"]),
+        .library(name: "ChatCluster", targets: ["ChatCluster"]),
         .library(name: "ChatClient", targets: ["ChatClient"]),
         .executable(name: "chat-admin", targets: ["chat-admin"]),
         .executable(name: "chat-bench", targets: ["chat-bench"]),
@@ -86,6 +87,24 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+            ]
+        ),
+        // Several nodes on one PostgreSQL: its wire protocol (our own client: TLS through the TLS
+        // module, SCRAM-SHA-256 with OpenSSL), the versioned schema, accounts in the database.
+        .target(
+            name: "ChatCluster",
+            dependencies: [
+                "COpenSSL", "ChatAuth", "ChatSupport", "TLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "ChatClusterTests",
+            dependencies: [
+                "ChatCluster", "ChatTesting", "ChatAuth", "ChatSupport", "TLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // The server: configuration, sessions, rooms, delivery, limits.

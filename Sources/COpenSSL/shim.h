@@ -22,6 +22,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <openssl/bio.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
 #include <stdint.h>
 
 // Protocol versions and modes (macros over SSL_CTX_ctrl / SSL_ctrl).
