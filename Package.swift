@@ -111,7 +111,7 @@ let package = Package(
         .target(
             name: "ChatServer",
             dependencies: [
-                "IRC", "IRCFraming", "ChatAuth", "ChatSupport", "TLS", "ChatHistory", "ChatWeb",
+                "IRC", "IRCFraming", "ChatAuth", "ChatCluster", "ChatSupport", "TLS", "ChatHistory", "ChatWeb",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -178,7 +178,7 @@ let package = Package(
         .executableTarget(
             name: "chat-admin",
             dependencies: [
-                "ChatAuth", "ChatSupport", "TLS", "ChatHistory",
+                "ChatAuth", "ChatCluster", "ChatSupport", "TLS", "ChatHistory",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

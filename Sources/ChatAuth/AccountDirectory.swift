@@ -39,10 +39,10 @@ public final class AccountDirectory: @unchecked Sendable {
         }
     }
 
-    public let store: UsersStore
+    public let store: any AccountStore
     private let lock = NSLock()
     private var database = UsersDatabase()
-    private var identity: FileIdentity?
+    private var identity: AccountStoreVersion?
     private var lastError: UsersFileError?
     private var warning: String?
     private var onChange: (@Sendable ([Change]) -> Void)?
@@ -51,10 +51,10 @@ public final class AccountDirectory: @unchecked Sendable {
     /// Loads the file now; a missing file means no accounts yet.
     ///
     /// - Parameter report: receives one line for each load problem and each recovery (for the log).
-    public init(store: UsersStore, report: @escaping @Sendable (String) -> Void = { _ in }) throws(UsersFileError) {
+    public init(store: any AccountStore, report: @escaping @Sendable (String) -> Void = { _ in }) throws(UsersFileError) {
         self.store = store
         self.report = report
-        identity = store.identity()
+        identity = store.version()
         database = try store.load()
         warning = store.permissionWarning()
         if let warning { report(warning) }
@@ -101,7 +101,7 @@ public final class AccountDirectory: @unchecked Sendable {
 
     /// Re-reads the file if its identity or modification time changed.
     public func refreshIfChanged() {
-        let now = store.identity()
+        let now = store.version()
         lock.lock()
         let changed = now != identity
         lock.unlock()
@@ -165,7 +165,7 @@ public final class AccountDirectory: @unchecked Sendable {
     /// Re-reads the file; on failure keeps the last good copy and reports why.
     @discardableResult
     public func reload() -> Bool {
-        let now = store.identity()
+        let now = store.version()
         do {
             let fresh = try store.load()
             let newWarning = store.permissionWarning()
@@ -179,7 +179,7 @@ public final class AccountDirectory: @unchecked Sendable {
             lastError = nil
             warning = newWarning
             lock.unlock()
-            if recovered { report("users file \(store.path) is readable again: \(fresh.accounts.count) accounts") }
+            if recovered { report("\(store.location) is readable again: \(fresh.accounts.count) accounts") }
             if let warn { report(warn) }
             if !changes.isEmpty { handler?(changes) }
             return true

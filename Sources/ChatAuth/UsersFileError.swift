@@ -14,6 +14,8 @@ public enum UsersFileError: Error, Sendable, Equatable, CustomStringConvertible 
     case writableByOthers(path: String, mode: UInt32)
     /// The configured path is a symbolic link (a server and chat-admin would drift apart).
     case symbolicLink(path: String)
+    /// The accounts are in a database that failed (the message says which and why).
+    case database(String)
 
     public var description: String {
         switch self {
@@ -37,6 +39,8 @@ public enum UsersFileError: Error, Sendable, Equatable, CustomStringConvertible 
             return "invalid account name: \(reason)"
         case let .writableByOthers(path, mode):
             return "users file \(path) can be changed by other users (mode \(String(mode & 0o777, radix: 8))): refused — run: chmod 600 \(path)"
+        case let .database(reason):
+            return reason
         case let .symbolicLink(path):
             return "users file \(path) is a symbolic link: refused — point \"usersFile\" in the configuration at the real file"
         }

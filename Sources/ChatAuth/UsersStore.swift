@@ -8,7 +8,7 @@ import Foundation
 /// fsync, rename, fsync of the folder), mode 0600. Two `chat-admin` runs, or `chat-admin` and the
 /// server, never lose each other's updates, and a crash at any point leaves the old or the new
 /// file, never a mix. A file that cannot be read or parsed is reported and never overwritten.
-public struct UsersStore: Sendable {
+public struct UsersStore: AccountStore {
     /// The users file.
     public let path: String
 
@@ -27,6 +27,10 @@ public struct UsersStore: Sendable {
         guard let bytes = try readIfPresent() else { return UsersDatabase() }
         return try UsersDatabase.decode(bytes, path: path)
     }
+
+    public var location: String { "users file \(path)" }
+
+    public func version() -> AccountStoreVersion? { identity().map(AccountStoreVersion.file) }
 
     /// Whether the file exists.
     public var exists: Bool { FileManager.default.fileExists(atPath: path) }
@@ -129,6 +133,29 @@ public struct UsersStore: Sendable {
             throw .writeFailed(path: path, reason: error.reason)
         }
     }
+}
+
+/// Where accounts live: the users file (`UsersStore`, the default) or, for a cluster of servers,
+/// PostgreSQL (`ChatCluster`). chat-admin and the server change and read accounts only through this.
+public protocol AccountStore: Sendable {
+    /// Where, for messages: "users file /path", "PostgreSQL user@host:port/db".
+    var location: String { get }
+    /// Every account and ban. An empty store is an empty database.
+    func load() throws(UsersFileError) -> UsersDatabase
+    /// Applies `change` to the current contents, exclusively (no other writer in between, in any
+    /// process), and stores the result; nothing is stored if `change` throws.
+    @discardableResult
+    func update<T>(_ change: (inout UsersDatabase) throws -> T) throws -> T
+    /// Something cheap to read that differs whenever the accounts changed; nil if unknown.
+    func version() -> AccountStoreVersion?
+    /// A warning about how the store is protected, or nil.
+    func permissionWarning() -> String?
+}
+
+/// A version of an account store, to notice a change without reading the accounts.
+public enum AccountStoreVersion: Sendable, Equatable {
+    case file(FileIdentity)
+    case counter(Int64)
 }
 
 /// What identifies a version of a file without reading it.

@@ -1,5 +1,6 @@
 import ChatSupport
 import ChatAuth
+import ChatCluster
 import ChatHistory
 import ChatWeb
 import Foundation
@@ -66,7 +67,21 @@ public final class Server: Sendable {
         let context = try Self.makeTLSContext(configuration)
         tlsBox = NIOLockedValueBox(context)
         let report: @Sendable (String) -> Void = { logger.warning("\($0)") }
-        directory = try AccountDirectory(store: UsersStore(path: configuration.usersFile), report: report)
+        let accounts: any AccountStore
+        if let cluster = configuration.cluster {
+            let store = PostgresAccountStore(settings: cluster.postgres, eventLoop: group.next())
+            // The database must answer now: a node that cannot reach it must not start half-way.
+            do {
+                _ = try store.load()
+            } catch {
+                throw ConfigurationError(path: configuration.path, message: "\"cluster\": \(error)")
+            }
+            logger.notice("cluster node \(cluster.node): accounts in PostgreSQL \(cluster.postgres.description)")
+            accounts = store
+        } else {
+            accounts = UsersStore(path: configuration.usersFile)
+        }
+        directory = try AccountDirectory(store: accounts, report: report)
         if !configuration.passwordHashing.meetsOWASPFloor {
             logger.warning("passwordHashing \(configuration.passwordHashing) is below OWASP's minimum (for example ln=15,r=8,p=3); use it only for tests")
         }

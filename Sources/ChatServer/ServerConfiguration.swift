@@ -1,5 +1,6 @@
 import ChatSupport
 import ChatAuth
+import ChatCluster
 import Foundation
 import TLS
 
@@ -104,6 +105,9 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var history: HistorySettings
     public var rooms = RoomSettings()
     public var web = WebSettings()
+    /// Several nodes on one PostgreSQL (README: "Running several nodes"); nil: a single server
+    /// with the users file.
+    public var cluster: ClusterSettings?
     /// The file this was read from.
     public var path: String
 
@@ -230,7 +234,7 @@ extension ServerConfiguration {
         func resolve(_ p: String) -> String { ((p.hasPrefix("/") ? p : folder + "/" + p) as NSString).standardizingPath }
 
         mutating func read(_ root: [String: Any]) throws -> ServerConfiguration {
-            try checkKeys(root, allowed: ["serverName", "networkName", "listeners", "tls", "usersFile", "passwordHashing", "motd", "limits", "history", "rooms", "web"], at: "")
+            try checkKeys(root, allowed: ["serverName", "networkName", "listeners", "tls", "usersFile", "passwordHashing", "motd", "limits", "history", "rooms", "web", "cluster"], at: "")
             guard let tlsObject = root["tls"] else { throw ConfigurationError(path: path, message: "missing \"tls\": name the certificate chain and private key files") }
             guard let tlsTable = tlsObject as? [String: Any] else { throw fail("tls", "an object", tlsObject) }
             try checkKeys(tlsTable, allowed: ["certificateChain", "privateKey", "clientCA", "minimumVersion", "createDevelopmentCertificates"], at: "tls.")
@@ -319,6 +323,13 @@ extension ServerConfiguration {
                         guard let origin = item as? String, Self.isOrigin(origin) else { throw fail("web.allowedOrigins", expected, item) }
                         return origin
                     }
+                }
+            }
+            if let value = root["cluster"] {
+                do {
+                    configuration.cluster = try ClusterSettings.read(value, folder: folder)
+                } catch {
+                    throw ConfigurationError(path: path, message: error.message)
                 }
             }
             if let value = root["history"] {

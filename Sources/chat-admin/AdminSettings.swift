@@ -1,5 +1,6 @@
 import ChatSupport
 import ChatAuth
+import ChatCluster
 import Foundation
 
 /// Where the users file is and how to hash, taken from the server's config file (or options).
@@ -11,6 +12,8 @@ struct AdminSettings {
     var configFolder: String
     /// The history database: the config's "history.database", else history.sqlite next to the users file.
     var historyDatabase: String?
+    /// The config's "cluster" block: accounts are in PostgreSQL.
+    var cluster: ClusterSettings?
     private var parameters: ScryptParameters
 
     init(usersFile: String, hashing: ScryptParameters, configFolder: String) {
@@ -32,6 +35,7 @@ struct AdminSettings {
         let folder = configURL.deletingLastPathComponent().path
         var hashing = ScryptParameters.default
         var fromConfig: String?
+        var cluster: ClusterSettings?
         var database: String?
         if FileManager.default.fileExists(atPath: config) {
             let bytes = try Array(Data(contentsOf: configURL))
@@ -49,6 +53,13 @@ struct AdminSettings {
             }
             if let history = object["history"] as? [String: Any], let path = history["database"] as? String, !path.isEmpty {
                 database = path.hasPrefix("/") ? path : folder + "/" + path
+            }
+            if let value = object["cluster"] {
+                do {
+                    cluster = try ClusterSettings.read(value, folder: folder)
+                } catch {
+                    throw AdminError("config file \(config): \(error)")
+                }
             }
             if let value = object["passwordHashing"] {
                 guard let table = value as? [String: Any], let ln = table["ln"] as? Int, let r = table["r"] as? Int, let p = table["p"] as? Int else {
@@ -69,6 +80,7 @@ struct AdminSettings {
             chosen = folder + "/users.json"
         }
         var settings = AdminSettings(usersFile: chosen, hashing: hashing, configFolder: folder)
+        settings.cluster = cluster
         settings.historyDatabase = database ?? ((chosen as NSString).deletingLastPathComponent as NSString).appendingPathComponent("history.sqlite")
         return settings
     }

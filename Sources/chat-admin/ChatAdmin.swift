@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChatAuth
+import ChatCluster
 import Foundation
 import TLS
 
@@ -14,13 +15,13 @@ struct ChatAdmin: ParsableCommand {
         while the server does; the server picks them up at the next login. Passwords are read from \
         a no-echo prompt, or one line on standard input with --password-stdin; never from arguments.
         """,
-        subcommands: [AddUser.self, Passwd.self, DelUser.self, List.self, Lock.self, Unlock.self, Verify.self, Role.self, Ban.self, History.self, RoomAdmin.self, Import.self, ClientCertificates.self, Certs.self]
+        subcommands: [AddUser.self, Passwd.self, DelUser.self, List.self, Lock.self, Unlock.self, Verify.self, Role.self, Ban.self, History.self, RoomAdmin.self, Import.self, Users.self, ClientCertificates.self, Certs.self]
     )
 }
 
 /// Options every account command shares.
 struct Location: ParsableArguments {
-    @Option(help: "The server's config file; its \"usersFile\" and \"passwordHashing\" are used.")
+    @Option(help: "The server's config file; its \"usersFile\" (or \"cluster\" database) and \"passwordHashing\" are used.")
     var config: String = "Config/server.json"
 
     @Option(help: "The users file to change (overrides the config's).")
@@ -30,8 +31,13 @@ struct Location: ParsableArguments {
         try AdminSettings.resolve(config: config, usersFile: usersFile)
     }
 
-    func store() throws -> (UsersStore, AdminSettings) {
+    /// The users file, or the cluster's PostgreSQL when the config has a "cluster" block (and no
+    /// --users-file was given).
+    func store() throws -> (any AccountStore, AdminSettings) {
         let settings = try settings()
+        if usersFile == nil, let cluster = settings.cluster {
+            return (PostgresAccountStore(settings: cluster.postgres), settings)
+        }
         return (UsersStore(path: settings.usersFile), settings)
     }
 }
@@ -74,7 +80,7 @@ struct AddUser: ParsableCommand {
             try store.update { database in
                 try database.add(Account(name: name, hash: hash.phc, created: now, updated: now))
             }
-            print("added account '\(name)' to \(store.path)")
+            print("added account '\(name)' to \(store.location)")
         }
     }
 }
@@ -138,7 +144,7 @@ struct List: ParsableCommand {
             let (store, _) = try location.store()
             let accounts = try store.load().accounts
             if accounts.isEmpty {
-                print("no accounts in \(store.path) — add one with: chat-admin adduser NAME")
+                print("no accounts in \(store.location) — add one with: chat-admin adduser NAME")
                 return
             }
             let width = max(4, accounts.map(\.name.count).max() ?? 4)

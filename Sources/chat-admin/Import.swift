@@ -67,7 +67,7 @@ struct Import: ParsableCommand {
             for entry in entries where entry.generated {
                 print("\(entry.name),\(String(decoding: entry.password.bytes, as: UTF8.self))")
             }
-            FileHandle.standardError.write(Data("imported \(entries.count) accounts into \(store.path)\n".utf8))
+            FileHandle.standardError.write(Data("imported \(entries.count) accounts into \(store.location)\n".utf8))
         }
     }
 

@@ -108,7 +108,7 @@ struct BanList: ParsableCommand {
             let now = Date()
             let bans = try store.load().bans.filter { $0.isActive(at: now) }
             if bans.isEmpty {
-                print("no server bans in \(store.path)")
+                print("no server bans in \(store.location)")
                 return
             }
             let width = max(6, bans.map(\.target.description.count).max() ?? 6)

@@ -1,0 +1,86 @@
+/// The tables the nodes share, created and migrated at start.
+///
+/// `securechat_schema` holds the version. Each node, at start, takes an advisory lock (so two
+/// nodes starting together do not both migrate), applies the steps above the stored version in
+/// one transaction, and refuses to run against a database newer than it knows: an older node
+/// must not write to tables whose meaning it does not know.
+public enum ClusterSchema {
+    /// Each step's SQL; step N takes version N-1 to N.
+    static let steps: [String] = [
+        // 1: accounts (one row each, the same scrypt PHC records as the users file), the bans and
+        // a counter that every change of either bumps, so nodes notice changes with one read.
+        """
+        CREATE TABLE securechat_accounts (
+            folded text PRIMARY KEY,
+            name text NOT NULL,
+            hash text NOT NULL,
+            created text NOT NULL,
+            updated text NOT NULL,
+            locked boolean NOT NULL DEFAULT false,
+            operator boolean NOT NULL DEFAULT false,
+            certificates text NOT NULL DEFAULT ''
+        );
+        CREATE TABLE securechat_account_state (
+            single boolean PRIMARY KEY DEFAULT true CHECK (single),
+            version bigint NOT NULL,
+            bans text NOT NULL
+        );
+        INSERT INTO securechat_account_state (version, bans) VALUES (0, '');
+        CREATE TABLE securechat_nodes (
+            name text PRIMARY KEY,
+            started timestamptz NOT NULL DEFAULT now(),
+            seen timestamptz NOT NULL DEFAULT now()
+        );
+        """,
+    ]
+
+    /// The version this program writes.
+    public static var currentVersion: Int { steps.count }
+
+    static let lockKey = "7283001"
+
+    public enum Problem: Error, Sendable, CustomStringConvertible {
+        case newer(found: Int)
+        public var description: String {
+            switch self {
+            case let .newer(found):
+                return "the cluster database has schema version \(found), but this chat-server knows only up to \(ClusterSchema.currentVersion) — upgrade this node to the release the other nodes run"
+            }
+        }
+    }
+
+    /// Brings the database to `currentVersion`; returns the version found before. Blocking.
+    @discardableResult
+    public static func migrate(_ connection: PostgresConnection) throws -> Int {
+        try connection.transaction {
+            _ = try connection.run("SELECT pg_advisory_xact_lock(\(lockKey))")
+            _ = try connection.run("CREATE TABLE IF NOT EXISTS securechat_schema (version integer NOT NULL)")
+            let found = Int(try connection.run("SELECT max(version) AS v FROM securechat_schema").value(0, "v") ?? "0") ?? 0
+            guard found <= currentVersion else { throw Problem.newer(found: found) }
+            for step in steps.dropFirst(found) {
+                _ = try connection.script(step).wait()
+            }
+            if found < currentVersion {
+                _ = try connection.run("DELETE FROM securechat_schema")
+                _ = try connection.run("INSERT INTO securechat_schema (version) VALUES ($1)", ["\(currentVersion)"])
+            }
+            return found
+        }
+    }
+}
+
+extension PostgresConnection {
+    /// Runs `body` between BEGIN and COMMIT; a throw rolls back and rethrows. Blocking, and the
+    /// connection must not be shared with other callers meanwhile.
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        _ = try run("BEGIN")
+        do {
+            let result = try body()
+            _ = try run("COMMIT")
+            return result
+        } catch {
+            _ = try? run("ROLLBACK")
+            throw error
+        }
+    }
+}
