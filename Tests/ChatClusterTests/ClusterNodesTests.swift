@@ -1,0 +1,112 @@
+import ChatAuth
+import ChatSupport
+import ChatTesting
+import Foundation
+import Testing
+
+/// chat-server processes as nodes of one cluster, and chat-admin against its database.
+@Suite(.enabled(if: postgresPresent), .serialized) struct ClusterNodesTests {
+    /// A folder with a node config per name, all on `server`, and the password file they share.
+    struct Cluster {
+        let folder: String
+        let server: ThrowawayPostgres
+
+        init(server: ThrowawayPostgres) throws {
+            self.server = server
+            folder = NSTemporaryDirectory() + "securechat-cluster-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try (server.password + "\n").write(toFile: folder + "/pg-password", atomically: true, encoding: .utf8)
+            chmod(folder + "/pg-password", 0o600)
+        }
+
+        /// Writes NODE.json for a node listening on `port`; returns its path.
+        func config(node: String, port: Int) throws -> String {
+            let certs = TestServer.certificates
+            let path = folder + "/\(node).json"
+            try """
+            { "listeners": [ { "host": "127.0.0.1", "port": \(port) } ],
+              "tls": { "certificateChain": "\(certs.certificatePath)", "privateKey": "\(certs.keyPath)" },
+              "usersFile": "users-\(node).json", "history": { "enabled": false },
+              "passwordHashing": { "ln": 4, "r": 8, "p": 1 },
+              "cluster": { "node": "\(node)", "database": "postgresql://\(server.user)@127.0.0.1:\(server.port)/postgres",
+                           "tls": "disable", "passwordFile": "pg-password" } }
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+    }
+
+    static func admin(_ arguments: [String], input: String? = nil) -> (status: Int32, output: String) {
+        do {
+            let child = try ChildProcess([TestBinaries.path("chat-admin")] + arguments, input: true)
+            if let input { child.write(input) }
+            child.closeInput()
+            let status = child.finish(timeout: 60)
+            return (status, child.output)
+        } catch {
+            return (-1, "\(error)")
+        }
+    }
+
+    static func startNode(_ config: String) async throws -> ChildProcess {
+        let node = try ChildProcess([TestBinaries.path("chat-server"), "--config", config])
+        let started = await waitUntil(timeout: 60) { node.output.contains("listening on") || node.status != nil }
+        #expect(started && node.status == nil, "\(node.output)")
+        return node
+    }
+
+    /// A users file moved in with `chat-admin users import`, accounts added with chat-admin on
+    /// one node's config: every node logs them in, and a lock made through one node's config
+    /// ends the session on another.
+    @Test func accountsAreSharedByEveryNode() async throws {
+        let server = try ThrowawayPostgres.start()
+        defer { server.stop() }
+        let cluster = try Cluster(server: server)
+        let (portA, portB) = (FreePort.loopback(), FreePort.loopback())
+        let configA = try cluster.config(node: "a", port: portA)
+        let configB = try cluster.config(node: "b", port: portB)
+
+        // A single server's users file, moved into the cluster.
+        let hash = try PasswordHash.make(password: Password("alice password"), parameters: TestServer.testHashing)
+        try UsersStore(path: cluster.folder + "/old-users.json").update { try $0.add(Account(name: "alice", hash: hash.phc, created: "t", updated: "t")) }
+        let imported = Self.admin(["users", "import", cluster.folder + "/old-users.json", "--config", configA])
+        #expect(imported.status == 0, "\(imported.output)")
+        #expect(imported.output.contains("imported 1 accounts and 0 bans"))
+        #expect(Self.admin(["users", "import", cluster.folder + "/old-users.json", "--config", configB]).output.contains("already exists"))
+
+        let a = try await Self.startNode(configA)
+        defer { a.signal(SIGTERM); a.finish() }
+        let b = try await Self.startNode(configB)
+        defer { b.signal(SIGTERM); b.finish() }
+        #expect(a.output.contains("cluster node a: accounts in PostgreSQL"))
+
+        // bob is added through node a's config, while both nodes run.
+        let added = Self.admin(["adduser", "bob", "--config", configA, "--password-stdin"], input: "bob password\n")
+        #expect(added.status == 0, "\(added.output)")
+        let ca = TestServer.certificates.caCertificatePath
+        let bobOnB = try await TestIRCClient.connect(port: portB, caPath: ca)
+        #expect(try await bobOnB.register(account: "bob", password: "bob password").command == "001")
+        let aliceOnA = try await TestIRCClient.connect(port: portA, caPath: ca)
+        #expect(try await aliceOnA.register(account: "alice", password: "alice password").command == "001")
+        let wrong = try await TestIRCClient.connect(port: portB, caPath: ca)
+        #expect(try await wrong.register(account: "alice", password: "not her password").command == "ERROR")
+        #expect(wrong.received.contains { $0.command == "904" })
+
+        // Locked through node b's config: node a notices and ends alice's session.
+        let locked = Self.admin(["lock", "alice", "--config", configB])
+        #expect(locked.status == 0, "\(locked.output)")
+        let error = try await aliceOnA.next("ERROR")
+        #expect(error.parameters.last?.contains("locked") == true)
+        let listed = Self.admin(["list", "--config", configB])
+        #expect(listed.output.contains("alice") && listed.output.contains("bob"), "\(listed.output)")
+    }
+
+    @Test func aNodeThatCannotReachTheDatabaseDoesNotStart() async throws {
+        let server = try ThrowawayPostgres.start()
+        let cluster = try Cluster(server: server)
+        let config = try cluster.config(node: "a", port: FreePort.loopback())
+        server.stop()
+        let node = try ChildProcess([TestBinaries.path("chat-server"), "--config", config])
+        #expect(await node.exitStatus(timeout: 60) == 1)
+        #expect(node.output.contains("cannot read accounts in PostgreSQL"), "\(node.output)")
+    }
+}
