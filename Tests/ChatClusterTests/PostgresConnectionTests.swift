@@ -102,6 +102,38 @@ let postgresPresent = ThrowawayPostgres.isAvailable || ProcessInfo.processInfo.e
         }
     }
 
+    /// TLS through the project's own layer: the server's certificate is verified against the CA
+    /// given; an unknown CA or a server without TLS is refused with the reason.
+    @Test func tlsIsVerified() async throws {
+        let certs = TestServer.certificates
+        let server = try ThrowawayPostgres.start(tls: (certs.certificatePath, certs.keyPath))
+        defer { server.stop() }
+        var settings = Self.settings(server)
+        settings.security = .verifyFull(.caFile(certs.caCertificatePath))
+        let connection = try await PostgresConnection.connect(settings, on: MultiThreadedEventLoopGroup.singleton.next()).get()
+        let ssl = try await connection.query("SELECT ssl::text AS ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").get()
+        #expect(ssl.value(0, "ssl") == "true")
+        try await connection.close().get()
+
+        settings.security = .verifyFull(.system)
+        do {
+            _ = try await PostgresConnection.connect(settings, on: MultiThreadedEventLoopGroup.singleton.next()).get()
+            Issue.record("a certificate from an unknown CA was accepted")
+        } catch let error as PostgresError {
+            guard case .tls = error else { Issue.record("expected a TLS error, got \(error)"); return }
+        }
+        let plain = try ThrowawayPostgres.start()
+        defer { plain.stop() }
+        var noTLS = Self.settings(plain)
+        noTLS.security = .verifyFull(.caFile(certs.caCertificatePath))
+        do {
+            _ = try await PostgresConnection.connect(noTLS, on: MultiThreadedEventLoopGroup.singleton.next()).get()
+            Issue.record("a server without TLS was accepted")
+        } catch let error as PostgresError {
+            #expect("\(error)".contains("does not offer TLS"))
+        }
+    }
+
     @Test func noServerIsAClearConnectError() async throws {
         let settings = PostgresSettings(host: "127.0.0.1", port: FreePort.loopback(), user: "x", database: "x", security: .disable)
         await #expect(throws: PostgresError.self) { _ = try await PostgresConnection.connect(settings, on: MultiThreadedEventLoopGroup.singleton.next()).get() }
