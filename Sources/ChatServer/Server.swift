@@ -34,6 +34,8 @@ public final class Server: Sendable {
     /// clients slows their handshakes, not the chat of those already connected.
     let handshakes: WorkerPool
     public let directory: AccountDirectory
+    /// This node's registration in the cluster's database; nil for a single server.
+    public let clusterNode: ClusterNode?
     /// The history store, when history is on.
     public let history: SQLiteHistory?
     /// Looks at the users file (one `stat`) twice a second, off the event loops, so changes
@@ -68,6 +70,7 @@ public final class Server: Sendable {
         tlsBox = NIOLockedValueBox(context)
         let report: @Sendable (String) -> Void = { logger.warning("\($0)") }
         let accounts: any AccountStore
+        var clusterNode: ClusterNode?
         if let cluster = configuration.cluster {
             let store = PostgresAccountStore(settings: cluster.postgres, eventLoop: group.next())
             // The database must answer now: a node that cannot reach it must not start half-way.
@@ -76,11 +79,17 @@ public final class Server: Sendable {
             } catch {
                 throw ConfigurationError(path: configuration.path, message: "\"cluster\": \(error)")
             }
+            do {
+                clusterNode = try ClusterNode.start(cluster, on: group.next(), report: { logger.warning("\($0)") })
+            } catch {
+                throw ConfigurationError(path: configuration.path, message: "\"cluster\": \(error)")
+            }
             logger.notice("cluster node \(cluster.node): accounts in PostgreSQL \(cluster.postgres.description)")
             accounts = store
         } else {
             accounts = UsersStore(path: configuration.usersFile)
         }
+        self.clusterNode = clusterNode
         directory = try AccountDirectory(store: accounts, report: report)
         if !configuration.passwordHashing.meetsOWASPFloor {
             logger.warning("passwordHashing \(configuration.passwordHashing) is below OWASP's minimum (for example ln=15,r=8,p=3); use it only for tests")
@@ -346,6 +355,9 @@ public final class Server: Sendable {
         history?.close()
         pool.shutdown()
         handshakes.shutdown()
+        if let clusterNode {
+            await Task.detached { clusterNode.stop() }.value
+        }
     }
 }
 

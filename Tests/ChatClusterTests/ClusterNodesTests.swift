@@ -2,7 +2,9 @@ import ChatAuth
 import ChatSupport
 import ChatTesting
 import Foundation
+import NIOPosix
 import Testing
+@testable import ChatCluster
 
 /// chat-server processes as nodes of one cluster, and chat-admin against its database.
 @Suite(.enabled(if: postgresPresent), .serialized) struct ClusterNodesTests {
@@ -98,6 +100,36 @@ import Testing
         #expect(error.parameters.last?.contains("locked") == true)
         let listed = Self.admin(["list", "--config", configB])
         #expect(listed.output.contains("alice") && listed.output.contains("bob"), "\(listed.output)")
+    }
+
+    /// A node's name is its own while it lives: a second node under that name is refused at
+    /// start; a node killed with SIGKILL frees it at once (its connection, and the lock on the
+    /// name, die with it); a clean stop removes the node's row.
+    @Test func nodeNamesAreUniqueAmongLiveNodes() async throws {
+        let server = try ThrowawayPostgres.start()
+        defer { server.stop() }
+        let cluster = try Cluster(server: server)
+        let first = try await Self.startNode(try cluster.config(node: "a", port: FreePort.loopback()))
+        let twin = try ChildProcess([TestBinaries.path("chat-server"), "--config", try cluster.config(node: "a", port: FreePort.loopback())])
+        #expect(await twin.exitStatus(timeout: 60) == 1)
+        #expect(twin.output.contains("another node named 'a' is running"), "\(twin.output)")
+
+        let connection = try await PostgresConnection.connect(PostgresConnectionTests.settings(server), on: MultiThreadedEventLoopGroup.singleton.next()).get()
+        func nodes() async throws -> [String] {
+            try await connection.query("SELECT name FROM securechat_nodes ORDER BY name").get().rows.map { $0[0] ?? "" }
+        }
+        #expect(try await nodes() == ["a"])
+        first.signal(SIGKILL)
+        first.finish()
+        let again = try await Self.startNode(try cluster.config(node: "a", port: FreePort.loopback()))
+        let b = try await Self.startNode(try cluster.config(node: "b", port: FreePort.loopback()))
+        #expect(try await nodes() == ["a", "b"])
+        b.signal(SIGTERM)
+        #expect(b.finish(timeout: 30) == 0)
+        #expect(try await nodes() == ["a"])
+        again.signal(SIGTERM)
+        again.finish()
+        try await connection.close().get()
     }
 
     @Test func aNodeThatCannotReachTheDatabaseDoesNotStart() async throws {

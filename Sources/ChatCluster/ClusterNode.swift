@@ -1,0 +1,112 @@
+import Foundation
+import NIOCore
+
+/// This node's row in `securechat_nodes`: written at start, its `seen` time renewed every
+/// heartbeat, deleted at a clean stop. A second node started with the same name while the
+/// first is alive is refused at start (two nodes under one name would take each other's
+/// sessions for their own): the live one holds an advisory lock on the name for as long as its
+/// heartbeat connection lives.
+///
+/// Operators see the nodes and how long ago each was heard from with
+/// `SELECT name, started, now() - seen AS silent FROM securechat_nodes`.
+public final class ClusterNode: Sendable {
+    public let settings: ClusterSettings
+    /// The heartbeat's connection, made again after a lost one.
+    private let connection: NIOLoopBoundBox<PostgresConnection?>
+    private let heartbeat: RepeatedTask
+    private let eventLoop: EventLoop
+
+    public enum Problem: Error, Sendable, CustomStringConvertible {
+        case nameInUse(node: String, silentSeconds: Double?)
+        public var description: String {
+            switch self {
+            case let .nameInUse(node, silent):
+                let heard = silent.map { " (heard from \(String(format: "%.1f", $0)) s ago)" } ?? ""
+                return "another node named '\(node)' is running\(heard) — give each node its own \"cluster.node\", or stop the other one first"
+            }
+        }
+    }
+
+    private init(settings: ClusterSettings, connection: NIOLoopBoundBox<PostgresConnection?>, heartbeat: RepeatedTask, eventLoop: EventLoop) {
+        self.settings = settings
+        self.connection = connection
+        self.heartbeat = heartbeat
+        self.eventLoop = eventLoop
+    }
+
+    /// Connects, migrates the schema, registers the node and starts its heartbeat. Blocking.
+    ///
+    /// - Parameter report: receives one line when the heartbeat fails and one when it works again.
+    static let nameLockKey = 7_283_002
+
+    public static func start(_ settings: ClusterSettings, on eventLoop: EventLoop, report: @escaping @Sendable (String) -> Void) throws -> ClusterNode {
+        let connection = try PostgresConnection.connect(settings.postgres, on: eventLoop).wait()
+        do {
+            try ClusterSchema.migrate(connection)
+            // A live node holds a lock on its name for as long as its connection lives: a node
+            // that died (even by SIGKILL) lost it with its connection, so a restart is not refused.
+            let got = try connection.run("SELECT pg_try_advisory_lock(\(nameLockKey), hashtext($1))::text AS got", [settings.node])
+            guard got.value(0, "got") == "true" else {
+                let found = try connection.run("SELECT extract(epoch FROM now() - seen)::float8 AS silent FROM securechat_nodes WHERE name = $1", [settings.node])
+                throw Problem.nameInUse(node: settings.node, silentSeconds: found.value(0, "silent").flatMap(Double.init))
+            }
+            _ = try connection.run("""
+                INSERT INTO securechat_nodes (name, started, seen) VALUES ($1, now(), now())
+                ON CONFLICT (name) DO UPDATE SET started = now(), seen = now()
+                """, [settings.node])
+        } catch {
+            _ = connection.close()
+            throw error
+        }
+        return try eventLoop.submit { startHeartbeat(settings, connection: connection, on: eventLoop, report: report) }.wait()
+    }
+
+    /// On `eventLoop`: renews the node's row every heartbeat, connecting again after a lost connection.
+    private static func startHeartbeat(_ settings: ClusterSettings, connection: PostgresConnection, on eventLoop: EventLoop, report: @escaping @Sendable (String) -> Void) -> ClusterNode {
+        let failing = NIOLoopBoundBox(false, eventLoop: eventLoop)
+        let box = NIOLoopBoundBox<PostgresConnection?>(connection, eventLoop: eventLoop)
+        let interval = TimeAmount.milliseconds(Int64(settings.heartbeatSeconds * 1000))
+        let task = eventLoop.scheduleRepeatedAsyncTask(initialDelay: interval, delay: interval) { _ in
+            let current: EventLoopFuture<PostgresConnection>
+            if let open = box.value, open.isOpen {
+                current = eventLoop.makeSucceededFuture(open)
+            } else {
+                current = PostgresConnection.connect(settings.postgres, on: eventLoop).flatMap { fresh in
+                    fresh.query("SELECT pg_try_advisory_lock(\(nameLockKey), hashtext($1))::text AS got", [settings.node]).flatMapThrowing { got in
+                        guard got.value(0, "got") == "true" else {
+                            _ = fresh.close()
+                            throw Problem.nameInUse(node: settings.node, silentSeconds: nil)
+                        }
+                        box.value = fresh
+                        return fresh
+                    }
+                }
+            }
+            return current.flatMap { connection in
+                connection.query("""
+                    INSERT INTO securechat_nodes (name, started, seen) VALUES ($1, now(), now())
+                    ON CONFLICT (name) DO UPDATE SET seen = now()
+                    """, [settings.node])
+            }
+                .map { _ in
+                    if failing.value { report("cluster heartbeat works again") }
+                    failing.value = false
+                }
+                .recover { error in
+                    if !failing.value { report("cluster heartbeat failed: \(error)") }
+                    failing.value = true
+                }
+        }
+        return ClusterNode(settings: settings, connection: box, heartbeat: task, eventLoop: eventLoop)
+    }
+
+    /// Stops the heartbeat and removes the node's row (a clean stop is not a death). Blocking.
+    public func stop() {
+        heartbeat.cancel()
+        let box = self.connection
+        let connection = try? eventLoop.submit { box.value }.wait()
+        guard let connection = connection ?? nil else { return }
+        _ = try? connection.query("DELETE FROM securechat_nodes WHERE name = $1", [settings.node]).wait()
+        _ = try? connection.close().wait()
+    }
+}
