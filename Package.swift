@@ -148,7 +148,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ChatClientTests",
-            dependencies: ["ChatClient", "ChatTesting", "ChatSupport", "IRC", "TLS"]
+            dependencies: ["ChatClient", "ChatServer", "ChatTesting", "ChatSupport", "IRC", "TLS"]
         ),
         // posix_spawn's GNU additions, for ChatTesting's ChildProcess.
         .target(name: "CChildProcess"),
