@@ -102,7 +102,7 @@ let package = Package(
         .testTarget(
             name: "ChatClusterTests",
             dependencies: [
-                "ChatCluster", "ChatTesting", "ChatAuth", "ChatSupport", "TLS",
+                "ChatCluster", "ChatServer", "ChatTesting", "ChatAuth", "ChatSupport", "TLS", "IRC",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -157,7 +157,7 @@ let package = Package(
         .target(
             name: "ChatTesting",
             dependencies: [
-                "ChatHistory", "CChildProcess", "ChatServer", "ChatAuth", "ChatSupport", "TLS", "IRC", "IRCFraming",
+                "ChatHistory", "CChildProcess", "ChatServer", "ChatCluster", "ChatAuth", "ChatSupport", "TLS", "IRC", "IRCFraming",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

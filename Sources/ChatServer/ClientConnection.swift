@@ -182,6 +182,19 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
             context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: message.serialized())), promise: nil)
         case let .deliver(relay, audience, except, requiring):
             audience.deliver(relay, except: except, requiring: requiring)
+        case let .publish(event, command):
+            guard let cluster = core.cluster else { return }
+            let connection = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let loop = context.eventLoop
+            let serverName = core.serverName
+            cluster.publish(event).whenFailure { error in
+                loop.execute {
+                    let this = connection.value
+                    this.logger.warning("cluster: a message was not sent: \(error)")
+                    this.perform(.send(IRCMessage(source: serverName, command: "FAIL", parameters: [command, "CANNOT_SEND", "Message not delivered: the cluster's database did not take it, try again"])))
+                    this.context?.flush()
+                }
+            }
         case let .verify(account, password, method):
             verify(account: account, password: password, method: method)
         case let .verifyCertificate(fingerprint, account):

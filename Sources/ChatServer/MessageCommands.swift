@@ -43,8 +43,14 @@ enum MessageCommands {
                     if !isNotice { c.out.numeric(.cannotSendToChan, room.name, "Cannot send to channel: \(why)") }
                     continue
                 }
-                let audience = operatorsOnly ? Audience(room.roster.filter(\.isOperator).map(\.session)) : room.audience
-                c.out.deliver(relay, to: audience, except: echo ? nil : c.me, requiring: requiring)
+                if c.core.cluster != nil {
+                    // Every node, this one too, delivers it as it comes back from the database.
+                    c.out.append(.publish(.room(relay, room: room.folded, operatorsOnly: operatorsOnly, except: echo ? nil : c.me.nick, requiring: requiring),
+                                          command: message.command))
+                } else {
+                    let audience = operatorsOnly ? Audience(room.roster.filter(\.isOperator).map(\.session)) : room.audience
+                    c.out.deliver(relay, to: audience, except: echo ? nil : c.me, requiring: requiring)
+                }
                 if !operatorsOnly { HistoryCommand.store(relay, key: room.folded, c) }
             } else {
                 guard let recipient = c.registry.session(named: target) else {

@@ -113,7 +113,17 @@ public final class Server: Sendable {
             }
         }
         self.history = history
-        let core = ServerCore(configuration: configuration, registry: Registry(), logins: authenticator, policy: directory, history: history, logger: logger)
+        let registry = Registry()
+        var link: ClusterLink?
+        if let cluster = configuration.cluster {
+            do {
+                link = try ClusterLink(settings: cluster, registry: registry, eventLoop: group.next(), report: { logger.warning("\($0)") })
+            } catch {
+                throw ConfigurationError(path: configuration.path, message: "\"cluster\": \(error)")
+            }
+        }
+        let core = ServerCore(configuration: configuration, registry: registry, logins: authenticator, policy: directory, history: history,
+                              cluster: link, logger: logger)
         self.core = core
         // An operator's change takes effect at once: a locked or deleted account's sessions end,
         // and so do those of an account whose password changed or that a new ban covers.
@@ -355,8 +365,9 @@ public final class Server: Sendable {
         history?.close()
         pool.shutdown()
         handshakes.shutdown()
-        if let clusterNode {
-            await Task.detached { clusterNode.stop() }.value
+        let (link, node) = (core.cluster, clusterNode)
+        if node != nil || link != nil {
+            await Task.detached { link?.stop(); node?.stop() }.value
         }
     }
 }

@@ -31,17 +31,20 @@ public final class ServerCore: Sendable {
     public let policy: any ServerPolicy
     /// What was said, kept; nil when history is off.
     public let history: (any HistoryStore)?
+    /// The other nodes, in cluster mode; nil for a single server.
+    public let cluster: ClusterLink?
     public let logger: Logger
     public let createdText: String
     public let version = "SecureChat-0.1"
 
     public init(configuration: ServerConfiguration, registry: Registry = Registry(), logins: any LoginChecker,
-                policy: any ServerPolicy = MemoryPolicy(), history: (any HistoryStore)? = nil, logger: Logger) {
+                policy: any ServerPolicy = MemoryPolicy(), history: (any HistoryStore)? = nil, cluster: ClusterLink? = nil, logger: Logger) {
         self.configuration = configuration
         self.registry = registry
         self.logins = logins
         self.policy = policy
         self.history = history
+        self.cluster = cluster
         self.historyReaders = history == nil ? nil : WorkerPool(threads: 2, queueLimit: 2000, name: "securechat-history-read")
         self.logger = logger
         self.createdText = "This server was created \(Relay.timestamp())"

@@ -40,6 +40,9 @@ public struct Session {
         /// Ask the history store (`ServerCore.perform(job, account:)`) off the event loop, then
         /// call `historyFinished` (with the command's label, labeled-response).
         case history(HistoryJob, label: String? = nil)
+        /// Cluster mode: send `event` to every node through the database; if that fails, tell
+        /// the client with a FAIL for `command`.
+        case publish(ClusterEvent, command: String)
     }
 
     public enum Phase: Equatable { case registering, registered, closed }

@@ -196,6 +196,8 @@ public final class TestSession: DeliveryTarget {
                 received.append(message)
             case let .deliver(relay, audience, except, requiring):
                 audience.deliver(relay, except: except, requiring: requiring)
+            case let .publish(event, _):
+                _ = harness.core.cluster?.publish(event)
             case let .verifyCertificate(fingerprint, account):
                 perform(session.loginFinished(harness.logins.login(certificate: fingerprint, account: account, address: session.address), via: .sasl, now: harness.now))
             case let .verify(account, password, method):

@@ -1,5 +1,6 @@
 import ChatSupport
 import ChatAuth
+import ChatCluster
 import ChatServer
 import Foundation
 import Logging
@@ -54,6 +55,14 @@ public final class TestServer: @unchecked Sendable {
                     isOperator: operators.contains(name))
         }
         try store.update { database in for account in hashed { try database.add(account) } }
+        if let cluster = configuration.cluster {
+            // Cluster nodes share accounts in the database: each node's test adds those missing.
+            let shared = PostgresAccountStore(settings: cluster.postgres)
+            try shared.update { database in
+                for account in hashed where database.account(named: account.name) == nil { try database.add(account) }
+            }
+            shared.close()
+        }
         let logs = LogRecorder()
         var logger = Logger(label: "test-server", factory: { _ in logs })
         logger.logLevel = logLevel
