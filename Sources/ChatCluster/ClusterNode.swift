@@ -39,7 +39,10 @@ public final class ClusterNode: Sendable {
     /// - Parameter report: receives one line when the heartbeat fails and one when it works again.
     static let nameLockKey = 7_283_002
 
-    public static func start(_ settings: ClusterSettings, on eventLoop: EventLoop, report: @escaping @Sendable (String) -> Void) throws -> ClusterNode {
+    /// - Parameter onLost: called (on `eventLoop`) after each heartbeat with the nodes silent for
+    ///   longer than the heartbeat timeout; again on later heartbeats while they stay silent.
+    public static func start(_ settings: ClusterSettings, on eventLoop: EventLoop, report: @escaping @Sendable (String) -> Void,
+                             onLost: @escaping @Sendable ([String]) -> Void = { _ in }) throws -> ClusterNode {
         let connection = try PostgresConnection.connect(settings.postgres, on: eventLoop).wait()
         do {
             try ClusterSchema.migrate(connection)
@@ -58,11 +61,12 @@ public final class ClusterNode: Sendable {
             _ = connection.close()
             throw error
         }
-        return try eventLoop.submit { startHeartbeat(settings, connection: connection, on: eventLoop, report: report) }.wait()
+        return try eventLoop.submit { startHeartbeat(settings, connection: connection, on: eventLoop, report: report, onLost: onLost) }.wait()
     }
 
     /// On `eventLoop`: renews the node's row every heartbeat, connecting again after a lost connection.
-    private static func startHeartbeat(_ settings: ClusterSettings, connection: PostgresConnection, on eventLoop: EventLoop, report: @escaping @Sendable (String) -> Void) -> ClusterNode {
+    private static func startHeartbeat(_ settings: ClusterSettings, connection: PostgresConnection, on eventLoop: EventLoop,
+                                       report: @escaping @Sendable (String) -> Void, onLost: @escaping @Sendable ([String]) -> Void) -> ClusterNode {
         let failing = NIOLoopBoundBox(false, eventLoop: eventLoop)
         let box = NIOLoopBoundBox<PostgresConnection?>(connection, eventLoop: eventLoop)
         let interval = TimeAmount.milliseconds(Int64(settings.heartbeatSeconds * 1000))
@@ -86,7 +90,13 @@ public final class ClusterNode: Sendable {
                 connection.query("""
                     INSERT INTO securechat_nodes (name, started, seen) VALUES ($1, now(), now())
                     ON CONFLICT (name) DO UPDATE SET seen = now()
-                    """, [settings.node])
+                    """, [settings.node]).flatMap { _ in
+                    connection.query("SELECT name FROM securechat_nodes WHERE name <> $1 AND now() - seen > make_interval(secs => $2::float8)",
+                                     [settings.node, "\(settings.heartbeatTimeoutSeconds)"])
+                }.map { silent in
+                    let names = silent.rows.compactMap { $0.first ?? nil }
+                    if !names.isEmpty { onLost(names) }
+                }
             }
                 .map { _ in
                     if failing.value { report("cluster heartbeat works again") }

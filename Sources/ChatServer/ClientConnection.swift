@@ -209,6 +209,7 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
             logger.info("logged in", metadata: ["account": "\(handle.nick)", "address": "\(address)", "tls": "\(tlsSummary)",
                                                 "caps": "\(session.capabilities.names.joined(separator: ","))"])
             context.channel.pipeline.fireUserInboundEventTriggered(SessionRegistered())
+            core.cluster?.loggedIn(handle)
         case let .replace(old):
             logger.info("replacing an older connection", metadata: ["account": "\(old.nick)"])
             old.end(reason: Session.replacedReason)

@@ -1,5 +1,6 @@
 import ChatCluster
 import IRC
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// What one node tells every node (itself included) through the cluster's bus.
@@ -8,34 +9,67 @@ public enum ClusterEvent: Sendable, Equatable {
     /// only to the room's operators, skipping the session named `except` (the sender without
     /// echo-message).
     case room(Relay, room: String, operatorsOnly: Bool, except: String?, requiring: Capabilities)
+    /// A session logged in; it replaces any older session of the account on any node. With
+    /// `snapshot`, it is an answer to a new node's hello, not a new login.
+    case login(RemoteUser, snapshot: Bool)
+    /// The session with `token` left: its rooms on every node see the QUIT.
+    case quit(Relay, nick: String, token: String)
+    /// A member joined a room (the JOIN relay, with its extended-join variant).
+    case join(Relay, room: String)
+    /// `nick` left a room: a PART, or a KICK.
+    case part(Relay, room: String, nick: String)
+    /// A private message (or notice, or TAGMSG) to `target`, delivered by the node that has them.
+    case privateMessage(Relay, target: String, requiring: Capabilities)
+    /// A node started: the others tell it who they have (`login` with `snapshot`, and `member`).
+    case hello
+    /// Part of a hello's answer: `nick` is in `room`.
+    case member(room: String, nick: String)
 }
 
 extension Relay: Equatable {
     public static func == (a: Relay, b: Relay) -> Bool {
         a.msgid == b.msgid && a.source == b.source && a.command == b.command && a.parameters == b.parameters
             && a.time == b.time && a.account == b.account && a.clientTags == b.clientTags && a.fromBot == b.fromBot
+            && a.extendedJoinParameters == b.extendedJoinParameters
     }
 }
 
-/// This node's part in a cluster: room messages go out through PostgreSQL and come back, in
-/// the database's order, to every node, which delivers them to its own members. Every node
-/// shows a room's messages in the same order, with the same msgid and server time.
+/// This node's part in a cluster.
+///
+/// Room messages go out through PostgreSQL and come back, in the database's order, to every
+/// node, which delivers them to its own members: every node shows a room's messages in the same
+/// order, with the same msgid and server time. Logins, quits, joins and parts are delivered at
+/// once on their own node and published for the others, which keep a mirror of who is where
+/// (`RemotePresence`) for NAMES, WHO, WHOIS, ISON and private messages. A login replaces the
+/// account's session on any node; of two logins at once, the later in the database's order wins
+/// on every node.
 public final class ClusterLink: Sendable {
     public let node: String
     private let registry: Registry
+    let presence: RemotePresence
     private let bus: ClusterBus
+    private let report: @Sendable (String) -> Void
 
-    /// Starts listening. Blocking (call before serving).
+    /// Starts listening and says hello. Blocking (call before serving).
     public init(settings: ClusterSettings, registry: Registry, eventLoop: EventLoop, report: @escaping @Sendable (String) -> Void) throws {
-        self.node = settings.node
+        let presence = RemotePresence()
+        let node = settings.node
+        self.node = node
         self.registry = registry
+        self.presence = presence
+        self.report = report
+        // The receiving side needs the bus to answer a hello: it gets it through this box, set
+        // once the bus has started.
+        let answer = NIOLockedValueBox<ClusterBus?>(nil)
         bus = try ClusterBus.start(settings, on: eventLoop, report: report) { payload in
-            guard let (_, event) = Self.decode(payload) else {
-                report("cluster: ignored an event this node cannot read (a newer node?): \(payload.prefix(80))")
+            guard let (origin, event) = Self.decode(payload) else {
+                report("cluster: ignored an event this node cannot read (from a newer node?): \(payload.prefix(80))")
                 return
             }
-            Self.deliver(event, registry: registry)
+            Self.receive(event, from: origin, node: node, registry: registry, presence: presence, answer: answer.withLockedValue { $0 })
         }
+        answer.withLockedValue { $0 = bus }
+        _ = bus.publish(Self.encode(.hello, origin: node))
     }
 
     /// Sends `event` to every node; fails when the database did not take it.
@@ -43,32 +77,131 @@ public final class ClusterLink: Sendable {
         bus.publish(Self.encode(event, origin: node))
     }
 
+    /// A session logged in here: every node learns it, and ends an older session of the account.
+    func loggedIn(_ session: SessionHandle) {
+        presence.loginPublished(session.folded)
+        _ = publish(.login(Self.remoteUser(session, node: node), snapshot: false))
+    }
+
+    /// Users of `node` went with it (its heartbeat stopped): their rooms here see them quit.
+    public func nodeLost(_ lost: String, at time: String) {
+        let gone = presence.removeNode(lost)
+        guard !gone.isEmpty else { return }
+        report("cluster: node \(lost) stopped answering; \(gone.count) of its users are shown as gone")
+        for (user, rooms) in gone {
+            let relay = Relay(source: user.mask, command: "QUIT", parameters: ["Node \(lost) lost"], time: time, account: user.nick)
+            Self.deliver(relay, toRooms: rooms, registry: registry)
+        }
+    }
+
     public func stop() {
         bus.stop()
     }
 
-    /// Delivers an event that came back from the database to this node's sessions.
-    static func deliver(_ event: ClusterEvent, registry: Registry) {
+    static func remoteUser(_ session: SessionHandle, node: String) -> RemoteUser {
+        RemoteUser(nick: session.nick, username: session.username, realname: session.realname, token: session.clusterToken, node: node)
+    }
+
+    // MARK: Receiving
+
+    static func receive(_ event: ClusterEvent, from origin: String, node: String, registry: Registry, presence: RemotePresence, answer: ClusterBus?) {
+        let own = origin == node
         switch event {
         case let .room(relay, room, operatorsOnly, except, requiring):
             guard let local = registry.room(named: room) else { return }
             let audience = operatorsOnly ? Audience(local.roster.filter(\.isOperator).map(\.session)) : local.audience
             audience.deliver(relay, except: except.flatMap { registry.session(named: $0) }, requiring: requiring)
+        case let .login(user, snapshot):
+            let folded = IRCName.fold(user.nick)
+            if own {
+                if let (old, rooms) = presence.ownLoginConfirmed(folded) {
+                    Self.deliver(Relay(source: old.mask, command: "QUIT", parameters: [Session.replacedReason], time: Relay.timestamp(), account: old.nick),
+                                 toRooms: rooms, registry: registry)
+                }
+                return
+            }
+            if snapshot {
+                if registry.session(named: user.nick) == nil { presence.add(user) }
+                return
+            }
+            // Ours is newer if its own login event has not come back yet: the other node ends
+            // its session when it sees ours.
+            guard !presence.hasPendingLogin(folded) else { return }
+            registry.session(named: user.nick)?.end(reason: Session.replacedReason)
+            if let (old, rooms) = presence.add(user) {
+                Self.deliver(Relay(source: old.mask, command: "QUIT", parameters: [Session.replacedReason], time: Relay.timestamp(), account: old.nick),
+                             toRooms: rooms, registry: registry)
+            }
+        case let .quit(relay, nick, token):
+            guard !own, let (_, rooms) = presence.remove(nick, token: token) else { return }
+            Self.deliver(relay, toRooms: rooms, registry: registry)
+        case let .join(relay, room):
+            guard !own, let nick = relay.source.split(separator: "!").first.map(String.init) else { return }
+            guard presence.join(nick, room: room, node: origin) else { return }
+            registry.room(named: room)?.audience.deliver(relay)
+        case let .part(relay, room, nick):
+            guard !own else { return }
+            presence.part(nick, room: room, node: origin)
+            registry.room(named: room)?.audience.deliver(relay)
+        case let .privateMessage(relay, target, requiring):
+            guard !own, let session = registry.session(named: target) else { return }
+            Audience([session]).deliver(relay, requiring: requiring)
+        case .hello:
+            guard !own, let bus = answer else { return }
+            // A node that says hello has just started: users it had before (it was killed and
+            // restarted faster than the heartbeat timeout) are gone.
+            for (user, rooms) in presence.removeNode(origin) {
+                deliver(Relay(source: user.mask, command: "QUIT", parameters: ["Node \(origin) restarted"], time: Relay.timestamp(), account: user.nick),
+                        toRooms: rooms, registry: registry)
+            }
+            // Tell the new node who is here, and in which rooms.
+            for session in registry.allSessions {
+                _ = bus.publish(encode(.login(remoteUser(session, node: node), snapshot: true), origin: node))
+                for room in session.rooms.values {
+                    _ = bus.publish(encode(.member(room: room.folded, nick: session.nick), origin: node))
+                }
+            }
+        case let .member(room, nick):
+            guard !own else { return }
+            presence.join(nick, room: room, node: origin)
         }
+    }
+
+    /// Delivers `relay` to this node's members of `rooms` (folded), each once.
+    static func deliver(_ relay: Relay, toRooms rooms: Set<String>, registry: Registry) {
+        let members = rooms.compactMap { registry.room(named: $0) }.flatMap { $0.roster.map(\.session) }
+        if !members.isEmpty { Audience(members).deliver(relay) }
     }
 
     // MARK: The wire form
     //
     // Line 1: `1 KIND ORIGIN ARGUMENTS…` (words without spaces); line 2: the relayed message as an
-    // IRC line with every tag (time, account, msgid, bot, client tags).
+    // IRC line with every tag (time, account, msgid, bot, client tags), or a real name.
 
     static let allTags: Capabilities = [.serverTime, .accountTag, .messageTags]
+
+    static func line(_ relay: Relay, extendedJoin: Bool = false) -> String {
+        String(decoding: relay.message(for: extendedJoin ? allTags.union(.extendedJoin) : allTags).serialized().dropLast(2), as: UTF8.self)
+    }
 
     static func encode(_ event: ClusterEvent, origin: String) -> String {
         switch event {
         case let .room(relay, room, operatorsOnly, except, requiring):
-            let line = String(decoding: relay.message(for: allTags).serialized().dropLast(2), as: UTF8.self)
-            return "1 room \(origin) \(room) \(operatorsOnly ? "o" : "a") \(except ?? "*") \(requiring.rawValue)\n\(line)"
+            return "1 room \(origin) \(room) \(operatorsOnly ? "o" : "a") \(except ?? "*") \(requiring.rawValue)\n\(line(relay))"
+        case let .login(user, snapshot):
+            return "1 login \(origin) \(user.nick) \(user.username) \(user.token) \(snapshot ? 1 : 0)\n\(user.realname)"
+        case let .quit(relay, nick, token):
+            return "1 quit \(origin) \(nick) \(token)\n\(line(relay))"
+        case let .join(relay, room):
+            return "1 join \(origin) \(room)\n\(line(relay, extendedJoin: true))"
+        case let .part(relay, room, nick):
+            return "1 part \(origin) \(room) \(nick)\n\(line(relay))"
+        case let .privateMessage(relay, target, requiring):
+            return "1 pm \(origin) \(target) \(requiring.rawValue)\n\(line(relay))"
+        case .hello:
+            return "1 hello \(origin)\n"
+        case let .member(room, nick):
+            return "1 member \(origin) \(room) \(nick)\n"
         }
     }
 
@@ -76,21 +209,47 @@ public final class ClusterLink: Sendable {
         guard let newline = payload.firstIndex(of: "\n") else { return nil }
         let words = payload[..<newline].split(separator: " ").map(String.init)
         guard words.count >= 3, words[0] == "1" else { return nil }
-        let line = Array(payload[payload.index(after: newline)...].utf8)
-        switch words[1] {
-        case "room":
-            guard words.count == 7, let requiring = UInt32(words[6]),
-                  let relay = relay(from: line)
-            else { return nil }
-            return (words[2], .room(relay, room: words[3], operatorsOnly: words[4] == "o", except: words[5] == "*" ? nil : words[5],
-                                    requiring: Capabilities(rawValue: requiring)))
+        let rest = String(payload[payload.index(after: newline)...])
+        // Names and rooms come from other nodes' sessions, but are checked as if from a client.
+        func nick(_ text: String) -> String? { IRCName.isValidNick(text) ? text : nil }
+        func room(_ text: String) -> String? { text.hasPrefix("#") && !text.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 32 } == true }) ? text : nil }
+        let origin = words[2]
+        switch (words[1], words.count) {
+        case ("room", 7):
+            guard let room = room(words[3]), let requiring = UInt32(words[6]), let relay = relay(from: rest) else { return nil }
+            return (origin, .room(relay, room: room, operatorsOnly: words[4] == "o", except: words[5] == "*" ? nil : nick(words[5]),
+                                  requiring: Capabilities(rawValue: requiring)))
+        case ("login", 7):
+            guard let nick = nick(words[3]), !rest.contains(where: { $0.asciiValue.map { $0 < 32 } == true }) else { return nil }
+            return (origin, .login(RemoteUser(nick: nick, username: words[4], realname: rest, token: words[5], node: origin), snapshot: words[6] == "1"))
+        case ("quit", 5):
+            guard let nick = nick(words[3]), let relay = relay(from: rest) else { return nil }
+            return (origin, .quit(relay, nick: nick, token: words[4]))
+        case ("join", 4):
+            guard let room = room(words[3]), var relay = relay(from: rest), relay.command == "JOIN" else { return nil }
+            if relay.parameters.count == 3 {
+                relay.extendedJoinParameters = relay.parameters
+                relay.parameters = [relay.parameters[0]]
+            }
+            return (origin, .join(relay, room: room))
+        case ("part", 5):
+            guard let room = room(words[3]), let nick = nick(words[4]), let relay = relay(from: rest) else { return nil }
+            return (origin, .part(relay, room: room, nick: nick))
+        case ("pm", 5):
+            guard let target = nick(words[3]), let requiring = UInt32(words[4]), let relay = relay(from: rest) else { return nil }
+            return (origin, .privateMessage(relay, target: target, requiring: Capabilities(rawValue: requiring)))
+        case ("hello", 3):
+            return (origin, .hello)
+        case ("member", 5):
+            guard let room = room(words[3]), let nick = nick(words[4]) else { return nil }
+            return (origin, .member(room: room, nick: nick))
         default:
             return nil
         }
     }
 
-    static func relay(from line: [UInt8]) -> Relay? {
-        guard let message = try? IRCMessage.parse(line, maximumTagBytes: IRCMessage.Limits.tags, maximumLineBytes: 4096),
+    static func relay(from text: String) -> Relay? {
+        guard let message = try? IRCMessage.parse(Array(text.utf8), maximumTagBytes: IRCMessage.Limits.tags, maximumLineBytes: 4096),
               let source = message.source
         else { return nil }
         func tag(_ key: String) -> String? { message.tags.first { $0.key == key }?.value }

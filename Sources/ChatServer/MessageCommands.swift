@@ -53,6 +53,13 @@ enum MessageCommands {
                 }
                 if !operatorsOnly { HistoryCommand.store(relay, key: room.folded, c) }
             } else {
+                if c.registry.session(named: target) == nil, let remote = c.core.cluster?.presence.user(named: target) {
+                    // On another node of the cluster: that node delivers it.
+                    c.out.append(.publish(.privateMessage(relay, target: remote.nick, requiring: requiring), command: message.command))
+                    if echo { c.out.deliver(relay, to: Audience([c.me]), requiring: requiring) }
+                    HistoryCommand.store(relay, key: HistoryTarget.privateKey(c.me.folded, IRCName.fold(remote.nick)), c)
+                    continue
+                }
                 guard let recipient = c.registry.session(named: target) else {
                     // An account that is offline gets it at its next login, when history is kept.
                     if c.core.history != nil, IRCName.isValidNick(target), c.core.policy.accountExists(target) {

@@ -12,9 +12,14 @@ enum QueryCommands {
             if let (room, _) = c.room(mask) {
                 let all = c.capabilities.contains(.multiPrefix)
                 for entry in room.roster { whoReply(entry.session, room: room.name, prefix: entry.prefix(all: all), whox, &c) }
+                for user in c.core.cluster?.presence.members(of: room.folded) ?? [] where room.member(named: user.nick) == nil {
+                    remoteWhoReply(user, room: room.name, whox, &c)
+                }
             }
         } else if let session = c.registry.session(named: mask) {
             whoReply(session, room: "*", prefix: "", whox, &c)
+        } else if let user = c.core.cluster?.presence.user(named: mask) {
+            remoteWhoReply(user, room: "*", whox, &c)
         }
         c.out.numeric(.endOfWho, mask, "End of /WHO list")
     }
@@ -48,6 +53,31 @@ enum QueryCommands {
         c.out.numeric(.whoSpecialReply, fields)
     }
 
+    /// A member on another node of the cluster: what this node knows of them.
+    private static func remoteWhoReply(_ user: RemoteUser, room: String, _ whox: WhoxRequest?, _ c: inout CommandContext) {
+        guard let whox else {
+            c.out.numeric(.whoReply, room, user.username, user.host, user.node, user.nick, "H", "0 \(user.realname)")
+            return
+        }
+        var fields: [String] = []
+        for field in "tcuihsnfdlaor" where whox.fields.contains(field) {
+            switch field {
+            case "t": fields.append(whox.token)
+            case "c": fields.append(room)
+            case "u": fields.append(user.username)
+            case "i": fields.append("255.255.255.255")
+            case "h": fields.append(user.host)
+            case "s": fields.append(user.node)
+            case "n", "a": fields.append(user.nick)
+            case "f": fields.append("H")
+            case "d", "l": fields.append("0")
+            case "o": fields.append("n/a")
+            default: fields.append(user.realname)
+            }
+        }
+        c.out.numeric(.whoSpecialReply, fields)
+    }
+
     /// `%fields[,token]` of a WHOX request; the token is at most 3 digits.
     struct WhoxRequest {
         let fields: Set<Character>
@@ -64,6 +94,20 @@ enum QueryCommands {
         guard c.need(1, message) else { return }
         let p = message.parameters
         let target = p.count > 1 ? p[1] : p[0]
+        if c.registry.session(named: target) == nil, let user = c.core.cluster?.presence.user(named: target) {
+            // On another node: who they are and where; their node knows the rest.
+            c.out.numeric(.whoisUser, user.nick, user.username, user.host, "*", user.realname)
+            let rooms = (c.core.cluster?.presence.rooms(of: user.nick) ?? []).compactMap { folded -> String? in
+                guard let room = c.registry.room(named: folded) else { return nil }
+                return room.modes.secret && !room.isMember(c.me) ? nil : room.name
+            }.sorted()
+            if !rooms.isEmpty { c.out.numeric(.whoisChannels, user.nick, rooms.joined(separator: " ")) }
+            c.out.numeric(.whoisServer, user.nick, user.node, c.core.configuration.networkName)
+            c.out.numeric(.whoisSecure, user.nick, "is using a secure connection")
+            c.out.numeric(.whoisAccount, user.nick, user.nick, "is logged in as")
+            c.out.numeric(.endOfWhois, user.nick, "End of /WHOIS list")
+            return
+        }
         guard let session = c.registry.session(named: target) else {
             c.out.numeric(.noSuchNick, target, "No such nick")
             c.out.numeric(.endOfWhois, target, "End of /WHOIS list")
@@ -95,7 +139,9 @@ enum QueryCommands {
     }
 
     static func ison(_ message: IRCMessage, _ c: inout CommandContext) {
-        let online = message.parameters.flatMap { $0.split(separator: " ").map(String.init) }.compactMap { c.registry.session(named: $0)?.nick }
+        let online = message.parameters.flatMap { $0.split(separator: " ").map(String.init) }.compactMap {
+            c.registry.session(named: $0)?.nick ?? c.core.cluster?.presence.user(named: $0)?.nick
+        }
         c.out.reply("303", [c.me.nick, online.joined(separator: " ")])
     }
 

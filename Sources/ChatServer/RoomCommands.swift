@@ -63,6 +63,7 @@ enum RoomCommands {
             // One relay, two variants: extended-join members get account and real name.
             let relay = c.relay("JOIN", [room.name], extendedJoin: [room.name, c.me.nick, c.me.realname])
             c.out.deliver(relay, to: room.audience)
+            if c.core.cluster != nil { c.out.append(.publish(.join(relay, room: room.folded), command: "JOIN")) }
             if let away = c.me.away {
                 // away-notify: members who asked learn at once that the newcomer is away.
                 c.out.deliver(c.relay("AWAY", [away]), to: room.audience, except: c.me, requiring: .awayNotify)
@@ -85,7 +86,9 @@ enum RoomCommands {
 
     private static func part(_ name: String, reason: String?, _ c: inout CommandContext) {
         guard let room = c.me.room(folded: IRCName.fold(name)) else { return c.notInRoom(name) }
-        c.out.deliver(c.relay("PART", reason.map { [room.name, $0] } ?? [room.name]), to: room.audience)
+        let relay = c.relay("PART", reason.map { [room.name, $0] } ?? [room.name])
+        c.out.deliver(relay, to: room.audience)
+        if c.core.cluster != nil { c.out.append(.publish(.part(relay, room: room.folded, nick: c.me.nick), command: "PART")) }
         if room.leave(c.me) { c.registry.remove(room) }
         c.core.history?.setMembership(account: c.me.folded, room: room.name, member: false)
         save(room, c)
@@ -133,6 +136,17 @@ enum RoomCommands {
         let masks = c.capabilities.contains(.userhostInNames)
         for member in room.roster {
             let entry = member.prefix(all: all) + (masks ? member.session.mask : member.session.nick)
+            if length + entry.utf8.count + 1 > 400 {
+                c.out.numeric(.namReply, "=", room.name, line.joined(separator: " "))
+                line = []
+                length = 0
+            }
+            line.append(entry)
+            length += entry.utf8.count + 1
+        }
+        // Members on the other nodes of a cluster (their room status is their node's to show).
+        for user in c.core.cluster?.presence.members(of: room.folded) ?? [] where room.member(named: user.nick) == nil {
+            let entry = masks ? user.mask : user.nick
             if length + entry.utf8.count + 1 > 400 {
                 c.out.numeric(.namReply, "=", room.name, line.joined(separator: " "))
                 line = []
@@ -192,7 +206,9 @@ enum RoomCommands {
         let reason = p.count > 2 ? p[2] : c.me.nick
         // Everyone, the victim included, sees the KICK; the room and the victim's room list
         // change together under the room's lock.
-        c.out.deliver(c.relay("KICK", [room.name, victim.nick, truncated(reason, bytes: 390)]), to: room.audience)
+        let kick = c.relay("KICK", [room.name, victim.nick, truncated(reason, bytes: 390)])
+        c.out.deliver(kick, to: room.audience)
+        if c.core.cluster != nil { c.out.append(.publish(.part(kick, room: room.folded, nick: victim.nick), command: "KICK")) }
         if room.leave(victim) { c.registry.remove(room) }
         c.core.history?.setMembership(account: victim.folded, room: room.name, member: false)
     }

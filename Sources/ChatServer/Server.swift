@@ -71,6 +71,8 @@ public final class Server: Sendable {
         let report: @Sendable (String) -> Void = { logger.warning("\($0)") }
         let accounts: any AccountStore
         var clusterNode: ClusterNode?
+        // The heartbeat reports silent nodes to the link, which is made further down.
+        let lostBox = NIOLockedValueBox<ClusterLink?>(nil)
         if let cluster = configuration.cluster {
             let store = PostgresAccountStore(settings: cluster.postgres, eventLoop: group.next())
             // The database must answer now: a node that cannot reach it must not start half-way.
@@ -80,7 +82,10 @@ public final class Server: Sendable {
                 throw ConfigurationError(path: configuration.path, message: "\"cluster\": \(error)")
             }
             do {
-                clusterNode = try ClusterNode.start(cluster, on: group.next(), report: { logger.warning("\($0)") })
+                clusterNode = try ClusterNode.start(cluster, on: group.next(), report: { logger.warning("\($0)") }, onLost: { nodes in
+                    guard let link = lostBox.withLockedValue({ $0 }) else { return }
+                    for node in nodes { link.nodeLost(node, at: Relay.timestamp()) }
+                })
             } catch {
                 throw ConfigurationError(path: configuration.path, message: "\"cluster\": \(error)")
             }
@@ -122,6 +127,7 @@ public final class Server: Sendable {
                 throw ConfigurationError(path: configuration.path, message: "\"cluster\": \(error)")
             }
         }
+        lostBox.withLockedValue { $0 = link }
         let core = ServerCore(configuration: configuration, registry: registry, logins: authenticator, policy: directory, history: history,
                               cluster: link, logger: logger)
         self.core = core

@@ -445,6 +445,9 @@ public struct Session {
         if !audience.isEmpty {
             out.deliver(relay, to: Audience(audience))
         }
+        if core.cluster != nil {
+            out.append(.publish(.quit(relay, nick: me.nick, token: me.clusterToken), command: "QUIT"))
+        }
         return out.actions
     }
 }

@@ -73,6 +73,12 @@ public final class SessionHandle: Sendable, CustomStringConvertible {
 
     public var description: String { nick }
 
+    /// Tells this session from another of the same account in cluster events: the object's
+    /// address while it lives, and the sign-on time.
+    public var clusterToken: String {
+        String(UInt(bitPattern: ObjectIdentifier(self).hashValue), radix: 36) + "." + String(signonTime, radix: 36)
+    }
+
     // MARK: Presence (any loop)
 
     /// The real name from USER, changed by SETNAME.

@@ -4,6 +4,7 @@ import ChatSupport
 import ChatTesting
 import Foundation
 import IRC
+import NIOCore
 import Testing
 @testable import ChatCluster
 
@@ -62,6 +63,91 @@ import Testing
         await b.stop()
     }
 
+    /// Joins, parts, quits, NAMES, WHO, WHOIS, ISON and private messages see users of every node.
+    @Test func presenceAndPrivateMessagesCrossNodes() async throws {
+        let database = try ThrowawayPostgres.start()
+        defer { database.stop() }
+        let a = try await Self.node("a", database)
+        let b = try await Self.node("b", database)
+        let alice = try await Self.client("alice", on: a)
+        let bob = try await Self.client("bob", on: b)
+        try await alice.send("JOIN #team")
+        _ = try await alice.next("366")
+        try await bob.send("JOIN #team")
+        _ = try await bob.next("366")
+        // alice sees bob arrive, and both see each other in NAMES.
+        let join = try await alice.next("JOIN")
+        #expect(join.source?.hasPrefix("bob!") == true && join.parameters.first == "#team")
+        #expect(bob.received.contains { $0.command == "353" && $0.parameters.last?.split(separator: " ").contains { $0.hasSuffix("alice") } == true })
+        try await alice.send("NAMES #team")
+        let names = try await alice.next("353")
+        #expect(names.parameters.last?.split(separator: " ").map { String($0).trimmingCharacters(in: CharacterSet(charactersIn: "@+")) }.sorted() == ["alice", "bob"])
+        try await alice.send("WHOIS bob")
+        let server = try await alice.next("312")
+        #expect(server.parameters[2] == "b")
+        try await alice.send("ISON bob carol")
+        #expect(try await alice.next("303").parameters.last == "bob")
+        try await alice.send("WHO #team")
+        let who = try await alice.next("315")
+        #expect(alice.received.filter { $0.command == "352" }.map { $0.parameters[5] }.sorted() == ["alice", "bob"], "\(who)")
+        // Private messages, both ways.
+        try await alice.send("PRIVMSG bob :hello from a")
+        let pm = try await bob.next("PRIVMSG")
+        #expect(pm.parameters == ["bob", "hello from a"] && pm.source?.hasPrefix("alice!") == true)
+        try await bob.send("PRIVMSG alice :hello from b")
+        let reply = try await alice.next("bob's message") { $0.command == "PRIVMSG" && $0.source?.hasPrefix("bob!") == true }
+        #expect(reply.parameters == ["alice", "hello from b"])
+        #expect(alice.received.contains { $0.command == "PRIVMSG" && $0.parameters == ["bob", "hello from a"] })  // her echo
+        // Leaving is seen too.
+        try await bob.send("PART #team :bye")
+        #expect(try await alice.next("PART").parameters == ["#team", "bye"])
+        try await bob.send("JOIN #team")
+        _ = try await alice.next("JOIN")
+        try await bob.send("QUIT :gone home")
+        let quit = try await alice.next("QUIT")
+        #expect(quit.source?.hasPrefix("bob!") == true && quit.parameters.last?.contains("gone home") == true)
+        try await alice.send("ISON bob")
+        _ = await waitUntil(timeout: 30) { alice.received.last { $0.command == "303" }?.parameters.last == "" }
+        #expect(alice.received.last { $0.command == "303" }?.parameters.last == "")
+        await a.stop()
+        await b.stop()
+    }
+
+    /// One login per account across the cluster: a login on node b ends the session on node a,
+    /// whose rooms see it go; a node started later learns who is already there.
+    @Test func aLoginOnAnotherNodeReplacesTheSessionAndNewNodesLearnWhoIsThere() async throws {
+        let database = try ThrowawayPostgres.start()
+        defer { database.stop() }
+        let a = try await Self.node("a", database)
+        let b = try await Self.node("b", database)
+        let alice = try await Self.client("alice", on: a)
+        let carol = try await Self.client("carol", on: b)
+        for client in [alice, carol] {
+            try await client.send("JOIN #team")
+            _ = try await client.next("366")
+        }
+        _ = try await alice.next("JOIN")  // carol's
+        let again = try await Self.client("alice", on: b)
+        let error = try await alice.next("ERROR")
+        #expect(error.parameters.last?.contains("logged in from another connection") == true)
+        #expect(await alice.waitUntilClosed())
+        _ = try await carol.next("QUIT")
+        // The new session on b is the one that counts, there and on a.
+        try await again.send("JOIN #team")
+        _ = try await again.next("366")
+        let c = try await Self.node("c", database)
+        let bob = try await Self.client("bob", on: c)
+        #expect(await waitUntil(timeout: 30) { c.server.core.cluster?.presence.user(named: "alice") != nil })
+        try await bob.send("JOIN #team")
+        _ = try await bob.next("366")
+        let names = bob.received.filter { $0.command == "353" }.flatMap { $0.parameters.last?.split(separator: " ").map { String($0).trimmingCharacters(in: CharacterSet(charactersIn: "@+")) } ?? [] }
+        #expect(Set(names) == ["alice", "bob", "carol"])
+        #expect(c.server.core.cluster?.presence.user(named: "alice")?.node == "b")
+        await a.stop()
+        await b.stop()
+        await c.stop()
+    }
+
     /// The wire form keeps every part of a relay.
     @Test func eventsRoundTrip() {
         var relay = Relay(source: "alice!alice@host", command: "PRIVMSG", parameters: ["#team", "hi; there :)"], time: "2026-12-04T10:00:00.000Z",
@@ -71,6 +157,16 @@ import Testing
         let decoded = ClusterLink.decode(ClusterLink.encode(event, origin: "node-1"))
         #expect(decoded?.origin == "node-1")
         #expect(decoded?.event == event)
+        let join = Relay(source: "bob!bob@user/bob", command: "JOIN", parameters: ["#team"], time: "2026-12-04T10:00:00.000Z", account: "bob",
+                         extendedJoinParameters: ["#team", "bob", "Bob B"], msgid: "m2")
+        for other in [ClusterEvent.join(join, room: "#team"), .part(relay, room: "#team", nick: "alice"), .quit(relay, nick: "alice", token: "t1"),
+                      .privateMessage(relay, target: "bob", requiring: []), .hello, .member(room: "#team", nick: "bob"),
+                      .login(RemoteUser(nick: "bob", username: "bob", realname: "Bob B: the builder", token: "x.y", node: "n2"), snapshot: true)] {
+            #expect(ClusterLink.decode(ClusterLink.encode(other, origin: "n2"))?.event == other)
+        }
+        // What another node sends is checked as a client's input would be.
+        #expect(ClusterLink.decode("1 login n2 bad\u{1}nick bob t 0\nname") == nil)
+        #expect(ClusterLink.decode("1 login n2 bob bob t 0\nname\rwith CR") == nil)
         #expect(ClusterLink.decode("2 room x") == nil)
         #expect(ClusterLink.decode("1 room a #x a * 0\nnot an irc line") == nil)
     }

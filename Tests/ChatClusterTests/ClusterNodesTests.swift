@@ -22,7 +22,7 @@ import Testing
         }
 
         /// Writes NODE.json for a node listening on `port`; returns its path.
-        func config(node: String, port: Int) throws -> String {
+        func config(node: String, port: Int, heartbeat: String = "") throws -> String {
             let certs = TestServer.certificates
             let path = folder + "/\(node).json"
             try """
@@ -31,7 +31,7 @@ import Testing
               "usersFile": "users-\(node).json", "history": { "enabled": false },
               "passwordHashing": { "ln": 4, "r": 8, "p": 1 },
               "cluster": { "node": "\(node)", "database": "postgresql://\(server.user)@127.0.0.1:\(server.port)/postgres",
-                           "tls": "disable", "passwordFile": "pg-password" } }
+                           "tls": "disable", "passwordFile": "pg-password"\(heartbeat) } }
             """.write(toFile: path, atomically: true, encoding: .utf8)
             return path
         }
@@ -130,6 +130,41 @@ import Testing
         again.signal(SIGTERM)
         again.finish()
         try await connection.close().get()
+    }
+
+    /// A node killed with SIGKILL: the others notice within the heartbeat timeout, and its
+    /// users' rooms see them quit.
+    @Test func aDeadNodesUsersAreShownAsGone() async throws {
+        let server = try ThrowawayPostgres.start()
+        defer { server.stop() }
+        let cluster = try Cluster(server: server)
+        let hash = try PasswordHash.make(password: Password("pw-12345678"), parameters: TestServer.testHashing)
+        try UsersStore(path: cluster.folder + "/old-users.json").update {
+            try $0.add(Account(name: "alice", hash: hash.phc, created: "t", updated: "t"))
+            try $0.add(Account(name: "bob", hash: hash.phc, created: "t", updated: "t"))
+        }
+        let heartbeat = #", "heartbeatSeconds": 0.2, "heartbeatTimeoutSeconds": 1"#
+        let (portA, portB) = (FreePort.loopback(), FreePort.loopback())
+        let configA = try cluster.config(node: "a", port: portA, heartbeat: heartbeat)
+        #expect(Self.admin(["users", "import", cluster.folder + "/old-users.json", "--config", configA]).status == 0)
+        let a = try await Self.startNode(configA)
+        defer { a.signal(SIGTERM); a.finish() }
+        let b = try await Self.startNode(try cluster.config(node: "b", port: portB, heartbeat: heartbeat))
+        let ca = TestServer.certificates.caCertificatePath
+        let alice = try await TestIRCClient.connect(port: portA, caPath: ca)
+        #expect(try await alice.register(account: "alice", password: "pw-12345678").command == "001")
+        let bob = try await TestIRCClient.connect(port: portB, caPath: ca)
+        #expect(try await bob.register(account: "bob", password: "pw-12345678").command == "001")
+        try await alice.send("JOIN #team")
+        _ = try await alice.next("366")
+        try await bob.send("JOIN #team")
+        _ = try await alice.next("JOIN")
+        b.signal(SIGKILL)
+        b.finish()
+        let quit = try await alice.next("QUIT")
+        #expect(quit.source?.hasPrefix("bob!") == true)
+        #expect(quit.parameters.last == "Node b lost")
+        #expect(a.output.contains("node b stopped answering"), "\(a.output)")
     }
 
     @Test func aNodeThatCannotReachTheDatabaseDoesNotStart() async throws {
