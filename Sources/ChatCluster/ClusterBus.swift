@@ -1,17 +1,24 @@
 import NIOCore
 
-/// Messages between the nodes, through PostgreSQL's LISTEN/NOTIFY on one channel.
+/// Messages between the nodes, through PostgreSQL: stored, then announced with NOTIFY.
 ///
 /// Every node listens on `securechat_events` with a connection of its own and publishes with
-/// another. PostgreSQL hands notifications to every listener in the order their transactions
-/// committed, the same order on every node: a node that delivers events only as they come back
-/// from the database (its own included) shows every room in the same order as every other
-/// node. The price is one round trip to the database before a message is shown.
+/// another. `securechat_publish` stores each event with the next number and announces it in
+/// the same transaction, one transaction at a time, so the numbers are the order in which every
+/// node receives them. A node that delivers events only as they come back from the database (its
+/// own included) shows every room in the same order as every other node; the price is one round
+/// trip to the database before a message is shown.
 ///
-/// A payload is at most 7,999 bytes (PostgreSQL's limit is 8,000); callers check `fits`.
+/// A node that loses its listening connection connects again and first reads the events it
+/// missed (number above the last it delivered), so nothing committed meanwhile is lost, and
+/// nothing is delivered twice. Events are kept for `retentionMinutes`.
+///
+/// A payload is at most 7,950 bytes (NOTIFY's limit is 8,000, with the number in front).
 public final class ClusterBus: Sendable {
     public static let channel = "securechat_events"
-    public static let maximumPayload = 7_999
+    public static let maximumPayload = 7_950
+    /// How long events are kept for nodes that catch up.
+    public static let retentionMinutes = 10
 
     public let settings: ClusterSettings
     private let eventLoop: EventLoop
@@ -25,6 +32,10 @@ public final class ClusterBus: Sendable {
         var connecting: EventLoopFuture<PostgresConnection>?
         var stopped = false
         var listening = false
+        /// The number of the last event delivered; nil before the first connection.
+        var last: Int64?
+        /// While the missed events are read, new ones wait here.
+        var waiting: [(Int64, String)]?
     }
 
     private init(settings: ClusterSettings, eventLoop: EventLoop, onEvent: @escaping @Sendable (String) -> Void, report: @escaping @Sendable (String) -> Void) {
@@ -53,14 +64,37 @@ public final class ClusterBus: Sendable {
         get throws { try eventLoop.submit { self.state.value.listening }.wait() }
     }
 
-    /// On the loop: connects the listener and LISTENs; when it is lost, reports and tries again
-    /// every second until `stop`.
+    /// On the loop: connects the listener, LISTENs, reads what was missed since the last event
+    /// delivered, then delivers as events come. When the connection is lost, reports and tries
+    /// again every second until `stop`.
     private func listen() -> EventLoopFuture<Void> {
-        let onEvent = self.onEvent
-        return PostgresConnection.connect(settings.postgres, on: eventLoop) { channel, payload in
-            if channel == Self.channel { onEvent(payload) }
+        PostgresConnection.connect(settings.postgres, on: eventLoop) { channel, payload in
+            guard channel == Self.channel else { return }
+            self.arrived(payload)
         }.flatMap { connection in
-            connection.query("LISTEN \(Self.channel)").map { _ in connection }
+            self.state.value.waiting = []
+            return connection.query("LISTEN \(Self.channel)").flatMap { _ -> EventLoopFuture<PostgresResult> in
+                if let last = self.state.value.last {
+                    return connection.query("SELECT seq, payload FROM securechat_events WHERE seq > $1 ORDER BY seq", ["\(last)"])
+                }
+                return connection.query("SELECT coalesce(max(seq), 0) AS seq, NULL AS payload FROM securechat_events")
+            }.map { missed in
+                if self.state.value.last == nil {
+                    self.state.value.last = Int64(missed.rows.first?[0] ?? "0") ?? 0
+                } else {
+                    for row in missed.rows {
+                        if let number = row[0].flatMap({ Int64($0) }), let payload = row[1] { self.deliver(number, payload) }
+                    }
+                }
+                let waiting = self.state.value.waiting ?? []
+                self.state.value.waiting = nil
+                for (number, payload) in waiting { self.deliver(number, payload) }
+                return connection
+            }.flatMapError { error in
+                self.state.value.waiting = nil
+                _ = connection.close()
+                return self.eventLoop.makeFailedFuture(error)
+            }
         }.map { connection in
             if self.state.value.stopped {
                 _ = connection.close()
@@ -71,10 +105,31 @@ public final class ClusterBus: Sendable {
             connection.channel.closeFuture.whenComplete { _ in
                 guard !self.state.value.stopped else { return }
                 self.state.value.listening = false
-                self.report("cluster: lost the event connection to PostgreSQL; messages from other nodes wait until it is back")
+                self.report("cluster: lost the event connection to PostgreSQL; events from other nodes wait in the database until it is back")
                 self.retryListening()
             }
         }
+    }
+
+    /// On the loop: a notification, `NUMBER PAYLOAD`.
+    private func arrived(_ text: String) {
+        guard let space = text.firstIndex(of: " "), let number = Int64(text[..<space]) else {
+            report("cluster: ignored a notification without an event number")
+            return
+        }
+        let payload = String(text[text.index(after: space)...])
+        if state.value.waiting != nil {
+            state.value.waiting!.append((number, payload))
+        } else {
+            deliver(number, payload)
+        }
+    }
+
+    /// On the loop: delivers an event once, in number order.
+    private func deliver(_ number: Int64, _ payload: String) {
+        if let last = state.value.last, number <= last { return }
+        state.value.last = number
+        onEvent(payload)
     }
 
     private func retryListening() {
@@ -110,7 +165,7 @@ public final class ClusterBus: Sendable {
         }
         return eventLoop.flatSubmit {
             self.publisher().flatMap { connection in
-                connection.query("SELECT pg_notify($1, $2)", [Self.channel, payload]).map { _ in }
+                connection.query("SELECT securechat_publish($1)", [payload]).map { _ in }
             }
         }
     }

@@ -68,6 +68,9 @@ public final class ClusterNode: Sendable {
     private static func startHeartbeat(_ settings: ClusterSettings, connection: PostgresConnection, on eventLoop: EventLoop,
                                        report: @escaping @Sendable (String) -> Void, onLost: @escaping @Sendable ([String]) -> Void) -> ClusterNode {
         let failing = NIOLoopBoundBox(false, eventLoop: eventLoop)
+        let beats = NIOLoopBoundBox(0, eventLoop: eventLoop)
+        let healthySince = NIOLoopBoundBox(NIODeadline.now(), eventLoop: eventLoop)
+        let timeout = TimeAmount.milliseconds(Int64(settings.heartbeatTimeoutSeconds * 1000))
         let box = NIOLoopBoundBox<PostgresConnection?>(connection, eventLoop: eventLoop)
         let interval = TimeAmount.milliseconds(Int64(settings.heartbeatSeconds * 1000))
         let task = eventLoop.scheduleRepeatedAsyncTask(initialDelay: interval, delay: interval) { _ in
@@ -93,13 +96,22 @@ public final class ClusterNode: Sendable {
                     """, [settings.node]).flatMap { _ in
                     connection.query("SELECT name FROM securechat_nodes WHERE name <> $1 AND now() - seen > make_interval(secs => $2::float8)",
                                      [settings.node, "\(settings.heartbeatTimeoutSeconds)"])
-                }.map { silent in
+                }.flatMap { silent -> EventLoopFuture<Void> in
                     let names = silent.rows.compactMap { $0.first ?? nil }
-                    if !names.isEmpty { onLost(names) }
+                    // Only a node whose own heartbeats have worked for a whole timeout judges the
+                    // others: after the database was away, every node's row is old at first.
+                    if !names.isEmpty && NIODeadline.now() - healthySince.value >= timeout { onLost(names) }
+                    // About once a minute, events older than the catch-up window go.
+                    beats.value += 1
+                    guard beats.value % max(1, Int(60 / settings.heartbeatSeconds)) == 0 else { return eventLoop.makeSucceededVoidFuture() }
+                    return connection.query("DELETE FROM securechat_events WHERE created < now() - make_interval(mins => \(ClusterBus.retentionMinutes))").map { _ in }
                 }
             }
                 .map { _ in
-                    if failing.value { report("cluster heartbeat works again") }
+                    if failing.value {
+                        report("cluster heartbeat works again")
+                        healthySince.value = NIODeadline.now()
+                    }
                     failing.value = false
                 }
                 .recover { error in

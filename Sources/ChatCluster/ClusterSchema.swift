@@ -32,6 +32,28 @@ public enum ClusterSchema {
             seen timestamptz NOT NULL DEFAULT now()
         );
         """,
+        // 2: the events between nodes, kept for a while so that a node that lost its connection
+        // catches up on what it missed. securechat_publish stores and announces one event; the
+        // lock makes events commit in the order of their numbers, so catching up by number
+        // (seq > the last one seen) cannot skip one that committed late.
+        """
+        CREATE TABLE securechat_events (
+            seq bigserial PRIMARY KEY,
+            created timestamptz NOT NULL DEFAULT now(),
+            payload text NOT NULL
+        );
+        CREATE INDEX securechat_events_created ON securechat_events (created);
+        CREATE FUNCTION securechat_publish(body text) RETURNS bigint LANGUAGE plpgsql AS $$
+        DECLARE
+            number bigint;
+        BEGIN
+            PERFORM pg_advisory_xact_lock(7283003);
+            INSERT INTO securechat_events (payload) VALUES (body) RETURNING seq INTO number;
+            PERFORM pg_notify('securechat_events', number || ' ' || body);
+            RETURN number;
+        END
+        $$;
+        """,
     ]
 
     /// The version this program writes.

@@ -17,6 +17,8 @@ public final class ThrowawayPostgres: @unchecked Sendable {
     public let user = "securechat"
     public let password: String
     private let bin: String
+    /// The server's options (port, socket folder, TLS), given again when it is resumed.
+    private let options: String
 
     /// The folder with initdb and pg_ctl, or nil when PostgreSQL is not installed.
     public static var binFolder: String? {
@@ -35,8 +37,9 @@ public final class ThrowawayPostgres: @unchecked Sendable {
         public let description: String
     }
 
-    private init(port: Int, folder: String, password: String, bin: String) {
+    private init(port: Int, folder: String, password: String, bin: String, options: String) {
         self.port = port
+        self.options = options
         self.folder = folder
         self.password = password
         self.bin = bin
@@ -76,7 +79,7 @@ public final class ThrowawayPostgres: @unchecked Sendable {
             let port = FreePort.loopback()
             do {
                 try run([bin + "/pg_ctl", "-D", folder + "/data", "-l", folder + "/log", "-w", "-t", "90", "-o", "-p \(port) " + options, "start"])
-                return ThrowawayPostgres(port: port, folder: folder, password: password, bin: bin)
+                return ThrowawayPostgres(port: port, folder: folder, password: password, bin: bin, options: "-p \(port) " + options)
             } catch {
                 lastError = error
                 let log = (try? String(contentsOfFile: folder + "/log", encoding: .utf8)) ?? ""
@@ -102,7 +105,7 @@ public final class ThrowawayPostgres: @unchecked Sendable {
 
     /// Starts a paused server again on the same port.
     public func resume() throws {
-        let (status, output) = pgctl(["-l", folder + "/log", "-w", "-t", "90", "start"])
+        let (status, output) = pgctl(["-l", folder + "/log", "-w", "-t", "90", "-o", options, "start"])
         guard status == 0 else { throw Failure(description: "pg_ctl start failed (\(status)): \(output)") }
     }
 

@@ -73,6 +73,8 @@ import Testing
         let bob = try await Self.client("bob", on: b)
         try await alice.send("JOIN #team")
         _ = try await alice.next("366")
+        // Node b learns of alice's join from the database, a moment later.
+        #expect(await waitUntil(timeout: 30) { b.server.core.cluster?.presence.rooms(of: "alice").contains("#team") == true })
         try await bob.send("JOIN #team")
         _ = try await bob.next("366")
         // alice sees bob arrive, and both see each other in NAMES.
@@ -137,7 +139,10 @@ import Testing
         _ = try await again.next("366")
         let c = try await Self.node("c", database)
         let bob = try await Self.client("bob", on: c)
-        #expect(await waitUntil(timeout: 30) { c.server.core.cluster?.presence.user(named: "alice") != nil })
+        #expect(await waitUntil(timeout: 30) {
+            let presence = c.server.core.cluster?.presence
+            return presence?.rooms(of: "alice").contains("#team") == true && presence?.rooms(of: "carol").contains("#team") == true
+        })
         try await bob.send("JOIN #team")
         _ = try await bob.next("366")
         let names = bob.received.filter { $0.command == "353" }.flatMap { $0.parameters.last?.split(separator: " ").map { String($0).trimmingCharacters(in: CharacterSet(charactersIn: "@+")) } ?? [] }
@@ -146,6 +151,56 @@ import Testing
         await a.stop()
         await b.stop()
         await c.stop()
+    }
+
+    /// PostgreSQL stopped and started during a stream of messages: every message its sender was
+    /// not told had failed reaches the other node, once, in order; those sent while it was away
+    /// get FAIL (never silence).
+    @Test func theDatabaseRestartingLosesNoCommittedMessage() async throws {
+        let database = try ThrowawayPostgres.start()
+        defer { database.stop() }
+        let a = try await Self.node("a", database)
+        let b = try await Self.node("b", database)
+        let alice = try await Self.client("alice", on: a)
+        let bob = try await Self.client("bob", on: b)
+        for client in [alice, bob] {
+            try await client.send("JOIN #team")
+            _ = try await client.next("366")
+        }
+        _ = try await alice.next("JOIN")
+        func blocking(_ work: @escaping @Sendable () throws -> Void) async throws {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+                Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
+            }
+        }
+        let total = 60
+        var failed: Set<String> = []
+        for i in 0..<total {
+            if i == 20 { try await blocking { database.pause() } }
+            if i == 30 { try await blocking { try database.resume() } }
+            let text = "m\(i)"
+            try await alice.send("PRIVMSG #team :\(text)")
+            // Each message comes back (echo-message) or is refused with FAIL.
+            let answer = try await alice.next("the echo of \(text) or FAIL") {
+                ($0.command == "PRIVMSG" && $0.parameters.last == text) || $0.command == "FAIL"
+            }
+            if answer.command == "FAIL" {
+                #expect(answer.parameters.prefix(2) == ["PRIVMSG", "CANNOT_SEND"])
+                failed.insert(text)
+            }
+        }
+        #expect(failed.count >= 1 && failed.count <= 20, "\(failed.sorted()) \(a.logs.all.filter { $0.contains("cluster") }.suffix(5))")
+        let expected = (0..<total).map { "m\($0)" }.filter { !failed.contains($0) }
+        let arrived = await waitUntil(timeout: 60) {
+            Set(bob.received.filter { $0.command == "PRIVMSG" }.compactMap(\.parameters.last)).isSuperset(of: expected)
+        }
+        #expect(arrived)
+        let seen = bob.received.filter { $0.command == "PRIVMSG" }.compactMap(\.parameters.last)
+        #expect(seen.count == Set(seen).count, "a message arrived twice")
+        // In the order sent (one that failed at the sender may still have been committed).
+        #expect(seen.compactMap { Int($0.dropFirst()) } == seen.compactMap { Int($0.dropFirst()) }.sorted())
+        await a.stop()
+        await b.stop()
     }
 
     /// The wire form keeps every part of a relay.
