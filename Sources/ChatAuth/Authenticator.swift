@@ -19,6 +19,9 @@ public enum LoginOutcome: Sendable, Equatable {
     case busy
     /// A server ban covers the account or the address; `message` says why and until when.
     case banned(message: String)
+    /// This server cannot take logins now (a cluster node without its database); `reason`
+    /// says so to the person.
+    case unavailable(reason: String)
 }
 
 /// Checks passwords for the server: scrypt on a bounded worker pool, never on an event loop;

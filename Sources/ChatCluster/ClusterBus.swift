@@ -24,6 +24,7 @@ public final class ClusterBus: Sendable {
     private let eventLoop: EventLoop
     private let onEvent: @Sendable (String) -> Void
     private let report: @Sendable (String) -> Void
+    private let onConnection: @Sendable (Bool) -> Void
     private let state: NIOLoopBoundBox<State>
 
     private struct State {
@@ -38,8 +39,10 @@ public final class ClusterBus: Sendable {
         var waiting: [(Int64, String)]?
     }
 
-    private init(settings: ClusterSettings, eventLoop: EventLoop, onEvent: @escaping @Sendable (String) -> Void, report: @escaping @Sendable (String) -> Void) {
+    private init(settings: ClusterSettings, eventLoop: EventLoop, onEvent: @escaping @Sendable (String) -> Void, report: @escaping @Sendable (String) -> Void,
+                 onConnection: @escaping @Sendable (Bool) -> Void) {
         self.settings = settings
+        self.onConnection = onConnection
         self.eventLoop = eventLoop
         self.onEvent = onEvent
         self.report = report
@@ -47,11 +50,13 @@ public final class ClusterBus: Sendable {
     }
 
     /// Connects both connections and starts listening. Blocking; `onEvent` runs on `eventLoop`,
-    /// one payload at a time, in the database's order.
+    /// one payload at a time, in the database's order; `onConnection` is told when the listening
+    /// connection is lost (false) and when it is back and caught up (true).
     public static func start(_ settings: ClusterSettings, on eventLoop: EventLoop,
                              report: @escaping @Sendable (String) -> Void,
+                             onConnection: @escaping @Sendable (Bool) -> Void = { _ in },
                              onEvent: @escaping @Sendable (String) -> Void) throws -> ClusterBus {
-        let bus = ClusterBus(settings: settings, eventLoop: eventLoop, onEvent: onEvent, report: report)
+        let bus = ClusterBus(settings: settings, eventLoop: eventLoop, onEvent: onEvent, report: report, onConnection: onConnection)
         try eventLoop.flatSubmit { bus.listen() }.wait()
         _ = try eventLoop.flatSubmit { bus.publisher() }.wait()
         return bus
@@ -106,6 +111,7 @@ public final class ClusterBus: Sendable {
                 guard !self.state.value.stopped else { return }
                 self.state.value.listening = false
                 self.report("cluster: lost the event connection to PostgreSQL; events from other nodes wait in the database until it is back")
+                self.onConnection(false)
                 self.retryListening()
             }
         }
@@ -137,7 +143,9 @@ public final class ClusterBus: Sendable {
             guard !self.state.value.stopped else { return }
             self.listen().whenComplete { result in
                 switch result {
-                case .success: self.report("cluster: the event connection to PostgreSQL is back")
+                case .success:
+                    self.report("cluster: the event connection to PostgreSQL is back")
+                    self.onConnection(true)
                 case .failure: self.retryListening()
                 }
             }

@@ -198,13 +198,17 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
         case let .verify(account, password, method):
             verify(account: account, password: password, method: method)
         case let .verifyCertificate(fingerprint, account):
-            let outcome = core.logins.login(certificate: fingerprint, account: account, address: address)
+            var outcome = core.logins.login(certificate: fingerprint, account: account, address: address)
+            if case .success = outcome, let cluster = core.cluster, !cluster.isConnected {
+                outcome = .unavailable(reason: ClusterLink.unavailableReason)
+            }
             if case .success = outcome {} else {
                 logger.notice("certificate login failed: \(outcome)", metadata: ["fingerprint": "\(fingerprint)", "address": "\(address)"])
             }
             // A later turn of the loop, like a password check's answer.
             let connection = NIOLoopBound(self, eventLoop: context.eventLoop)
-            context.eventLoop.execute { connection.value.loginFinished(outcome, via: .sasl) }
+            let answer = outcome
+            context.eventLoop.execute { connection.value.loginFinished(answer, via: .sasl) }
         case let .registered(handle):
             logger.info("logged in", metadata: ["account": "\(handle.nick)", "address": "\(address)", "tls": "\(tlsSummary)",
                                                 "caps": "\(session.capabilities.names.joined(separator: ","))"])
@@ -262,7 +266,16 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
         let connection = NIOLoopBound(self, eventLoop: loop)
         // The outcome goes from the hashing thread straight to this loop (see
         // `Authenticator.login(…completion:)`), always on a later turn of the loop.
-        pendingLogin = core.logins.login(account: account, password: password, address: address) { outcome in
+        let cluster = core.cluster
+        pendingLogin = core.logins.login(account: account, password: password, address: address) { checked in
+            // A cluster node cut off from its database would log in someone whose account may
+            // have been locked or who is logged in elsewhere: it refuses, and says why.
+            let outcome: LoginOutcome
+            if case .success = checked, let cluster, !cluster.isConnected {
+                outcome = .unavailable(reason: ClusterLink.unavailableReason)
+            } else {
+                outcome = checked
+            }
             loop.execute {
                 switch outcome {
                 case .success: break

@@ -49,9 +49,10 @@ public final class ClusterLink: Sendable {
     let presence: RemotePresence
     private let bus: ClusterBus
     private let report: @Sendable (String) -> Void
+    private let connected: NIOLockedValueBox<Bool>
 
     /// Starts listening and says hello. Blocking (call before serving).
-    public init(settings: ClusterSettings, registry: Registry, eventLoop: EventLoop, report: @escaping @Sendable (String) -> Void) throws {
+    public init(settings: ClusterSettings, serverName: String, registry: Registry, eventLoop: EventLoop, report: @escaping @Sendable (String) -> Void) throws {
         let presence = RemotePresence()
         let node = settings.node
         self.node = node
@@ -61,7 +62,18 @@ public final class ClusterLink: Sendable {
         // The receiving side needs the bus to answer a hello: it gets it through this box, set
         // once the bus has started.
         let answer = NIOLockedValueBox<ClusterBus?>(nil)
-        bus = try ClusterBus.start(settings, on: eventLoop, report: report) { payload in
+        let connected = NIOLockedValueBox(true)
+        self.connected = connected
+        bus = try ClusterBus.start(settings, on: eventLoop, report: report, onConnection: { up in
+            connected.withLockedValue { $0 = up }
+            // Everyone here learns it: what they send to rooms is refused until it is back.
+            let text = up
+                ? "This server's database is back: messages reach every server again"
+                : "This server lost its database: messages to rooms and to people on other servers are refused until it is back; new logins wait too"
+            let notice = Relay(source: serverName, command: "NOTICE", parameters: ["*", text], time: Relay.timestamp())
+            let sessions = registry.allSessions
+            if !sessions.isEmpty { Audience(sessions).deliver(notice) }
+        }) { payload in
             guard let (origin, event) = Self.decode(payload) else {
                 report("cluster: ignored an event this node cannot read (from a newer node?): \(payload.prefix(80))")
                 return
@@ -71,6 +83,11 @@ public final class ClusterLink: Sendable {
         answer.withLockedValue { $0 = bus }
         _ = bus.publish(Self.encode(.hello, origin: node))
     }
+
+    public static let unavailableReason = "This server cannot reach its database right now: try again in a minute (or another server of this network)"
+
+    /// Whether events flow (the listening connection to the database is up).
+    public var isConnected: Bool { connected.withLockedValue { $0 } }
 
     /// Sends `event` to every node; fails when the database did not take it.
     public func publish(_ event: ClusterEvent) -> EventLoopFuture<Void> {

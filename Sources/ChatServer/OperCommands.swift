@@ -45,6 +45,8 @@ enum OperCommands {
             c.out.numeric(.passwdMismatch, "Too many failed attempts: try again in \(Int(seconds.rounded(.up))) seconds")
         case .busy:
             c.out.numeric(.passwdMismatch, "Server busy: try again in a few seconds")
+        case let .unavailable(reason):
+            c.out.numeric(.passwdMismatch, reason)
         case .invalidCredentials, .locked, .banned:
             c.core.logOperatorAction(c.me, "OPER refused: wrong password")
             c.out.numeric(.passwdMismatch, "Password incorrect")

@@ -276,6 +276,8 @@ public struct Registration {
             return fail(method, "Too many failed logins: try again in \(Int(seconds.rounded(.up))) seconds", code: .rateLimited, counts: false, closes: true)
         case .busy:
             return fail(method, "Server busy: try again in a few seconds", code: .serverBusy, counts: false)
+        case let .unavailable(reason):
+            return fail(method, reason, code: .serverBusy, counts: false, closes: true)
         case let .banned(message):
             // The login's own numeric ends the exchange; 465 is what IRC clients show as a ban.
             return fail(method, message, code: .banned, counts: false, closes: true, before: [reply(.yourebannedcreep, message)])

@@ -176,7 +176,17 @@ import Testing
         let total = 60
         var failed: Set<String> = []
         for i in 0..<total {
-            if i == 20 { try await blocking { database.pause() } }
+            if i == 20 {
+                try await blocking { database.pause() }
+                // Everyone on the node is told, and new logins are refused with the reason.
+                let notice = try await alice.next("the notice of the lost database") { $0.command == "NOTICE" && $0.parameters.last?.contains("lost its database") == true }
+                #expect(notice.parameters.last?.contains("refused until it is back") == true)
+                let carol = try await TestIRCClient.connect(port: a.port, caPath: TestServer.certificates.caCertificatePath)
+                // The server closes at once: the client's CAP END may find the connection gone.
+                _ = try? await carol.register(account: "carol", password: "carol password")
+                #expect(await carol.waitUntilClosed())
+                #expect(carol.received.contains { $0.command == "904" && $0.parameters.last?.contains("cannot reach its database") == true })
+            }
             if i == 30 { try await blocking { try database.resume() } }
             let text = "m\(i)"
             try await alice.send("PRIVMSG #team :\(text)")
@@ -189,6 +199,7 @@ import Testing
                 failed.insert(text)
             }
         }
+        #expect(await waitUntil(timeout: 60) { alice.received.contains { $0.command == "NOTICE" && $0.parameters.last?.contains("database is back") == true } })
         #expect(failed.count >= 1 && failed.count <= 20, "\(failed.sorted()) \(a.logs.all.filter { $0.contains("cluster") }.suffix(5))")
         let expected = (0..<total).map { "m\($0)" }.filter { !failed.contains($0) }
         let arrived = await waitUntil(timeout: 60) {
