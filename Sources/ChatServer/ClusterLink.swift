@@ -1,4 +1,6 @@
 import ChatCluster
+import ChatHistory
+import Foundation
 import IRC
 import NIOConcurrencyHelpers
 import NIOCore
@@ -52,7 +54,10 @@ public final class ClusterLink: Sendable {
     private let connected: NIOLockedValueBox<Bool>
 
     /// Starts listening and says hello. Blocking (call before serving).
-    public init(settings: ClusterSettings, serverName: String, registry: Registry, eventLoop: EventLoop, report: @escaping @Sendable (String) -> Void) throws {
+    /// - Parameter history: where this node keeps what is said; every node keeps every room
+    ///   message and private message as it comes from the database, its own included.
+    public init(settings: ClusterSettings, serverName: String, registry: Registry, history: (any HistoryStore)?, eventLoop: EventLoop,
+                report: @escaping @Sendable (String) -> Void) throws {
         let presence = RemotePresence()
         let node = settings.node
         self.node = node
@@ -78,6 +83,7 @@ public final class ClusterLink: Sendable {
                 report("cluster: ignored an event this node cannot read (from a newer node?): \(payload.prefix(80))")
                 return
             }
+            Self.keep(event, history: history)
             Self.receive(event, from: origin, node: node, registry: registry, presence: presence, answer: answer.withLockedValue { $0 })
         }
         answer.withLockedValue { $0 = bus }
@@ -182,6 +188,51 @@ public final class ClusterLink: Sendable {
             guard !own else { return }
             presence.join(nick, room: room, node: origin)
         }
+    }
+
+    /// Keeps a room message or a private message in this node's history.
+    static func keep(_ event: ClusterEvent, history: (any HistoryStore)?) {
+        guard let history else { return }
+        switch event {
+        case let .room(relay, room, false, _, _):
+            guard let sender = senderNick(relay) else { return }
+            HistoryCommand.store(relay, key: room, sender: IRCName.fold(sender), time: milliseconds(relay.time), history: history)
+        case let .privateMessage(relay, target, _):
+            guard let sender = senderNick(relay) else { return }
+            HistoryCommand.store(relay, key: HistoryTarget.privateKey(IRCName.fold(sender), IRCName.fold(target)), sender: IRCName.fold(sender),
+                                 time: milliseconds(relay.time), history: history)
+        default:
+            break
+        }
+    }
+
+    static func senderNick(_ relay: Relay) -> String? {
+        relay.source.split(separator: "!").first.map(String.init)
+    }
+
+    /// `2026-12-04T10:00:00.123Z` (server-time's form) as milliseconds since 1970; now if malformed.
+    static func milliseconds(_ time: String) -> Int64 {
+        let digits = Array(time.utf8)
+        func number(_ from: Int, _ count: Int) -> Int64? {
+            guard from + count <= digits.count else { return nil }
+            var value: Int64 = 0
+            for b in digits[from..<(from + count)] {
+                guard b >= 48 && b <= 57 else { return nil }
+                value = value * 10 + Int64(b - 48)
+            }
+            return value
+        }
+        guard digits.count == 24, let y = number(0, 4), let m = number(5, 2), let d = number(8, 2), let hh = number(11, 2),
+              let mm = number(14, 2), let ss = number(17, 2), let ms = number(20, 3), (1...12).contains(m), (1...31).contains(d)
+        else { return HistoryCommand.milliseconds(Date()) }
+        // Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm).
+        let year = m <= 2 ? y - 1 : y
+        let era = (year >= 0 ? year : year - 399) / 400
+        let yoe = year - era * 400
+        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146_097 + doe - 719_468
+        return ((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000 + ms
     }
 
     /// Delivers `relay` to this node's members of `rooms` (folded), each once.

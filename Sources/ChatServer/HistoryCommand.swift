@@ -113,10 +113,15 @@ enum HistoryCommand {
     /// Stores a relayed message of `c.me` in conversation `key`.
     static func store(_ relay: Relay, key: String, _ c: CommandContext) {
         guard let history = c.core.history else { return }
+        store(relay, key: key, sender: c.me.folded, time: milliseconds(c.now), history: history)
+    }
+
+    /// Stores a relayed message of `sender` (folded) in conversation `key`, at `time` (ms).
+    static func store(_ relay: Relay, key: String, sender: String, time: Int64, history: any HistoryStore) {
         // Typing notices are not worth keeping.
         if relay.command == "TAGMSG" && relay.clientTags.allSatisfy({ $0.key == "+typing" || $0.key == "+draft/typing" }) { return }
         let line = IRCMessage(tags: relay.clientTags + (relay.fromBot ? [IRCTag("bot")] : []), source: relay.source, command: relay.command, parameters: relay.parameters)
-        history.append(StoredMessage(msgid: relay.msgid, time: milliseconds(c.now), target: key, sender: c.me.folded, kind: relay.command,
+        history.append(StoredMessage(msgid: relay.msgid, time: time, target: key, sender: sender, kind: relay.command,
                                      line: String(decoding: line.serialized().dropLast(2), as: UTF8.self)))
     }
 

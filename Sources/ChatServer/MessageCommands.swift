@@ -50,14 +50,11 @@ enum MessageCommands {
                 } else {
                     let audience = operatorsOnly ? Audience(room.roster.filter(\.isOperator).map(\.session)) : room.audience
                     c.out.deliver(relay, to: audience, except: echo ? nil : c.me, requiring: requiring)
+                    if !operatorsOnly { HistoryCommand.store(relay, key: room.folded, c) }
                 }
-                if !operatorsOnly { HistoryCommand.store(relay, key: room.folded, c) }
             } else {
-                if c.registry.session(named: target) == nil, let remote = c.core.cluster?.presence.user(named: target) {
-                    // On another node of the cluster: that node delivers it.
-                    c.out.append(.publish(.privateMessage(relay, target: remote.nick, requiring: requiring), command: message.command))
-                    if echo { c.out.deliver(relay, to: Audience([c.me]), requiring: requiring) }
-                    HistoryCommand.store(relay, key: HistoryTarget.privateKey(c.me.folded, IRCName.fold(remote.nick)), c)
+                if c.core.cluster != nil {
+                    clusterPrivateMessage(relay, to: target, requiring: requiring, echo: echo, command: message.command, &c)
                     continue
                 }
                 guard let recipient = c.registry.session(named: target) else {
@@ -80,6 +77,32 @@ enum MessageCommands {
                     c.out.numeric(.away, recipient.nick, away)
                 }
             }
+        }
+    }
+
+    /// Cluster mode: every private message goes through the database, so that every node keeps
+    /// it in its history; the node that has the recipient delivers it (this one at once).
+    private static func clusterPrivateMessage(_ relay: Relay, to target: String, requiring: Capabilities, echo: Bool, command: String,
+                                              _ c: inout CommandContext) {
+        let isNotice = command == "NOTICE"
+        let quiet = isNotice || command == "TAGMSG"
+        let local = c.registry.session(named: target)
+        let remote = local == nil ? c.core.cluster?.presence.user(named: target) : nil
+        let offline = local == nil && remote == nil
+        if offline && !(c.core.history != nil && IRCName.isValidNick(target) && c.core.policy.accountExists(target)) {
+            if !isNotice { c.out.numeric(.noSuchNick, target, "No such nick") }
+            return
+        }
+        let nick = local?.nick ?? remote?.nick ?? target
+        c.out.append(.publish(.privateMessage(relay, target: nick, requiring: requiring), command: command))
+        if let local {
+            c.out.deliver(relay, to: echo && local !== c.me ? Audience([local, c.me]) : Audience([local]), requiring: requiring)
+            if !quiet, let away = local.away { c.out.numeric(.away, local.nick, away) }
+        } else if echo {
+            c.out.deliver(relay, to: Audience([c.me]), requiring: requiring)
+        }
+        if offline && !quiet {
+            c.out.numeric(.away, target, "is offline: your message is kept and delivered at their next login")
         }
     }
 }

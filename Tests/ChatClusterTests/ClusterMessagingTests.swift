@@ -214,6 +214,45 @@ import Testing
         await b.stop()
     }
 
+    /// Every node keeps every room message and private message: history asked on one node shows
+    /// what was said on another, and a message to someone offline reaches them on any node.
+    @Test func everyNodeKeepsTheHistory() async throws {
+        let database = try ThrowawayPostgres.start()
+        defer { database.stop() }
+        let a = try await Self.node("a", database)
+        let b = try await Self.node("b", database)
+        let alice = try await Self.client("alice", on: a)
+        let bob = try await Self.client("bob", on: b)
+        for client in [alice, bob] {
+            try await client.send("JOIN #team")
+            _ = try await client.next("366")
+        }
+        try await alice.send("PRIVMSG carol :for carol, who is away")
+        try await alice.send("PRIVMSG #team :said on a")
+        // Node b has both once bob has the second: events are kept before they are delivered.
+        _ = try await bob.next("the room message") { $0.command == "PRIVMSG" && $0.parameters.last == "said on a" }
+        let carol = try await TestIRCClient.connect(port: b.port, caPath: TestServer.certificates.caCertificatePath)
+        #expect(try await carol.register(account: "carol", password: "carol password", capabilities: ["draft/chathistory", "batch", "server-time", "message-tags"]).command == "001")
+        try await carol.send("JOIN #team")
+        _ = try await carol.next("366")
+        try await carol.send("CHATHISTORY LATEST #team * 10")
+        _ = try await carol.next("BATCH")
+        let kept = try await carol.next("PRIVMSG")
+        #expect(kept.parameters == ["#team", "said on a"] && kept.source?.hasPrefix("alice!") == true)
+        try await carol.send("CHATHISTORY LATEST alice * 10")
+        _ = try await carol.next("BATCH")
+        #expect(try await carol.next("PRIVMSG").parameters == ["carol", "for carol, who is away"])
+        await a.stop()
+        await b.stop()
+    }
+
+    @Test func serverTimeReadsBackAsMilliseconds() {
+        let now = Date(timeIntervalSince1970: 1_796_380_496.789)
+        #expect(ClusterLink.milliseconds(Relay.timestamp(now)) == 1_796_380_496_789)
+        #expect(ClusterLink.milliseconds("2000-02-29T23:59:59.999Z") == 951_868_799_999)
+        #expect(ClusterLink.milliseconds("1970-01-01T00:00:00.000Z") == 0)
+    }
+
     /// The wire form keeps every part of a relay.
     @Test func eventsRoundTrip() {
         var relay = Relay(source: "alice!alice@host", command: "PRIVMSG", parameters: ["#team", "hi; there :)"], time: "2026-12-04T10:00:00.000Z",
