@@ -168,7 +168,7 @@ let package = Package(
         .testTarget(
             name: "ChatServerTests",
             dependencies: [
-                "ChatServer", "ChatTesting", "ChatAuth", "ChatSupport", "IRC", "IRCFraming", "TLS",
+                "ChatServer", "ChatCluster", "ChatTesting", "ChatAuth", "ChatSupport", "IRC", "IRCFraming", "TLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

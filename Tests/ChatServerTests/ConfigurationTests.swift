@@ -1,3 +1,4 @@
+import ChatCluster
 import Foundation
 import Testing
 @testable import ChatServer
@@ -28,6 +29,22 @@ import Testing
         let production = try ServerConfiguration.load(path: Self.repository + "/Config/server.production.example.json", environment: [:])
         #expect(!production.tls.createDevelopmentCertificates)
         #expect(production.listeners.contains { $0.host == "0.0.0.0" })
+    }
+
+    /// Config/cluster.example.json, with its password file in a temporary folder.
+    @Test func theClusterExampleLoads() throws {
+        let folder = NSTemporaryDirectory() + "securechat-cluster-example-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try "secret\n".write(toFile: folder + "/postgres-password", atomically: true, encoding: .utf8)
+        chmod(folder + "/postgres-password", 0o600)
+        let text = try String(contentsOfFile: Self.repository + "/Config/cluster.example.json", encoding: .utf8)
+            .replacingOccurrences(of: "/etc/securechat/postgres-password", with: folder + "/postgres-password")
+        try text.write(toFile: folder + "/server.json", atomically: true, encoding: .utf8)
+        let cluster = try #require(try ServerConfiguration.load(path: folder + "/server.json", environment: [:]).cluster)
+        #expect(cluster.node == "chat-1")
+        #expect(cluster.postgres.host == "db.example.org" && cluster.postgres.database == "securechat")
+        #expect(cluster.postgres.security == .verifyFull(.caFile("/etc/securechat/postgres-ca.pem")))
+        #expect(cluster.postgres.password?.bytes == Array("secret".utf8))
     }
 
     @Test func defaultsAndRelativePaths() throws {
