@@ -49,9 +49,16 @@ def source_address(i):
 
 
 def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds of `pid` and of every --also-pid (a cluster's other nodes)."""
+    total = 0.0
+    for p in [pid] + ALSO_PIDS:
+        with open(f"/proc/{p}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+ALSO_PIDS = []
 
 
 def machine_cpu_seconds():
@@ -281,14 +288,16 @@ async def connect(index, args, context, room=None):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setblocking(False)
     sock.bind((source_address(index), 0))
-    await loop.sock_connect(sock, (args.host, args.port))
+    # Receivers (every member after the senders) may use another node of a cluster.
+    port = args.receiver_port if args.receiver_port and index >= args.senders else args.port
+    await loop.sock_connect(sock, (args.host, port))
     _, client = await loop.create_connection(lambda: Client(nick, args), sock=sock, ssl=context,
                                               server_hostname=args.server_name, ssl_handshake_timeout=120)
     if client.websocket:
         key = base64.b64encode(os.urandom(16)).decode()
-        client.transport.write((f"GET / HTTP/1.1\r\nHost: localhost:{args.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        client.transport.write((f"GET / HTTP/1.1\r\nHost: localhost:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: text.ircv3.net\r\n"
-                                f"Origin: https://localhost:{args.port}\r\n\r\n").encode())
+                                f"Origin: https://localhost:{port}\r\n\r\n").encode())
         await asyncio.wait_for(client.ws_ready, 120)
     await asyncio.wait_for(client.register(), 120)
     if room:
@@ -542,6 +551,8 @@ def main():
     parser.add_argument("--password", default="bench-password")
     parser.add_argument("--label", default="server")
     parser.add_argument("--websocket", action="store_true", help="IRC over WebSocket on the same port (SecureChat's web transport)")
+    parser.add_argument("--also-pid", type=int, action="append", default=[], help="another server process whose CPU counts with the server's (a cluster's nodes)")
+    parser.add_argument("--receiver-port", type=int, help="members that do not send connect here (a second node of a cluster)")
     parser.add_argument("--members", type=int, default=100)
     parser.add_argument("--senders", type=int, default=10)
     parser.add_argument("--rate", type=float, default=1000, help="messages per second from all senders (paced)")
@@ -566,6 +577,7 @@ def main():
         os.kill(args.server_pid, 0)
     except OSError:
         parser.error(f"no process {args.server_pid}: pass the server's PID with --server-pid")
+    ALSO_PIDS.extend(args.also_pid)
     # history asks for batches of tagged messages.
     args.caps = ["batch", "server-time", "message-tags", "draft/chathistory"] if args.scenario == "history" else []
     run = {"fanout": fanout, "connect": connect_scenario, "idle": idle_scenario, "history": history_scenario}[args.scenario]

@@ -39,6 +39,12 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
     private var readPending = false
     /// Flood control has lines waiting: no reading until it says resume.
     private var floodPaused = false
+    /// Cluster mode: messages of this client on their way to the database. Past the window, no
+    /// reading until half of them are through: a client that sends faster than the database
+    /// takes waits (TCP pushes back), instead of queueing without bound in this server.
+    private var publishing = 0
+    private var publishPaused = false
+    static let publishWindow = 64
     private var closing = false
     private var flushPending = false
     private let flusher: LoopFlusher
@@ -154,7 +160,7 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
     }
 
     public func read(context: ChannelHandlerContext) {
-        if session.isAwaitingLogin || floodPaused {
+        if session.isAwaitingLogin || floodPaused || publishPaused {
             readPending = true
         } else {
             context.read()
@@ -162,7 +168,7 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
     }
 
     private func resumeReadingIfAllowed(_ context: ChannelHandlerContext) {
-        if readPending && !session.isAwaitingLogin && !floodPaused {
+        if readPending && !session.isAwaitingLogin && !floodPaused && !publishPaused {
             readPending = false
             context.read()
         }
@@ -187,12 +193,21 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
             let connection = NIOLoopBound(self, eventLoop: context.eventLoop)
             let loop = context.eventLoop
             let serverName = core.serverName
-            cluster.publish(event).whenFailure { error in
+            publishing += 1
+            if publishing >= Self.publishWindow { publishPaused = true }
+            cluster.publish(event).whenComplete { result in
                 loop.execute {
                     let this = connection.value
-                    this.logger.warning("cluster: a message was not sent: \(error)")
-                    this.perform(.send(IRCMessage(source: serverName, command: "FAIL", parameters: [command, "CANNOT_SEND", "Message not delivered: the cluster's database did not take it, try again"])))
-                    this.context?.flush()
+                    this.publishing -= 1
+                    if case let .failure(error) = result {
+                        this.logger.warning("cluster: a message was not sent: \(error)")
+                        this.perform(.send(IRCMessage(source: serverName, command: "FAIL", parameters: [command, "CANNOT_SEND", "Message not delivered: the cluster's database did not take it, try again"])))
+                        this.context?.flush()
+                    }
+                    if this.publishPaused && this.publishing <= Self.publishWindow / 2, let context = this.context {
+                        this.publishPaused = false
+                        this.resumeReadingIfAllowed(context)
+                    }
                 }
             }
         case let .verify(account, password, method):

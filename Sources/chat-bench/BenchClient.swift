@@ -206,7 +206,9 @@ final class BenchPool: @unchecked Sendable {
     }
 
     /// Connects and registers `nick`; returns the channel and its handler.
-    func connect(_ nick: String) -> EventLoopFuture<(Channel, BenchConnection)> {
+    /// - Parameter port: another port than the target's (a second node of a cluster).
+    func connect(_ nick: String, port: Int? = nil) -> EventLoopFuture<(Channel, BenchConnection)> {
+        let port = port ?? target.port
         let loop = group.next()
         let handler = BenchConnection(nick: nick, target: target, eventLoop: loop, stats: statsByLoop[ObjectIdentifier(loop)]!)
         let target = self.target
@@ -224,14 +226,14 @@ final class BenchPool: @unchecked Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(TLSHandler(context: target.context, serverName: target.serverName, handshakeTimeout: .seconds(60)))
                     if target.websocket {
-                        try channel.pipeline.syncOperations.addHandler(BenchWebSocketFraming(host: target.host, port: target.port))
+                        try channel.pipeline.syncOperations.addHandler(BenchWebSocketFraming(host: target.host, port: port))
                     } else {
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineDecoder(maximumLength: 1 << 16)))
                     }
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
-            .connect(host: target.host, port: target.port)
+            .connect(host: target.host, port: port)
             .flatMap { channel in handler.registered.futureResult.map { (channel, handler) } }
     }
 

@@ -53,7 +53,8 @@ func report(_ scenario: String, _ label: String, _ fields: [(String, String)]) {
 
 /// Connects clients `first..<first+count` with at most `inflight` in progress; returns the
 /// connections, the time to 001 of each (µs) and the failures.
-func connectMany(_ pool: BenchPool, count: Int, first: Int = 0, inflight: Int, keep: Bool, room: (@Sendable (Int) -> String?)? = nil) async -> (connections: [(Channel, BenchConnection)], times: Histogram<UInt64>, failures: [String]) {
+func connectMany(_ pool: BenchPool, count: Int, first: Int = 0, inflight: Int, keep: Bool, room: (@Sendable (Int) -> String?)? = nil,
+                 port: (@Sendable (Int) -> Int?)? = nil) async -> (connections: [(Channel, BenchConnection)], times: Histogram<UInt64>, failures: [String]) {
     // @unchecked Sendable: lock: the connecting tasks touch its vars only with `lock` held; they
     // are read without it only after every task has ended.
     final class Shared: @unchecked Sendable {
@@ -80,7 +81,7 @@ func connectMany(_ pool: BenchPool, count: Int, first: Int = 0, inflight: Int, k
                     let nick = "\(pool.target.accountPrefix)\(first + i)"
                     let start = nowNanos()
                     do {
-                        let connection = try await pool.connect(nick).get()
+                        let connection = try await pool.connect(nick, port: port?(i)).get()
                         let elapsed = (nowNanos() - start) / 1000
                         if let name = room?(i) { try await pool.join(connection, name).get() }
                         shared.succeeded(elapsed, keep ? connection : nil)
@@ -171,18 +172,33 @@ struct FanoutBench: AsyncParsableCommand {
     @Option(help: "Writes in flight per sender when saturating.") var window = 8
     @Option(help: "Seconds of sending.") var duration = 5.0
     @Option(help: "The server's process id: adds the CPU time it used per delivery (from /proc/PID/stat) and this tool's own.") var serverPid: Int32?
+    @Option(help: "Another server process whose CPU counts with the server's (a cluster's other nodes); repeat for several.") var alsoPid: [Int32] = []
+    @Option(help: "Members that do not send connect to this port (a second node of a cluster; the senders use --port).") var receiverPort: Int?
+
+    /// CPU seconds of the server and every --also-pid.
+    func serverCPU() -> Double? {
+        guard let serverPid, var total = cpuSeconds(pid: serverPid) else { return nil }
+        for pid in alsoPid { total += cpuSeconds(pid: pid) ?? 0 }
+        return total
+    }
 
     func run() async throws {
         if let serverPid, cpuSeconds(pid: serverPid) == nil { throw ValidationError("no process \(serverPid): pass the server's PID with --server-pid") }
+        for pid in alsoPid where cpuSeconds(pid: pid) == nil { throw ValidationError("no process \(pid) (--also-pid)") }
         let pool = BenchPool(target: try target.makeTarget(), threads: target.threads)
         defer { pool.shutdown() }
-        let setup = await connectMany(pool, count: members, inflight: 50, keep: true) { _ in "#fanout" }
+        let senderCount = max(1, min(self.senders, members))
+        let receiverPort = self.receiverPort
+        let setup = await connectMany(pool, count: members, inflight: 50, keep: true, room: { _ in "#fanout" },
+                                      port: { i in i < senderCount ? nil : receiverPort })
         guard setup.failures.isEmpty else { throw BenchError("setup failed: \(setup.failures.first!)") }
         try await Task.sleep(nanoseconds: 1_000_000_000)  // joins seen by everyone
         try pool.reset()
-        let senders = Array(setup.connections.prefix(max(1, min(self.senders, members))))
+        // The senders are the first members (connections come back in completion order).
+        let senderNicks = Set((0..<senderCount).map { "\(target.accountPrefix)\($0)" })
+        let senders = setup.connections.filter { senderNicks.contains($0.1.nick) }
         let sent = NIOLockedValueBox(0)
-        let serverCPUBefore = serverPid.flatMap(cpuSeconds(pid:))
+        let serverCPUBefore = serverCPU()
         let machineCPUBefore = machineCPUSeconds()
         let benchCPUBefore = ownCPUSeconds()
         let start = nowNanos()
@@ -228,7 +244,7 @@ struct FanoutBench: AsyncParsableCommand {
         let expected = sentTotal * (members - 1)
         let deliverSeconds = seconds(since: start)
         var cpu: [(String, String)] = []
-        if let before = serverCPUBefore, let serverPid, let after = cpuSeconds(pid: serverPid) {
+        if let before = serverCPUBefore, let after = serverCPU() {
             // The drain's idle second is in the window: compare CPU per delivery, not cores used.
             cpu = [("server_cpu_s", String(format: "%.2f", after - before)),
                    ("server_us_per_delivery", String(format: "%.2f", (after - before) * 1e6 / Double(max(1, stats.received)))),
