@@ -102,7 +102,7 @@ let package = Package(
         .testTarget(
             name: "ChatClusterTests",
             dependencies: [
-                "ChatCluster", "ChatServer", "ChatTesting", "ChatAuth", "ChatSupport", "TLS", "IRC",
+                "ChatCluster", "ChatServer", "ChatTesting", "ChatAuth", "ChatHistory", "ChatSupport", "TLS", "IRC",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

@@ -26,6 +26,9 @@ public enum ClusterEvent: Sendable, Equatable {
     case hello
     /// Part of a hello's answer: `nick` is in `room`.
     case member(room: String, nick: String)
+    /// A room's settings changed (topic, modes, key, owner, bans): every node keeps them, and
+    /// its members there see `relay` (the TOPIC or MODE line).
+    case roomState(RoomRecord, relay: Relay?)
 }
 
 extension Relay: Equatable {
@@ -84,7 +87,7 @@ public final class ClusterLink: Sendable {
                 return
             }
             Self.keep(event, history: history)
-            Self.receive(event, from: origin, node: node, registry: registry, presence: presence, answer: answer.withLockedValue { $0 })
+            Self.receive(event, from: origin, node: node, registry: registry, presence: presence, history: history, answer: answer.withLockedValue { $0 })
         }
         answer.withLockedValue { $0 = bus }
         _ = bus.publish(Self.encode(.hello, origin: node))
@@ -127,7 +130,8 @@ public final class ClusterLink: Sendable {
 
     // MARK: Receiving
 
-    static func receive(_ event: ClusterEvent, from origin: String, node: String, registry: Registry, presence: RemotePresence, answer: ClusterBus?) {
+    static func receive(_ event: ClusterEvent, from origin: String, node: String, registry: Registry, presence: RemotePresence,
+                        history: (any HistoryStore)? = nil, answer: ClusterBus?) {
         let own = origin == node
         switch event {
         case let .room(relay, room, operatorsOnly, except, requiring):
@@ -187,6 +191,14 @@ public final class ClusterLink: Sendable {
         case let .member(room, nick):
             guard !own else { return }
             presence.join(nick, room: room, node: origin)
+        case let .roomState(record, relay):
+            guard !own else { return }
+            let folded = IRCName.fold(record.name)
+            // Kept, so that the room has these settings when someone here joins it later.
+            history?.saveRoom(record, folded: folded)
+            guard let local = registry.room(named: folded) else { return }
+            local.apply(record)
+            if let relay { local.audience.deliver(relay) }
         }
     }
 
@@ -270,6 +282,16 @@ public final class ClusterLink: Sendable {
             return "1 hello \(origin)\n"
         case let .member(room, nick):
             return "1 member \(origin) \(room) \(nick)\n"
+        case let .roomState(record, relay):
+            var record = record
+            var text = ""
+            // The ban list can be long: the oldest bans give way so that the event fits.
+            repeat {
+                text = "1 roomstate \(origin)\n\(relay.map { line($0) } ?? "-")\n\(roomJSON(record))"
+                if ClusterBus.fits(text) || record.bans.isEmpty { break }
+                record.bans.removeFirst(max(1, record.bans.count / 4))
+            } while true
+            return text
         }
     }
 
@@ -308,12 +330,47 @@ public final class ClusterLink: Sendable {
             return (origin, .privateMessage(relay, target: target, requiring: Capabilities(rawValue: requiring)))
         case ("hello", 3):
             return (origin, .hello)
+        case ("roomstate", 3):
+            let lines = rest.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
+            guard lines.count == 2, let record = Self.roomRecord(fromJSON: String(lines[1])), room(record.name) != nil else { return nil }
+            let relay: Relay? = lines[0] == "-" ? nil : Self.relay(from: String(lines[0]))
+            if lines[0] != "-" && relay == nil { return nil }
+            return (origin, .roomState(record, relay: relay))
         case ("member", 5):
             guard let room = room(words[3]), let nick = nick(words[4]) else { return nil }
             return (origin, .member(room: room, nick: nick))
         default:
             return nil
         }
+    }
+
+    static func roomJSON(_ r: RoomRecord) -> String {
+        var object: [String: Any] = ["name": r.name, "topicBy": r.topicBy, "topicTime": r.topicTime, "flags": r.flags,
+                                     "created": r.created, "lastUsed": r.lastUsed,
+                                     "bans": r.bans.map { ["mask": $0.mask, "setBy": $0.setBy, "setAt": $0.setAt] as [String: Any] }]
+        if let topic = r.topic { object["topic"] = topic }
+        if let key = r.key { object["key"] = key }
+        if let limit = r.limit { object["limit"] = limit }
+        if let owner = r.owner { object["owner"] = owner }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func roomRecord(fromJSON text: String) -> RoomRecord? {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any],
+              let name = object["name"] as? String, let flags = object["flags"] as? String,
+              let created = object["created"] as? Int, let lastUsed = object["lastUsed"] as? Int
+        else { return nil }
+        // Text that clients will see is checked as a client's would be.
+        func clean(_ value: String?) -> String? { value.map { String($0.unicodeScalars.filter { $0.value >= 32 }) } }
+        let bans = (object["bans"] as? [[String: Any]] ?? []).compactMap { ban -> RoomRecord.Ban? in
+            guard let mask = ban["mask"] as? String, let setBy = ban["setBy"] as? String, let setAt = ban["setAt"] as? Int else { return nil }
+            return RoomRecord.Ban(mask: clean(mask)!, setBy: clean(setBy)!, setAt: setAt)
+        }
+        return RoomRecord(name: name, topic: clean(object["topic"] as? String), topicBy: clean(object["topicBy"] as? String) ?? "",
+                          topicTime: object["topicTime"] as? Int ?? 0, flags: String(flags.filter { "imnst".contains($0) }),
+                          key: clean(object["key"] as? String), limit: object["limit"] as? Int, owner: object["owner"] as? String,
+                          created: created, lastUsed: lastUsed, bans: bans)
     }
 
     static func relay(from text: String) -> Relay? {

@@ -186,8 +186,10 @@ enum ModeCommand {
             if changes >= 4 { break }
         }
         if !applied.isEmpty {
-            c.out.deliver(c.relay("MODE", [room.name, applied] + appliedArguments), to: room.audience)
+            let relay = c.relay("MODE", [room.name, applied] + appliedArguments)
+            c.out.deliver(relay, to: room.audience)
             RoomCommands.save(room, c)
+            RoomCommands.share(room, relay: relay, command: "MODE", &c)
         }
     }
 }

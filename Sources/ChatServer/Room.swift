@@ -94,6 +94,24 @@ public final class Room: @unchecked Sendable {
     var owner: String? { lock.withLock { _owner } }
     func setOwner(_ account: String) { lock.withLock { _owner = account } }
 
+    /// Takes the topic, modes, key, limit, owner and bans of `record` (another node of a
+    /// cluster changed them); members and their status stay.
+    func apply(_ record: RoomRecord) {
+        let saved = Room(saved: record)
+        lock.withLock {
+            _owner = saved._owner
+            _topic = saved._topic
+            _modes.inviteOnly = saved._modes.inviteOnly
+            _modes.moderated = saved._modes.moderated
+            _modes.noExternal = saved._modes.noExternal
+            _modes.secret = saved._modes.secret
+            _modes.topicLocked = saved._modes.topicLocked
+            _modes.key = saved._modes.key
+            _modes.limit = saved._modes.limit
+            bans = saved.bans
+        }
+    }
+
     /// What is saved of the room.
     func record(now: Int) -> RoomRecord {
         lock.withLock {

@@ -26,6 +26,13 @@ enum RoomCommands {
         c.core.history?.saveRoom(room.record(now: c.unixTime), folded: room.folded)
     }
 
+    /// Cluster mode: the room's new settings go to every node, with the line its members there
+    /// see (`relay`).
+    static func share(_ room: Room, relay: Relay?, command: String, _ c: inout CommandContext) {
+        guard c.core.cluster != nil else { return }
+        c.out.append(.publish(.roomState(room.record(now: c.unixTime), relay: relay), command: command))
+    }
+
     private static func join(_ name: String, key: String?, trusted: Bool = false, _ c: inout CommandContext) {
         guard IRCName.isValidRoom(name) else {
             c.out.numeric(.noSuchChannel, name, "Invalid room name: '#' then up to 49 characters without spaces, commas or colons")
@@ -59,6 +66,8 @@ enum RoomCommands {
         case .success:
             // Kept (history on): the room's state, and that this account is in it.
             save(room, c)
+            // A new room: every node learns its owner and modes.
+            if saved == nil && room.memberCount == 1 { share(room, relay: nil, command: "JOIN", &c) }
             c.core.history?.setMembership(account: c.me.folded, room: room.name, member: true)
             // One relay, two variants: extended-join members get account and real name.
             let relay = c.relay("JOIN", [room.name], extendedJoin: [room.name, c.me.nick, c.me.realname])
@@ -111,8 +120,10 @@ enum RoomCommands {
         }
         let text = truncated(p[1], bytes: 390)
         room.setTopic(text.isEmpty ? nil : Room.Topic(text: text, setBy: c.me.mask, setAt: c.unixTime))
-        c.out.deliver(c.relay("TOPIC", [room.name, text]), to: room.audience)
+        let relay = c.relay("TOPIC", [room.name, text])
+        c.out.deliver(relay, to: room.audience)
         save(room, c)
+        share(room, relay: relay, command: "TOPIC", &c)
     }
 
     static func names(_ message: IRCMessage, _ c: inout CommandContext) {
@@ -239,6 +250,7 @@ enum RoomCommands {
                                 time: Relay.timestamp(c.now)), to: room.audience)
         }
         save(room, c)
+        share(room, relay: nil, command: "OWNER", &c)
         notice("\(room.name) is now owned by \(IRCName.fold(account))")
     }
 

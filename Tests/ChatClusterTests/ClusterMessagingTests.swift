@@ -1,4 +1,5 @@
 import ChatAuth
+import ChatHistory
 @testable import ChatServer
 import ChatSupport
 import ChatTesting
@@ -253,6 +254,38 @@ import Testing
         #expect(ClusterLink.milliseconds("1970-01-01T00:00:00.000Z") == 0)
     }
 
+    /// A room's settings are the same on every node: its owner (operator on any node), topic and
+    /// modes, set on one node, seen and enforced on the others.
+    @Test func roomSettingsAreShared() async throws {
+        let database = try ThrowawayPostgres.start()
+        defer { database.stop() }
+        let a = try await Self.node("a", database)
+        let b = try await Self.node("b", database)
+        let alice = try await Self.client("alice", on: a)
+        let bob = try await Self.client("bob", on: b)
+        try await alice.send("JOIN #team")
+        _ = try await alice.next("366")
+        // Node b learns the new room's owner before bob joins it there.
+        #expect(await waitUntil(timeout: 30) { b.server.history?.room("#team")?.owner == "alice" })
+        try await bob.send("JOIN #team")
+        let names = try await bob.next("353")
+        #expect(names.parameters.last?.split(separator: " ").contains("bob") == true, "bob is no operator: \(names)")
+        try await alice.send("TOPIC #team :plans for friday")
+        let topic = try await bob.next("TOPIC")
+        #expect(topic.parameters == ["#team", "plans for friday"] && topic.source?.hasPrefix("alice!") == true)
+        try await alice.send("MODE #team +m")
+        let mode = try await bob.next("MODE")
+        #expect(mode.parameters.prefix(2) == ["#team", "+m"])
+        // Enforced on node b: bob, not voiced, cannot speak.
+        try await bob.send("PRIVMSG #team :can I talk?")
+        let refused = try await bob.next("404")
+        #expect(refused.parameters.last?.contains("moderated") == true)
+        try await bob.send("TOPIC #team")
+        #expect(try await bob.next("332").parameters.last == "plans for friday")
+        await a.stop()
+        await b.stop()
+    }
+
     /// The wire form keeps every part of a relay.
     @Test func eventsRoundTrip() {
         var relay = Relay(source: "alice!alice@host", command: "PRIVMSG", parameters: ["#team", "hi; there :)"], time: "2026-12-04T10:00:00.000Z",
@@ -272,6 +305,11 @@ import Testing
         // What another node sends is checked as a client's input would be.
         #expect(ClusterLink.decode("1 login n2 bad\u{1}nick bob t 0\nname") == nil)
         #expect(ClusterLink.decode("1 login n2 bob bob t 0\nname\rwith CR") == nil)
+        let record = RoomRecord(name: "#Team", topic: "hello \"there\"", topicBy: "alice!alice@user/alice", topicTime: 5, flags: "mnt", key: "k",
+                                limit: 9, owner: "alice", created: 1, lastUsed: 2, bans: [RoomRecord.Ban(mask: "*!*@evil", setBy: "alice", setAt: 3)])
+        for state in [ClusterEvent.roomState(record, relay: relay), .roomState(record, relay: nil)] {
+            #expect(ClusterLink.decode(ClusterLink.encode(state, origin: "n2"))?.event == state)
+        }
         #expect(ClusterLink.decode("2 room x") == nil)
         #expect(ClusterLink.decode("1 room a #x a * 0\nnot an irc line") == nil)
     }
