@@ -87,16 +87,16 @@ public struct ClusterSettings: Sendable, Equatable {
         let variable = try string("passwordEnvironment")
         if file != nil && variable != nil { throw Problem("\"cluster\": give \"passwordFile\" or \"passwordEnvironment\", not both") }
         if let file {
-            let bytes: [UInt8]
+            // One buffer, trimmed in place and handed to the Password, which wipes it at the end.
+            var bytes: [UInt8]
             do {
                 bytes = try SecretFile.read(resolve(file), what: "PostgreSQL password file", privateKey: true)
             } catch {
                 throw Problem("\"cluster.passwordFile\": \(error)")
             }
-            var text = bytes
-            while let last = text.last, last == 10 || last == 13 { text.removeLast() }
-            guard !text.isEmpty else { throw Problem("\"cluster.passwordFile\": \(resolve(file)) is empty — write the database role's password in it") }
-            postgres.password = Password(bytes: text)
+            while let last = bytes.last, last == 10 || last == 13 { bytes.removeLast() }
+            guard !bytes.isEmpty else { throw Problem("\"cluster.passwordFile\": \(resolve(file)) is empty — write the database role's password in it") }
+            postgres.password = Password(bytes: bytes)
         } else if let variable {
             guard let value = environment[variable], !value.isEmpty else {
                 throw Problem("\"cluster.passwordEnvironment\": the environment variable \(variable) is not set — export it before starting, or use \"passwordFile\"")

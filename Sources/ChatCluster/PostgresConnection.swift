@@ -294,7 +294,7 @@ final class PostgresHandler: ChannelInboundHandler, RemovableChannelHandler {
         case let .saslMechanisms(names):
             guard names.contains("SCRAM-SHA-256") else { throw .authentication("the server offers \(names.joined(separator: ", ")); SecureChat speaks SCRAM-SHA-256") }
             guard let password = settings.password else { throw .authentication("the server wants a password and none is configured (cluster.passwordFile or cluster.passwordEnvironment)") }
-            let client = try SCRAMClient(password: password.bytes)
+            let client = try SCRAMClient(password: password)
             scram = client
             send(.saslInitial(mechanism: "SCRAM-SHA-256", data: client.firstMessage()), context: context)
         case let .saslContinue(data):

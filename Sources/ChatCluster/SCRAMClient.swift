@@ -8,14 +8,15 @@ import ChatSupport
 /// certificate the server is already authenticated. The user name goes in the startup message;
 /// PostgreSQL ignores the one in SCRAM, so it is empty as libpq sends it.
 struct SCRAMClient {
-    private let password: [UInt8]
+    /// Wiped when the last copy goes (`Password`).
+    private let password: Password
     private let clientNonce: String
     private let user: String
     private var authMessage: [UInt8] = []
     private var saltedPassword: [UInt8] = []
 
     /// `nonce` and `user` are for the RFC's test vectors; PostgreSQL gets a random nonce and no name.
-    init(password: [UInt8], nonce: String? = nil, user: String = "") throws(PostgresError) {
+    init(password: Password, nonce: String? = nil, user: String = "") throws(PostgresError) {
         self.password = password
         self.user = user
         if let nonce {
@@ -49,7 +50,7 @@ struct SCRAMClient {
             throw .authentication("SCRAM: the server asks for too few iterations (at least 4096 expected)")
         }
         var salted = [UInt8](repeating: 0, count: 32)
-        let derived = password.withUnsafeBufferPointer { p in
+        let derived = password.bytes.withUnsafeBufferPointer { p in
             p.withMemoryRebound(to: CChar.self) { chars in
                 PKCS5_PBKDF2_HMAC(chars.baseAddress, Int32(chars.count), salt, Int32(salt.count), iterations, EVP_sha256(), 32, &salted)
             }

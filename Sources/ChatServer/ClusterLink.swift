@@ -310,7 +310,7 @@ public final class ClusterLink: Sendable {
             return (origin, .room(relay, room: room, operatorsOnly: words[4] == "o", except: words[5] == "*" ? nil : nick(words[5]),
                                   requiring: Capabilities(rawValue: requiring)))
         case ("login", 7):
-            guard let nick = nick(words[3]), !rest.contains(where: { $0.asciiValue.map { $0 < 32 } == true }) else { return nil }
+            guard let nick = nick(words[3]), IRCName.isValidNick(words[4]), !rest.contains(where: { $0.asciiValue.map { $0 < 32 } == true }) else { return nil }
             return (origin, .login(RemoteUser(nick: nick, username: words[4], realname: rest, token: words[5], node: origin), snapshot: words[6] == "1"))
         case ("quit", 5):
             guard let nick = nick(words[3]), let relay = relay(from: rest) else { return nil }

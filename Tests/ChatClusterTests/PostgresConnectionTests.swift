@@ -12,7 +12,7 @@ let postgresPresent = ThrowawayPostgres.isAvailable || ProcessInfo.processInfo.e
 @Suite struct SCRAMClientTests {
     /// RFC 7677, section 3: the SCRAM-SHA-256 example exchange.
     @Test func rfc7677Example() throws {
-        var client = try SCRAMClient(password: Array("pencil".utf8), nonce: "rOprNGfwEbeRWgbNEkqO", user: "user")
+        var client = try SCRAMClient(password: Password("pencil"), nonce: "rOprNGfwEbeRWgbNEkqO", user: "user")
         #expect(String(decoding: client.firstMessage(), as: UTF8.self) == "n,,n=user,r=rOprNGfwEbeRWgbNEkqO")
         let final = try client.finalMessage(serverFirst: Array("r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096".utf8))
         #expect(String(decoding: final, as: UTF8.self) == "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
@@ -21,7 +21,7 @@ let postgresPresent = ThrowawayPostgres.isAvailable || ProcessInfo.processInfo.e
     }
 
     @Test func aNonceThatDoesNotExtendOursIsRefused() throws {
-        var client = try SCRAMClient(password: Array("pencil".utf8), nonce: "abc")
+        var client = try SCRAMClient(password: Password("pencil"), nonce: "abc")
         #expect(throws: PostgresError.self) { _ = try client.finalMessage(serverFirst: Array("r=xyz123,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096".utf8)) }
         #expect(throws: PostgresError.self) { _ = try client.finalMessage(serverFirst: Array("r=abc123,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=10".utf8)) }
     }
