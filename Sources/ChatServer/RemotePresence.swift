@@ -50,6 +50,9 @@ final class RemotePresence: @unchecked Sendable {
 
     var count: Int { lock.withLock { users.count } }
 
+    /// The rooms (folded) that have members on other nodes.
+    var roomNames: [String] { lock.withLock { Array(rooms.keys) } }
+
     func loginPublished(_ folded: String) { lock.withLock { _ = pending.insert(folded) } }
 
     /// Our own login came back: it is now the newest for its nick. Returns the remote session it

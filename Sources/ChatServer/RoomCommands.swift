@@ -189,14 +189,27 @@ enum RoomCommands {
             else if item.hasPrefix("!") { excluded.append(IRCName.fold(String(item.dropFirst()))) }
             else { masks.append(IRCName.fold(item)) }
         }
-        for room in c.registry.allRooms.sorted(by: { $0.folded < $1.folded }) {
+        // In a cluster, members on the other nodes count, and rooms only they are in are listed
+        // from the settings this node keeps.
+        let presence = c.core.cluster?.presence
+        var entries: [(folded: String, name: String, count: Int, topic: String, hidden: Bool)] = c.registry.allRooms.map { room in
+            (room.folded, room.name, room.memberCount + (presence?.members(of: room.folded).filter { room.member(named: $0.nick) == nil }.count ?? 0),
+             room.topic?.text ?? "", room.modes.secret && !room.isMember(c.me))
+        }
+        if let presence {
+            let local = Set(entries.map(\.folded))
+            for folded in presence.roomNames where !local.contains(folded) {
+                let record = c.core.history?.room(folded)
+                entries.append((folded, record?.name ?? folded, presence.members(of: folded).count, record?.topic ?? "", record?.flags.contains("s") ?? false))
+            }
+        }
+        for room in entries.sorted(by: { $0.folded < $1.folded }) {
             if !masks.isEmpty && !masks.contains(where: { BanMask.glob($0, room.folded) }) { continue }
             if excluded.contains(where: { BanMask.glob($0, room.folded) }) { continue }
-            if room.modes.secret && !room.isMember(c.me) { continue }
-            let count = room.memberCount
-            if let more, count <= more { continue }
-            if let fewer, count >= fewer { continue }
-            c.out.numeric(.list, room.name, String(count), room.topic?.text ?? "")
+            if room.hidden { continue }
+            if let more, room.count <= more { continue }
+            if let fewer, room.count >= fewer { continue }
+            c.out.numeric(.list, room.name, String(room.count), room.topic)
         }
         c.out.numeric(.listEnd, "End of /LIST")
     }

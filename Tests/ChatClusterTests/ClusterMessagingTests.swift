@@ -282,6 +282,14 @@ import Testing
         #expect(refused.parameters.last?.contains("moderated") == true)
         try await bob.send("TOPIC #team")
         #expect(try await bob.next("332").parameters.last == "plans for friday")
+        // LIST counts the members of every node, and shows rooms only another node has.
+        try await bob.send("JOIN #b-only")
+        _ = try await bob.next("366")
+        #expect(await waitUntil(timeout: 30) { a.server.core.cluster?.presence.roomNames.contains("#b-only") == true })
+        try await alice.send("LIST")
+        _ = try await alice.next("323")
+        let listed = Dictionary(alice.received.filter { $0.command == "322" }.map { ($0.parameters[1], $0.parameters[2]) }, uniquingKeysWith: { a, _ in a })
+        #expect(listed == ["#team": "2", "#b-only": "1"], "\(listed)")
         await a.stop()
         await b.stop()
     }
