@@ -26,6 +26,8 @@ public enum ClusterEvent: Sendable, Equatable {
     case hello
     /// Part of a hello's answer: `nick` is in `room`.
     case member(room: String, nick: String)
+    /// `nick` set (a text in the relay) or cleared their AWAY.
+    case away(Relay, nick: String)
     /// A room's settings changed (topic, modes, key, owner, bans): every node keeps them, and
     /// its members there see `relay` (the TOPIC or MODE line).
     case roomState(RoomRecord, relay: Relay?)
@@ -191,6 +193,11 @@ public final class ClusterLink: Sendable {
         case let .member(room, nick):
             guard !own else { return }
             presence.join(nick, room: room, node: origin)
+        case let .away(relay, nick):
+            guard !own else { return }
+            let rooms = presence.setAway(nick, relay.parameters.first, node: origin)
+            let members = rooms.compactMap { registry.room(named: $0) }.flatMap { $0.roster.map(\.session) }
+            if !members.isEmpty { Audience(members).deliver(relay, requiring: .awayNotify) }
         case let .roomState(record, relay):
             guard !own else { return }
             let folded = IRCName.fold(record.name)
@@ -282,6 +289,8 @@ public final class ClusterLink: Sendable {
             return "1 hello \(origin)\n"
         case let .member(room, nick):
             return "1 member \(origin) \(room) \(nick)\n"
+        case let .away(relay, nick):
+            return "1 away \(origin) \(nick)\n\(line(relay))"
         case let .roomState(record, relay):
             var record = record
             var text = ""
@@ -330,6 +339,9 @@ public final class ClusterLink: Sendable {
             return (origin, .privateMessage(relay, target: target, requiring: Capabilities(rawValue: requiring)))
         case ("hello", 3):
             return (origin, .hello)
+        case ("away", 4):
+            guard let nick = nick(words[3]), let relay = relay(from: rest), relay.command == "AWAY" else { return nil }
+            return (origin, .away(relay, nick: nick))
         case ("roomstate", 3):
             let lines = rest.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
             guard lines.count == 2, let record = Self.roomRecord(fromJSON: String(lines[1])), room(record.name) != nil else { return nil }

@@ -101,6 +101,7 @@ enum MessageCommands {
         } else if echo {
             c.out.deliver(relay, to: Audience([c.me]), requiring: requiring)
         }
+        if !quiet, let remote, let away = remote.away { c.out.numeric(.away, remote.nick, away) }
         if offline && !quiet {
             c.out.numeric(.away, target, "is offline: your message is kept and delivered at their next login")
         }

@@ -103,6 +103,7 @@ enum QueryCommands {
             }.sorted()
             if !rooms.isEmpty { c.out.numeric(.whoisChannels, user.nick, rooms.joined(separator: " ")) }
             c.out.numeric(.whoisServer, user.nick, user.node, c.core.configuration.networkName)
+            if let away = user.away { c.out.numeric(.away, user.nick, away) }
             c.out.numeric(.whoisSecure, user.nick, "is using a secure connection")
             c.out.numeric(.whoisAccount, user.nick, user.nick, "is logged in as")
             c.out.numeric(.endOfWhois, user.nick, "End of /WHOIS list")
@@ -157,6 +158,7 @@ enum QueryCommands {
         let others = c.me.rooms.values.flatMap { $0.roster.map(\.session) }
         let relay = c.relay("AWAY", text.map { [$0] } ?? [])
         c.out.deliver(relay, to: Audience(others), except: c.me, requiring: .awayNotify)
+        if c.core.cluster != nil { c.out.append(.publish(.away(relay, nick: c.me.nick), command: "AWAY")) }
         // extended-monitor: those who monitor this user and share no room with them.
         let roommates = Set(others.map(ObjectIdentifier.init))
         let watchers = c.registry.watchers(of: c.me.nick).filter { !roommates.contains(ObjectIdentifier($0)) }

@@ -10,6 +10,8 @@ public struct RemoteUser: Sendable, Equatable {
     public var token: String
     /// The node the user is on.
     public var node: String
+    /// The AWAY text, if away.
+    public var away: String? = nil
 
     public var host: String { "user/" + nick }
     public var mask: String { "\(nick)!\(username)@\(host)" }
@@ -114,6 +116,16 @@ final class RemotePresence: @unchecked Sendable {
             users[folded]!.rooms.insert(room)
             rooms[room, default: [:]][folded] = nick
             return true
+        }
+    }
+
+    /// Sets or clears a remote user's AWAY text; returns the rooms they are in (to tell them).
+    func setAway(_ nick: String, _ text: String?, node: String) -> Set<String> {
+        let folded = IRCName.fold(nick)
+        return lock.withLock {
+            guard users[folded]?.user.node == node else { return [] }
+            users[folded]!.user.away = text
+            return users[folded]!.rooms
         }
     }
 

@@ -101,6 +101,16 @@ import Testing
         let reply = try await alice.next("bob's message") { $0.command == "PRIVMSG" && $0.source?.hasPrefix("bob!") == true }
         #expect(reply.parameters == ["alice", "hello from b"])
         #expect(alice.received.contains { $0.command == "PRIVMSG" && $0.parameters == ["bob", "hello from a"] })  // her echo
+        // AWAY, across nodes: in WHOIS, in answer to a private message.
+        try await bob.send("AWAY :at lunch")
+        _ = try await bob.next("306")
+        #expect(await waitUntil(timeout: 30) { a.server.core.cluster?.presence.user(named: "bob")?.away == "at lunch" })
+        try await alice.send("WHOIS bob")
+        #expect(try await alice.next("301").parameters.last == "at lunch")
+        try await alice.send("PRIVMSG bob :are you there?")
+        #expect(try await alice.next("301").parameters.last == "at lunch")
+        try await bob.send("AWAY")
+        _ = try await bob.next("305")
         // Leaving is seen too.
         try await bob.send("PART #team :bye")
         #expect(try await alice.next("PART").parameters == ["#team", "bye"])
@@ -318,6 +328,8 @@ import Testing
         for state in [ClusterEvent.roomState(record, relay: relay), .roomState(record, relay: nil)] {
             #expect(ClusterLink.decode(ClusterLink.encode(state, origin: "n2"))?.event == state)
         }
+        let away = Relay(source: "bob!bob@user/bob", command: "AWAY", parameters: ["lunch"], time: "2026-12-04T10:00:00.000Z", msgid: "m3")
+        #expect(ClusterLink.decode(ClusterLink.encode(.away(away, nick: "bob"), origin: "n2"))?.event == .away(away, nick: "bob"))
         #expect(ClusterLink.decode("2 room x") == nil)
         #expect(ClusterLink.decode("1 room a #x a * 0\nnot an irc line") == nil)
     }
