@@ -141,23 +141,14 @@ enum RoomCommands {
     }
 
     static func names(_ room: Room, _ c: inout CommandContext, joining: Bool = false) {
-        var line: [String] = []
-        var length = 0
         let all = c.capabilities.contains(.multiPrefix)
         let masks = c.capabilities.contains(.userhostInNames)
-        for member in room.roster {
-            let entry = member.prefix(all: all) + (masks ? member.session.mask : member.session.nick)
-            if length + entry.utf8.count + 1 > 400 {
-                c.out.numeric(.namReply, "=", room.name, line.joined(separator: " "))
-                line = []
-                length = 0
-            }
-            line.append(entry)
-            length += entry.utf8.count + 1
-        }
-        // Members on the other nodes of a cluster (their room status is their node's to show).
-        for user in c.core.cluster?.presence.members(of: room.folded) ?? [] where room.member(named: user.nick) == nil {
-            let entry = masks ? user.mask : user.nick
+        // Members here, then on the other nodes of a cluster (their room status is their node's).
+        let entries = room.roster.map { $0.prefix(all: all) + (masks ? $0.session.mask : $0.session.nick) }
+            + (c.core.cluster?.presence.members(of: room.folded) ?? []).filter { room.member(named: $0.nick) == nil }.map { masks ? $0.mask : $0.nick }
+        var line: [String] = []
+        var length = 0
+        for entry in entries {
             if length + entry.utf8.count + 1 > 400 {
                 c.out.numeric(.namReply, "=", room.name, line.joined(separator: " "))
                 line = []
