@@ -94,7 +94,7 @@ let package = Package(
         .target(
             name: "ChatCluster",
             dependencies: [
-                "COpenSSL", "ChatAuth", "ChatSupport", "TLS",
+                "COpenSSL", "ChatAuth", "ChatHistory", "ChatSupport", "TLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

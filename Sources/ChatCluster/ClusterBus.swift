@@ -1,3 +1,4 @@
+import ChatHistory
 import NIOCore
 
 /// Messages between the nodes, through PostgreSQL: stored, then announced with NOTIFY.
@@ -38,8 +39,15 @@ public final class ClusterBus: Sendable {
         /// While the missed events are read, new ones wait here.
         var waiting: [(Int64, String)]?
         /// Events to publish, waiting for the call in flight to finish.
-        var outbox: [(String, EventLoopPromise<Void>)] = []
+        var outbox: [Outgoing] = []
         var sending = false
+    }
+
+    /// An event waiting to be published, with the history row stored in the same transaction.
+    private struct Outgoing {
+        var payload: String
+        var message: StoredMessage?
+        var promise: EventLoopPromise<Void>
     }
 
     /// The most events one call carries.
@@ -171,19 +179,20 @@ public final class ClusterBus: Sendable {
         return fresh
     }
 
-    /// Sends `payload` to every node (this one included). The future fails when the database
-    /// did not take it: the caller tells the sender.
+    /// Sends `payload` to every node (this one included), and stores `message` in the shared
+    /// history in the same transaction: a message is in the history exactly when it was sent.
+    /// The future fails when the database did not take it: the caller tells the sender.
     ///
     /// One call is in flight at a time; what comes meanwhile goes in the next call, all in one
     /// transaction (group commit): alone, a message costs one round trip; under load, a commit
     /// and its wait for the disk are shared by up to `batchLimit` messages.
-    public func publish(_ payload: String) -> EventLoopFuture<Void> {
+    public func publish(_ payload: String, storing message: StoredMessage? = nil) -> EventLoopFuture<Void> {
         guard Self.fits(payload) else {
             return eventLoop.makeFailedFuture(PostgresError.protocolViolation("an event of \(payload.utf8.count) bytes is over NOTIFY's limit"))
         }
         return eventLoop.flatSubmit {
             let promise = self.eventLoop.makePromise(of: Void.self)
-            self.state.value.outbox.append((payload, promise))
+            self.state.value.outbox.append(Outgoing(payload: payload, message: message, promise: promise))
             if !self.state.value.sending { self.sendOutbox() }
             return promise.futureResult
         }
@@ -196,11 +205,19 @@ public final class ClusterBus: Sendable {
         state.value.outbox.removeFirst(batch.count)
         state.value.sending = true
         publisher().flatMap { connection -> EventLoopFuture<PostgresResult> in
-            if batch.count == 1 { return connection.query("SELECT securechat_publish($1)", [batch[0].0]) }
-            return connection.query("SELECT securechat_publish_many($1::text[])", [Self.arrayLiteral(batch.map(\.0))])
+            if batch.contains(where: { $0.message != nil }) {
+                let m = batch.map(\.message)
+                return connection.query(
+                    "SELECT securechat_publish_batch($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])",
+                    [Self.arrayLiteral(batch.map(\.payload)), Self.arrayLiteral(m.map { $0?.msgid }), Self.arrayLiteral(m.map { $0.map { "\($0.time)" } }),
+                     Self.arrayLiteral(m.map { $0?.target }), Self.arrayLiteral(m.map { $0?.sender }), Self.arrayLiteral(m.map { $0?.kind }),
+                     Self.arrayLiteral(m.map { $0?.line })])
+            }
+            if batch.count == 1 { return connection.query("SELECT securechat_publish($1)", [batch[0].payload]) }
+            return connection.query("SELECT securechat_publish_many($1::text[])", [Self.arrayLiteral(batch.map(\.payload))])
         }.whenComplete { result in
             self.state.value.sending = false
-            for (_, promise) in batch {
+            for promise in batch.map(\.promise) {
                 switch result {
                 case .success: promise.succeed(())
                 case let .failure(error): promise.fail(error)
@@ -210,11 +227,15 @@ public final class ClusterBus: Sendable {
         }
     }
 
-    /// PostgreSQL's text form of a text[]: every element quoted, `"` and `\` escaped.
-    static func arrayLiteral(_ items: [String]) -> String {
+    /// PostgreSQL's text form of an array: every element quoted, `"` and `\` escaped; nil is NULL.
+    static func arrayLiteral(_ items: [String?]) -> String {
         var out = "{"
         for (i, item) in items.enumerated() {
             if i > 0 { out += "," }
+            guard let item else {
+                out += "NULL"
+                continue
+            }
             out += "\""
             for character in item.unicodeScalars {
                 if character == "\"" || character == "\\" { out += "\\" }
@@ -229,7 +250,7 @@ public final class ClusterBus: Sendable {
     public func stop() {
         let connections = try? eventLoop.submit { () -> [EventLoopFuture<PostgresConnection>] in
             self.state.value.stopped = true
-            for (_, promise) in self.state.value.outbox { promise.fail(PostgresError.connectionClosed) }
+            for outgoing in self.state.value.outbox { outgoing.promise.fail(PostgresError.connectionClosed) }
             self.state.value.outbox = []
             var list: [EventLoopFuture<PostgresConnection>] = []
             if let listener = self.state.value.listener { list.append(self.eventLoop.makeSucceededFuture(listener)) }

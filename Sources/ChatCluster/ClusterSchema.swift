@@ -71,6 +71,76 @@ public enum ClusterSchema {
         END
         $$;
         """,
+        // 4: history, read markers, last seen, rooms and who is in them, shared by every node
+        // (PostgresHistory); chat-admin's room requests, which every node applies. Room messages
+        // and private messages are stored in the transaction that publishes them.
+        """
+        CREATE TABLE securechat_history (
+            id bigserial PRIMARY KEY,
+            msgid text NOT NULL,
+            at_ms bigint NOT NULL,
+            target text NOT NULL,
+            sender text NOT NULL,
+            kind text NOT NULL,
+            line text NOT NULL
+        );
+        CREATE UNIQUE INDEX securechat_history_target_msgid ON securechat_history (target, msgid);
+        CREATE INDEX securechat_history_target_time ON securechat_history (target, at_ms, id);
+        CREATE INDEX securechat_history_time ON securechat_history (at_ms);
+        CREATE TABLE securechat_last_seen (account text PRIMARY KEY, at_ms bigint NOT NULL);
+        CREATE TABLE securechat_read_markers (
+            account text NOT NULL,
+            target text NOT NULL,
+            at_ms bigint NOT NULL,
+            PRIMARY KEY (account, target)
+        );
+        CREATE TABLE securechat_rooms (
+            folded text PRIMARY KEY,
+            name text NOT NULL,
+            topic text,
+            topic_by text NOT NULL,
+            topic_time bigint NOT NULL,
+            flags text NOT NULL,
+            key text,
+            room_limit integer,
+            owner text,
+            created bigint NOT NULL,
+            last_used bigint NOT NULL,
+            bans text NOT NULL
+        );
+        CREATE TABLE securechat_memberships (
+            account text NOT NULL,
+            room text NOT NULL,
+            folded text NOT NULL,
+            joined bigserial,
+            PRIMARY KEY (account, folded)
+        );
+        CREATE TABLE securechat_room_requests (
+            id bigserial PRIMARY KEY,
+            created timestamptz NOT NULL DEFAULT now(),
+            action text NOT NULL,
+            room text NOT NULL,
+            account text
+        );
+        CREATE FUNCTION securechat_publish_batch(bodies text[], msgids text[], times bigint[], targets text[], senders text[],
+                                                 kinds text[], lines text[]) RETURNS bigint LANGUAGE plpgsql AS $$
+        DECLARE
+            number bigint;
+        BEGIN
+            PERFORM pg_advisory_xact_lock(7283003);
+            FOR i IN 1 .. coalesce(array_length(bodies, 1), 0) LOOP
+                INSERT INTO securechat_events (payload) VALUES (bodies[i]) RETURNING seq INTO number;
+                PERFORM pg_notify('securechat_events', number || ' ' || bodies[i]);
+                IF msgids[i] IS NOT NULL THEN
+                    INSERT INTO securechat_history (msgid, at_ms, target, sender, kind, line)
+                    VALUES (msgids[i], times[i], targets[i], senders[i], kinds[i], lines[i])
+                    ON CONFLICT (target, msgid) DO NOTHING;
+                END IF;
+            END LOOP;
+            RETURN number;
+        END
+        $$;
+        """,
     ]
 
     /// The version this program writes.

@@ -10,46 +10,21 @@ import NIOPosix
 /// second.
 ///
 /// Blocking: call it off the event loops (the server does, from its login and watcher threads).
-// @unchecked Sendable: `connection` is only touched with `lock` held; the rest is immutable.
-public final class PostgresAccountStore: AccountStore, @unchecked Sendable {
+public final class PostgresAccountStore: AccountStore, Sendable {
     public let settings: PostgresSettings
-    private let eventLoop: EventLoop
-    private let lock = NSLock()
-    private var connection: PostgresConnection?
+    private let slot: PostgresSlot
 
     /// Connects (and migrates the schema) at the first use, and again after a lost connection.
     public init(settings: PostgresSettings, eventLoop: EventLoop = MultiThreadedEventLoopGroup.singleton.next()) {
         self.settings = settings
-        self.eventLoop = eventLoop
+        slot = PostgresSlot(settings: settings, eventLoop: eventLoop)
     }
 
     public var location: String { "accounts in PostgreSQL \(settings.description)" }
 
-    /// Runs `body` on the store's connection, making one if there is none. A connection that
-    /// failed is dropped, so the next call makes a new one.
+    /// Runs `body` on the store's connection, making one if there is none.
     private func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        if connection == nil || connection?.isOpen == false {
-            let fresh = try PostgresConnection.connect(settings, on: eventLoop).wait()
-            do {
-                try ClusterSchema.migrate(fresh)
-            } catch {
-                _ = fresh.close()
-                throw error
-            }
-            connection = fresh
-        }
-        let current = connection!
-        do {
-            return try body(current)
-        } catch let error as PostgresError {
-            if case .server = error {} else {
-                _ = current.close()
-                connection = nil
-            }
-            throw error
-        }
+        try slot.use(body)
     }
 
     public func load() throws(UsersFileError) -> UsersDatabase {
@@ -86,10 +61,7 @@ public final class PostgresAccountStore: AccountStore, @unchecked Sendable {
 
     /// Closes the connection.
     public func close() {
-        lock.lock()
-        defer { lock.unlock() }
-        if let connection { _ = connection.close() }
-        connection = nil
+        slot.close()
     }
 
     static func read(_ connection: PostgresConnection, forUpdate: Bool) throws -> UsersDatabase {

@@ -55,6 +55,19 @@ public struct RoomRecord: Sendable, Equatable {
             self.setBy = setBy
             self.setAt = setAt
         }
+
+        /// A ban list as stored: a "time<TAB>setter<TAB>mask" line per ban (masks have no spaces).
+        public static func text(of bans: [Ban]) -> String {
+            bans.map { "\($0.setAt)\t\($0.setBy)\t\($0.mask)" }.joined(separator: "\n")
+        }
+
+        public static func list(from text: String) -> [Ban] {
+            text.split(separator: "\n").compactMap { line in
+                let parts = line.split(separator: "\t", maxSplits: 2, omittingEmptySubsequences: false)
+                guard parts.count == 3, let time = Int(parts[0]), !parts[2].isEmpty else { return nil }
+                return Ban(mask: String(parts[2]), setBy: String(parts[1]), setAt: time)
+            }
+        }
     }
 
     public init(name: String, topic: String? = nil, topicBy: String = "", topicTime: Int = 0, flags: String = "nt", key: String? = nil,
@@ -136,6 +149,68 @@ public enum HistoryQuery: Sendable, Equatable {
     }
 }
 
+/// How long history is kept: messages older than `days` (0: no age limit), and at most
+/// `messagesPerTarget` per room or conversation (0: no limit).
+public struct HistoryRetention: Sendable, Equatable {
+    public var days: Int
+    public var messagesPerTarget: Int
+    public init(days: Int, messagesPerTarget: Int) {
+        self.days = days
+        self.messagesPerTarget = messagesPerTarget
+    }
+}
+
+/// A position in a conversation, as both stores order it: by time, then by the row's number.
+public struct HistoryPosition: Sendable, Equatable, Comparable {
+    public var time: Int64
+    public var id: Int64
+    public init(time: Int64, id: Int64) {
+        self.time = time
+        self.id = id
+    }
+    public static func < (a: Self, b: Self) -> Bool { (a.time, a.id) < (b.time, b.id) }
+    /// After every message.
+    public static let end = HistoryPosition(time: Int64.max, id: Int64.max)
+
+    /// Where a time points: "after t" means time > t, "before t" means time < t.
+    public static func time(_ t: Int64, lower: Bool) -> HistoryPosition { HistoryPosition(time: t, id: lower ? Int64.max : 0) }
+}
+
+extension HistoryQuery {
+    /// Answers the query from a store's three reads, the same way for every store:
+    /// - `position(reference, lower)`: where a reference points (nil: a msgid unknown in the
+    ///   conversation); `lower` when it is used as "after it".
+    /// - `before(p, limit, above)`: the `limit` latest before `p` (and after `above`), oldest first.
+    /// - `after(p, limit, inclusive, below)`: the `limit` earliest after `p` (or from it, and
+    ///   before `below`), oldest first.
+    public func answer(position: (HistoryReference, _ lower: Bool) throws -> HistoryPosition?,
+                       before: (HistoryPosition, _ limit: Int, _ above: HistoryPosition?) throws -> [StoredMessage],
+                       after: (HistoryPosition, _ limit: Int, _ inclusive: Bool, _ below: HistoryPosition?) throws -> [StoredMessage]) throws -> [StoredMessage] {
+        switch self {
+        case let .latest(_, reference, limit):
+            guard let reference else { return try before(.end, limit, nil) }
+            guard let start = try position(reference, true) else { return [] }
+            return try before(.end, limit, start)
+        case let .before(_, reference, limit):
+            guard let p = try position(reference, false) else { return [] }
+            return try before(p, limit, nil)
+        case let .after(_, reference, limit):
+            guard let p = try position(reference, true) else { return [] }
+            return try after(p, limit, false, nil)
+        case let .around(_, reference, limit):
+            guard let p = try position(reference, false) else { return [] }
+            let earlier = try before(p, limit / 2, nil)
+            return earlier + (try after(p, limit - earlier.count, true, nil))
+        case let .between(_, first, second, limit):
+            guard let a = try position(first, true), let b = try position(second, false) else { return [] }
+            if a <= b { return try after(a, limit, false, b) }
+            // Backwards: the `limit` nearest the first reference, oldest first.
+            guard let upper = try position(first, false), let lower = try position(second, true) else { return [] }
+            return try before(upper, limit, lower)
+        }
+    }
+}
+
 /// The history store: the server appends what it relays, off the event loops, and answers
 /// CHATHISTORY. SQLite (`SQLiteHistory`) is the embedded default; the cluster adds PostgreSQL
 /// behind the same protocol.
@@ -185,4 +260,18 @@ public protocol HistoryStore: Sendable {
     func flush()
     /// Stores what is queued and closes.
     func close()
+    /// Asks the writer to delete what `retention` no longer keeps; returns at once.
+    func purge(_ retention: HistoryRetention, now: Date)
+    /// Where the history is, for the log ("history in …").
+    var location: String { get }
+    /// Whether other servers share this store (a cluster's database): then a message is stored
+    /// once, by the server it was sent to, not by every server that delivers it.
+    var isShared: Bool { get }
+}
+
+extension HistoryStore {
+    public var isShared: Bool { false }
+
+    /// Deletes what `retention` no longer keeps, as of now.
+    public func purge(_ retention: HistoryRetention) { purge(retention, now: Date()) }
 }

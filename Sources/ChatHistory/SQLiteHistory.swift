@@ -9,70 +9,25 @@ public struct HistoryStoreError: Error, Sendable, Equatable, CustomStringConvert
 
 /// The embedded history store: one SQLite database file in WAL mode.
 ///
-/// Writes never happen on the caller's thread: `append` queues, and one writer thread stores
-/// what has queued in one transaction (group commit), at most `durabilityMilliseconds` after the
-/// first message of the batch arrived. So a power cut loses at most that many milliseconds of
-/// acknowledged messages (with `synchronous=FULL`, a committed transaction is on disk). If a write
-/// fails (a full disk), the batch is kept in memory (up to `maximumPending` messages) and retried
-/// every second; `report` hears of it at most once a minute. Reads use their own connections,
-/// which WAL lets run beside the writer.
-// @unchecked Sendable: the queue and counters are guarded by the `condition` lock; the writer's connection
-// is used only on the writer thread; reader connections are checked out of `readers` under
-// `readersLock`, one thread at a time.
+/// Writes go through a `HistoryWriter` (group commit on its own thread, at most
+/// `durabilityMilliseconds` late; with `synchronous=FULL`, a committed transaction is on disk).
+/// Reads use their own connections, which WAL lets run beside the writer.
+// @unchecked Sendable: the writer's connection is used only on the writer thread; reader
+// connections are checked out of `readers` under `readersLock`, one thread at a time.
 public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
     public static let schemaVersion = 5
     public let path: String
-    public let durabilityMilliseconds: Int
-    public let maximumPending = 100_000
+    public var durabilityMilliseconds: Int { writer.durabilityMilliseconds }
+    public var maximumPending: Int { writer.maximumPending }
 
-    private let condition = NSCondition()
-    private var queue: [Write] = []
-    private var appended = 0
-    private var stored = 0
-    /// The conversations of the messages being stored now (taken from `queue`, not yet counted
-    /// in `stored`).
-    private var inFlight: Set<String> = []
-    private var inFlightCount = 0
-    /// A read waits for a message of its conversation: store without gathering more.
-    private var hurry = false
-    private var transactions = 0
-    private var running = true
-    private var writerDone = false
-    private let report: @Sendable (String) -> Void
-    private var lastReport: Date?
+    private var writer: HistoryWriter!
+    private let memory = HistoryMemory()
     private let readersLock = NSLock()
     private var readers: [SQLiteConnection] = []
 
-    private enum Write {
-        case message(StoredMessage)
-        case lastSeen(String, Int64)
-        case readMarker(String, String, Int64)
-        case purge(Retention, now: Int64)
-        case room(String, RoomRecord?)
-        case membership(String, String, Bool)
-        case request(RoomRequest)
-    }
-    /// Saved rooms by folded name, and each account's rooms (folded account → names), all in
-    /// memory, written through.
-    private var savedRooms: [String: RoomRecord] = [:]
-    private var memberOf: [String: [String]] = [:]
+    public typealias Retention = HistoryRetention
 
-    /// How long history is kept: messages older than `days` (0: no age limit), and at most
-    /// `messagesPerTarget` per room or conversation (0: no limit).
-    public struct Retention: Sendable, Equatable {
-        public var days: Int
-        public var messagesPerTarget: Int
-        public init(days: Int, messagesPerTarget: Int) {
-            self.days = days
-            self.messagesPerTarget = messagesPerTarget
-        }
-    }
-
-    /// Asks the writer to delete what `retention` no longer keeps (the server does it at start
-    /// and every hour). Returns at once.
-    public func purge(_ retention: Retention, now: Date = Date()) {
-        enqueue(.purge(retention, now: Int64(now.timeIntervalSince1970 * 1000)))
-    }
+    public var location: String { "\(path) (durability window \(durabilityMilliseconds) ms)" }
 
     /// Deletes the messages of `target` older than `before` (ms) now, on the caller's connection
     /// (chat-admin). Returns how many.
@@ -91,16 +46,12 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
             }
         }
     }
-    /// Read markers, all in memory (account → target → ms), written through to the database.
-    private var markers: [String: [String: Int64]] = [:]
 
     /// Opens (or creates, mode 0600) the database at `path`, checks it and migrates its schema.
     /// Refuses a symbolic link, a file others may read, a database another program holds locked,
     /// and a damaged one, each with a line saying what to do.
     public init(path: String, durabilityMilliseconds: Int = 100, report: @escaping @Sendable (String) -> Void = { _ in }) throws {
         self.path = path
-        self.durabilityMilliseconds = durabilityMilliseconds
-        self.report = report
         try Self.checkFile(path)
         let writer: SQLiteConnection
         do {
@@ -111,6 +62,9 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
             if !existed { chmod(path, 0o600) }
             try writer.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
             try Self.migrate(writer)
+            var markers: [String: [String: Int64]] = [:]
+            var savedRooms: [String: RoomRecord] = [:]
+            var memberOf: [String: [String]] = [:]
             try writer.query("SELECT account, target, time FROM read_markers") { row in
                 markers[row.text(0), default: [:]][row.text(1)] = row.int(2)
             }
@@ -121,6 +75,7 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
                                                    bans: Self.bans(from: r.text(11)))
             }
             try writer.query("SELECT account, room FROM memberships ORDER BY rowid") { r in memberOf[r.text(0), default: []].append(r.text(1)) }
+            memory.replaceAll(rooms: savedRooms, memberships: memberOf, markers: markers)
             var ok = ""
             try writer.query("PRAGMA quick_check") { ok = $0.text(0) }
             if ok != "ok" { throw HistoryStoreError("history database \(path) is damaged (\(ok)) — restore a backup, or move it aside to start with an empty history") }
@@ -136,9 +91,14 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
             }
             throw HistoryStoreError("history database \(path): \(error)")
         }
-        let thread = Thread { [self] in self.writeLoop(writer) }
-        thread.name = "securechat-history"
-        thread.start()
+        self.writer = HistoryWriter(durabilityMilliseconds: durabilityMilliseconds, name: "securechat-history", report: report) { batch in
+            do {
+                try Self.store(batch, writer)
+            } catch {
+                try? writer.execute("ROLLBACK")
+                throw error
+            }
+        }
     }
 
     /// A symbolic link, something that is not a file, or a file others may read is refused.
@@ -195,65 +155,38 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
     // MARK: Writing
 
     public func append(_ message: StoredMessage) {
-        enqueue(.message(message))
+        writer.enqueue(.message(message))
     }
 
     public func setLastSeen(_ account: String, time: Int64) {
-        enqueue(.lastSeen(account, time))
+        writer.enqueue(.lastSeen(account, time))
     }
 
-    public func room(_ folded: String) -> RoomRecord? {
-        condition.lock()
-        defer { condition.unlock() }
-        return savedRooms[folded]
+    public func purge(_ retention: Retention, now: Date) {
+        writer.enqueue(.purge(retention, now: Int64(now.timeIntervalSince1970 * 1000)))
     }
 
-    public var rooms: [RoomRecord] {
-        condition.lock()
-        defer { condition.unlock() }
-        return Array(savedRooms.values)
-    }
+    public func room(_ folded: String) -> RoomRecord? { memory.room(folded) }
+
+    public var rooms: [RoomRecord] { memory.rooms }
 
     public func saveRoom(_ record: RoomRecord, folded: String) {
-        condition.lock()
-        let changed = savedRooms[folded] != record
-        savedRooms[folded] = record
-        condition.unlock()
-        if changed { enqueue(.room(folded, record)) }
+        if memory.setRoom(folded, record) { writer.enqueue(.room(folded, record)) }
     }
 
     public func deleteRoom(_ folded: String) {
-        condition.lock()
-        savedRooms[folded] = nil
-        for (account, names) in memberOf { memberOf[account] = names.filter { Self.fold($0) != folded } }
-        condition.unlock()
-        enqueue(.room(folded, nil))
+        memory.setRoom(folded, nil)
+        writer.enqueue(.room(folded, nil))
     }
 
-    public func memberships(of account: String) -> [String] {
-        condition.lock()
-        defer { condition.unlock() }
-        return memberOf[account] ?? []
-    }
+    public func memberships(of account: String) -> [String] { memory.memberships(of: account) }
 
     public func setMembership(account: String, room: String, member: Bool) {
-        let folded = Self.fold(room)
-        condition.lock()
-        var names = memberOf[account] ?? []
-        let had = names.contains { Self.fold($0) == folded }
-        if member && !had { names.append(room) }
-        if !member { names.removeAll { Self.fold($0) == folded } }
-        memberOf[account] = names
-        condition.unlock()
-        if member != had { enqueue(.membership(account, room, member)) }
+        if memory.setMembership(account: account, room: room, member: member) { writer.enqueue(.membership(account, room, member)) }
     }
 
     /// The accounts whose rooms (rejoined at login) include `folded`. From memory.
-    public func members(of folded: String) -> [String] {
-        condition.lock()
-        defer { condition.unlock() }
-        return memberOf.filter { $0.value.contains { Self.fold($0) == folded } }.map(\.key).sorted()
-    }
+    public func members(of folded: String) -> [String] { memory.members(of: folded) }
 
     /// chat-admin's change to a room: made here at once (for the next start), and queued for a
     /// running server, which applies it to the live room within seconds (`takeRoomRequests`).
@@ -267,7 +200,7 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
                 saveRoom(record, folded: folded)
             }
         }
-        enqueue(.request(request))
+        writer.enqueue(.request(request))
     }
 
     public func takeRoomRequests() throws -> [RoomRequest] {
@@ -303,107 +236,21 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
         }
     }
 
-    /// A ban list as stored: a "time<TAB>setter<TAB>mask" line per ban (masks have no spaces).
-    static func text(of bans: [RoomRecord.Ban]) -> String {
-        bans.map { "\($0.setAt)\t\($0.setBy)\t\($0.mask)" }.joined(separator: "\n")
-    }
+    static func text(of bans: [RoomRecord.Ban]) -> String { RoomRecord.Ban.text(of: bans) }
 
-    static func bans(from text: String) -> [RoomRecord.Ban] {
-        text.split(separator: "\n").compactMap { line in
-            let parts = line.split(separator: "\t", maxSplits: 2, omittingEmptySubsequences: false)
-            guard parts.count == 3, let time = Int(parts[0]), !parts[2].isEmpty else { return nil }
-            return RoomRecord.Ban(mask: String(parts[2]), setBy: String(parts[1]), setAt: time)
-        }
-    }
+    static func bans(from text: String) -> [RoomRecord.Ban] { RoomRecord.Ban.list(from: text) }
 
-    /// ASCII case folding, as room keys are stored.
-    static func fold(_ name: String) -> String {
-        String(decoding: name.utf8.map { $0 >= 0x41 && $0 <= 0x5a ? $0 + 0x20 : $0 }, as: UTF8.self)
-    }
+    static func fold(_ name: String) -> String { HistoryMemory.fold(name) }
 
-    public func readMarker(account: String, target: String) -> Int64? {
-        condition.lock()
-        defer { condition.unlock() }
-        return markers[account]?[target]
-    }
+    public func readMarker(account: String, target: String) -> Int64? { memory.readMarker(account: account, target: target) }
 
     public func setReadMarker(account: String, target: String, time: Int64) -> Int64 {
-        condition.lock()
-        let current = markers[account]?[target] ?? Int64.min
-        let now = max(current, time)
-        markers[account, default: [:]][target] = now
-        condition.unlock()
-        if now != current { enqueue(.readMarker(account, target, now)) }
+        let (now, moved) = memory.setReadMarker(account: account, target: target, time: time)
+        if moved { writer.enqueue(.readMarker(account, target, now)) }
         return now
     }
 
-    private func enqueue(_ write: Write) {
-        condition.lock()
-        if running {
-            if queue.count >= maximumPending { queue.removeFirst(queue.count - maximumPending + 1) }
-            queue.append(write)
-            appended += 1
-            // Only an idle writer needs waking; one gathering a batch looks again at its deadline.
-            if queue.count == 1 { condition.broadcast() }
-        }
-        condition.unlock()
-    }
-
-    private func writeLoop(_ db: SQLiteConnection) {
-        while true {
-            condition.lock()
-            while queue.isEmpty && running { condition.wait() }
-            if queue.isEmpty && !running {
-                writerDone = true
-                condition.broadcast()
-                condition.unlock()
-                return
-            }
-            // Group commit: let a burst gather for up to the durability window, then store it all.
-            if durabilityMilliseconds > 0 {
-                let deadline = Date().addingTimeInterval(Double(durabilityMilliseconds) / 1000 / 2)
-                while running && !hurry && Date() < deadline { _ = condition.wait(until: deadline) }
-            }
-            hurry = false
-            let batch = queue
-            queue.removeAll(keepingCapacity: true)
-            inFlight = Self.targets(of: batch[...])
-            inFlightCount = batch.count
-            condition.unlock()
-            do {
-                try store(batch, db)
-                condition.lock()
-                inFlight = []
-                inFlightCount = 0
-                stored += batch.count
-                transactions += 1
-                condition.broadcast()
-                condition.unlock()
-            } catch {
-                try? db.execute("ROLLBACK")
-                complain("history: could not store \(batch.count) messages: \(error) — they are kept in memory and retried; live chat goes on")
-                condition.lock()
-                inFlight = []
-                inFlightCount = 0
-                queue.insert(contentsOf: batch, at: 0)
-                if queue.count > maximumPending {
-                    let dropped = queue.count - maximumPending
-                    queue.removeFirst(dropped)
-                    stored += dropped  // given up: flush() must not wait for them
-                }
-                let stillRunning = running
-                condition.unlock()
-                if stillRunning { Thread.sleep(forTimeInterval: 1) } else {
-                    condition.lock()
-                    stored += queue.count
-                    queue.removeAll()
-                    condition.unlock()
-                }
-            }
-        }
-    }
-
-    private func store(_ batch: [Write], _ db: SQLiteConnection) throws {
+    private static func store(_ batch: [HistoryWrite], _ db: SQLiteConnection) throws {
         try db.execute("BEGIN IMMEDIATE")
         for write in batch {
             switch write {
@@ -455,78 +302,23 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
         try db.execute("COMMIT")
     }
 
-    private func complain(_ text: String) {
-        let now = Date()
-        condition.lock()
-        let due = lastReport.map { now.timeIntervalSince($0) >= 60 } ?? true
-        if due { lastReport = now }
-        condition.unlock()
-        if due { report(text) }
-    }
-
     /// Transactions committed so far (group commit: far fewer than messages under load).
-    public var commits: Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return transactions
-    }
+    public var commits: Int { writer.commits }
 
-    public func flush() {
-        condition.lock()
-        let target = appended
-        condition.unlock()
-        wait(until: target, within: nil)
-    }
+    public func flush() { writer.flush() }
 
-    public var sequence: Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return appended
-    }
+    public var sequence: Int { writer.sequence }
 
     public func waitUntilStored(_ sequence: Int, within seconds: Double) {
-        wait(until: sequence, within: seconds)
+        writer.waitUntilStored(sequence, within: seconds)
     }
 
     public func waitUntilStored(_ sequence: Int, target: String, within seconds: Double) {
-        condition.lock()
-        // Of the first `sequence` writes, those not stored yet: in flight, then the queue's head.
-        let waiting = sequence - stored - inFlightCount
-        let pending = inFlight.contains(target) || Self.targets(of: queue.prefix(max(0, waiting))).contains(target)
-        if pending {
-            hurry = true
-            condition.broadcast()
-        }
-        condition.unlock()
-        if pending { wait(until: sequence, within: seconds) }
-    }
-
-    /// The conversations that messages among `writes` belong to.
-    private static func targets(of writes: ArraySlice<Write>) -> Set<String> {
-        var targets: Set<String> = []
-        for case let .message(m) in writes { targets.insert(m.target) }
-        return targets
-    }
-
-    private func wait(until target: Int, within seconds: Double?) {
-        let deadline = seconds.map { Date().addingTimeInterval($0) }
-        condition.lock()
-        while stored < target && !writerDone {
-            if let deadline {
-                if !condition.wait(until: deadline) { break }
-            } else {
-                condition.wait()
-            }
-        }
-        condition.unlock()
+        writer.waitUntilStored(sequence, target: target, within: seconds)
     }
 
     public func close() {
-        condition.lock()
-        running = false
-        condition.broadcast()
-        while !writerDone { condition.wait() }
-        condition.unlock()
+        writer.close()
         readersLock.lock()
         readers.removeAll()
         readersLock.unlock()
@@ -547,8 +339,7 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
         return try body(connection)
     }
 
-    /// A position in a conversation: (time, id), ordered.
-    private struct Position { var time: Int64; var id: Int64 }
+    private typealias Position = HistoryPosition
 
     private static let columns = "SELECT msgid, time, target, sender, kind, line, id FROM messages"
 
@@ -561,12 +352,10 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
     }
 
     /// Where a reference points in `target`: for a msgid, that message (nil if unknown there).
-    /// `lower`: the position is used as "after it" (a time then excludes its whole millisecond's
-    /// earlier half consistently: after t means time > t; before t means time < t).
     private func position(_ reference: HistoryReference, in target: String, lower: Bool, _ db: SQLiteConnection) throws -> Position? {
         switch reference {
         case let .time(t):
-            return Position(time: t, id: lower ? Int64.max : 0)
+            return .time(t, lower: lower)
         case let .msgid(id):
             var found: Position?
             try db.query("SELECT time, id FROM messages WHERE msgid = ? AND target = ?", [.text(id), .text(target)]) {
@@ -577,11 +366,11 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
     }
 
     /// The condition that leaves room events out (clients without draft/event-playback).
-    private static func kinds(_ events: Bool) -> String {
+    static func kinds(_ events: Bool) -> String {
         events ? "" : " AND kind IN ('PRIVMSG', 'NOTICE', 'TAGMSG')"
     }
 
-    private func before(_ p: Position, target: String, limit: Int, above: Position? = nil, events: Bool, _ db: SQLiteConnection) throws -> [StoredMessage] {
+    private func before(_ p: Position, target: String, limit: Int, above: Position?, events: Bool, _ db: SQLiteConnection) throws -> [StoredMessage] {
         // Row values: SQLite walks the (target, time, id) index from the position, no further.
         var sql = Self.columns + " WHERE target = ? AND (time, id) < (?, ?)" + Self.kinds(events)
         var values: [SQLiteConnection.Value] = [.text(target), .int(p.time), .int(p.id)]
@@ -593,7 +382,7 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
         return try rows(db, sql, values + [.int(Int64(limit))]).reversed()
     }
 
-    private func after(_ p: Position, target: String, limit: Int, inclusive: Bool = false, below: Position? = nil, events: Bool, _ db: SQLiteConnection) throws -> [StoredMessage] {
+    private func after(_ p: Position, target: String, limit: Int, inclusive: Bool, below: Position?, events: Bool, _ db: SQLiteConnection) throws -> [StoredMessage] {
         var sql = Self.columns + " WHERE target = ? AND (time, id) \(inclusive ? ">=" : ">") (?, ?)" + Self.kinds(events)
         var values: [SQLiteConnection.Value] = [.text(target), .int(p.time), .int(p.id)]
         if let below {
@@ -605,35 +394,12 @@ public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
     }
 
     public func query(_ query: HistoryQuery, events: Bool) throws -> [StoredMessage] {
-        try withReader { db in
-            switch query {
-            case let .latest(target, reference, limit):
-                let end = Position(time: Int64.max, id: Int64.max)
-                guard let reference else { return try before(end, target: target, limit: limit, events: events, db) }
-                guard let start = try position(reference, in: target, lower: true, db) else { return [] }
-                return try before(end, target: target, limit: limit, above: start, events: events, db)
-            case let .before(target, reference, limit):
-                guard let p = try position(reference, in: target, lower: false, db) else { return [] }
-                return try before(p, target: target, limit: limit, events: events, db)
-            case let .after(target, reference, limit):
-                guard let p = try position(reference, in: target, lower: true, db) else { return [] }
-                return try after(p, target: target, limit: limit, events: events, db)
-            case let .around(target, reference, limit):
-                guard let p = try position(reference, in: target, lower: false, db) else { return [] }
-                let earlier = try before(p, target: target, limit: limit / 2, events: events, db)
-                let later = try after(p, target: target, limit: limit - earlier.count, inclusive: true, events: events, db)
-                return earlier + later
-            case let .between(target, first, second, limit):
-                guard let a = try position(first, in: target, lower: true, db),
-                      let b = try position(second, in: target, lower: false, db) else { return [] }
-                if (a.time, a.id) <= (b.time, b.id) {
-                    return try after(a, target: target, limit: limit, below: b, events: events, db)
-                }
-                // Backwards: the `limit` nearest the first reference, oldest first.
-                guard let upper = try position(first, in: target, lower: false, db),
-                      let lower = try position(second, in: target, lower: true, db) else { return [] }
-                return try before(upper, target: target, limit: limit, above: lower, events: events, db)
-            }
+        let target = query.target
+        return try withReader { db in
+            try query.answer(
+                position: { try position($0, in: target, lower: $1, db) },
+                before: { try before($0, target: target, limit: $1, above: $2, events: events, db) },
+                after: { try after($0, target: target, limit: $1, inclusive: $2, below: $3, events: events, db) })
         }
     }
 

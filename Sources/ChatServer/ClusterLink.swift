@@ -55,12 +55,14 @@ public final class ClusterLink: Sendable {
     private let registry: Registry
     let presence: RemotePresence
     private let bus: ClusterBus
+    private let history: (any HistoryStore)?
     private let report: @Sendable (String) -> Void
     private let connected: NIOLockedValueBox<Bool>
 
     /// Starts listening and says hello. Blocking (call before serving).
-    /// - Parameter history: where this node keeps what is said; every node keeps every room
-    ///   message and private message as it comes from the database, its own included.
+    /// - Parameter history: where this node keeps what is said. A node's own SQLite file keeps
+    ///   every room message and private message as it comes from the database, its own included;
+    ///   the shared PostgreSQL history (`isShared`) stores each once, as it is published.
     public init(settings: ClusterSettings, serverName: String, registry: Registry, history: (any HistoryStore)?, eventLoop: EventLoop,
                 report: @escaping @Sendable (String) -> Void) throws {
         let presence = RemotePresence()
@@ -68,6 +70,7 @@ public final class ClusterLink: Sendable {
         self.node = node
         self.registry = registry
         self.presence = presence
+        self.history = history
         self.report = report
         // The receiving side needs the bus to answer a hello: it gets it through this box, set
         // once the bus has started.
@@ -102,7 +105,7 @@ public final class ClusterLink: Sendable {
 
     /// Sends `event` to every node; fails when the database did not take it.
     public func publish(_ event: ClusterEvent) -> EventLoopFuture<Void> {
-        bus.publish(Self.encode(event, origin: node))
+        bus.publish(Self.encode(event, origin: node), storing: history?.isShared == true ? Self.storedMessage(event) : nil)
     }
 
     /// A session logged in here: every node learns it, and ends an older session of the account.
@@ -201,27 +204,38 @@ public final class ClusterLink: Sendable {
         case let .roomState(record, relay):
             guard !own else { return }
             let folded = IRCName.fold(record.name)
-            // Kept, so that the room has these settings when someone here joins it later.
-            history?.saveRoom(record, folded: folded)
+            // Kept, so that the room has these settings when someone here joins it later. The
+            // shared history has them from the node that made the change: only remembered.
+            if let shared = history as? PostgresHistory {
+                shared.remember(record, folded: folded)
+            } else {
+                history?.saveRoom(record, folded: folded)
+            }
             guard let local = registry.room(named: folded) else { return }
             local.apply(record)
             if let relay { local.audience.deliver(relay) }
         }
     }
 
-    /// Keeps a room message or a private message in this node's history.
+    /// Keeps a room message or a private message in this node's own history (a shared history
+    /// has it already: it was stored as it was published).
     static func keep(_ event: ClusterEvent, history: (any HistoryStore)?) {
-        guard let history else { return }
+        guard let history, !history.isShared, let message = storedMessage(event) else { return }
+        history.append(message)
+    }
+
+    /// What the history keeps of a room message (not one to operators only) or a private message.
+    static func storedMessage(_ event: ClusterEvent) -> StoredMessage? {
         switch event {
         case let .room(relay, room, false, _, _):
-            guard let sender = senderNick(relay) else { return }
-            HistoryCommand.store(relay, key: room, sender: IRCName.fold(sender), time: milliseconds(relay.time), history: history)
+            guard let sender = senderNick(relay) else { return nil }
+            return HistoryCommand.storedMessage(relay, key: room, sender: IRCName.fold(sender), time: milliseconds(relay.time))
         case let .privateMessage(relay, target, _):
-            guard let sender = senderNick(relay) else { return }
-            HistoryCommand.store(relay, key: HistoryTarget.privateKey(IRCName.fold(sender), IRCName.fold(target)), sender: IRCName.fold(sender),
-                                 time: milliseconds(relay.time), history: history)
+            guard let sender = senderNick(relay) else { return nil }
+            return HistoryCommand.storedMessage(relay, key: HistoryTarget.privateKey(IRCName.fold(sender), IRCName.fold(target)), sender: IRCName.fold(sender),
+                                                time: milliseconds(relay.time))
         default:
-            break
+            return nil
         }
     }
 

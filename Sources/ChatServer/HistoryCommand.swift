@@ -118,11 +118,15 @@ enum HistoryCommand {
 
     /// Stores a relayed message of `sender` (folded) in conversation `key`, at `time` (ms).
     static func store(_ relay: Relay, key: String, sender: String, time: Int64, history: any HistoryStore) {
-        // Typing notices are not worth keeping.
-        if relay.command == "TAGMSG" && relay.clientTags.allSatisfy({ $0.key == "+typing" || $0.key == "+draft/typing" }) { return }
+        if let message = storedMessage(relay, key: key, sender: sender, time: time) { history.append(message) }
+    }
+
+    /// What is kept of a relayed message; nil for what is not kept (typing notices).
+    static func storedMessage(_ relay: Relay, key: String, sender: String, time: Int64) -> StoredMessage? {
+        if relay.command == "TAGMSG" && relay.clientTags.allSatisfy({ $0.key == "+typing" || $0.key == "+draft/typing" }) { return nil }
         let line = IRCMessage(tags: relay.clientTags + (relay.fromBot ? [IRCTag("bot")] : []), source: relay.source, command: relay.command, parameters: relay.parameters)
-        history.append(StoredMessage(msgid: relay.msgid, time: time, target: key, sender: sender, kind: relay.command,
-                                     line: String(decoding: line.serialized().dropLast(2), as: UTF8.self)))
+        return StoredMessage(msgid: relay.msgid, time: time, target: key, sender: sender, kind: relay.command,
+                             line: String(decoding: line.serialized().dropLast(2), as: UTF8.self))
     }
 
     /// Keeps the room events (JOIN, PART, KICK, TOPIC, MODE) among `actions`, for

@@ -37,7 +37,7 @@ public final class Server: Sendable {
     /// This node's registration in the cluster's database; nil for a single server.
     public let clusterNode: ClusterNode?
     /// The history store, when history is on.
-    public let history: SQLiteHistory?
+    public let history: (any HistoryStore)?
     /// Looks at the users file (one `stat`) twice a second, off the event loops, so changes
     /// made with chat-admin reach live sessions within a second.
     private let accountWatchQueue = DispatchQueue(label: "securechat-users-file")
@@ -108,8 +108,16 @@ public final class Server: Sendable {
             directory: directory, policy: configuration.passwordHashing, pool: pool,
             throttle: LoginThrottle(now: { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }),
             perNetwork: configuration.limits.loginQueuePerNetwork, report: report)
-        var history: SQLiteHistory?
-        if let database = configuration.history.database {
+        var history: (any HistoryStore)?
+        if let cluster = configuration.cluster, configuration.history.database != nil {
+            // A cluster's nodes share one history, in its database.
+            do {
+                history = try PostgresHistory(settings: cluster.postgres, node: cluster.node, eventLoop: group.next(),
+                                              durabilityMilliseconds: configuration.history.durabilityMilliseconds, report: { logger.error("\($0)") })
+            } catch {
+                throw ConfigurationError(path: configuration.path, message: "\"cluster\": the history in PostgreSQL: \(error)")
+            }
+        } else if let database = configuration.history.database {
             do {
                 history = try SQLiteHistory(path: database, durabilityMilliseconds: configuration.history.durabilityMilliseconds,
                                             report: { logger.error("\($0)") })
@@ -180,7 +188,7 @@ public final class Server: Sendable {
             logger.notice("web app: open https://\(host.contains(":") ? "[\(host)]" : host)\(port == 443 ? "" : ":\(port)")/ in a browser (IRC over WebSocket on the same port; pages of \(origins.prefix(4).joined(separator: ", "))\(origins.count > 4 ? " and \(origins.count - 4) more" : "") may connect: web.allowedOrigins)")
         }
         if let history {
-            logger.notice("history in \(history.path) (durability window \(history.durabilityMilliseconds) ms, replay on join \(configuration.history.replayOnJoin))")
+            logger.notice("history in \(history.location) (replay on join \(configuration.history.replayOnJoin))")
         } else {
             logger.notice("history is off")
         }
@@ -286,7 +294,7 @@ public final class Server: Sendable {
     private func purgeHistory() {
         guard let history, watchingAccounts.withLockedValue({ $0 }) else { return }
         let settings = configuration.history
-        history.purge(SQLiteHistory.Retention(days: settings.retentionDays, messagesPerTarget: settings.maxMessagesPerRoom))
+        history.purge(HistoryRetention(days: settings.retentionDays, messagesPerTarget: settings.maxMessagesPerRoom))
         core.expireRooms()
         accountWatchQueue.asyncAfter(deadline: .now() + Self.purgeInterval) { [weak self] in self?.purgeHistory() }
     }

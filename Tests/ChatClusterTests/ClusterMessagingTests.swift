@@ -6,6 +6,7 @@ import ChatTesting
 import Foundation
 import IRC
 import NIOCore
+import NIOPosix
 import Testing
 @testable import ChatCluster
 
@@ -225,9 +226,10 @@ import Testing
         await b.stop()
     }
 
-    /// Every node keeps every room message and private message: history asked on one node shows
-    /// what was said on another, and a message to someone offline reaches them on any node.
-    @Test func everyNodeKeepsTheHistory() async throws {
+    /// The nodes share one history in PostgreSQL: history asked on one node shows what was said on
+    /// another, a message to someone offline reaches them on any node, each message is stored once,
+    /// and a user's rooms and read markers follow them from node to node.
+    @Test func theNodesShareOneHistory() async throws {
         let database = try ThrowawayPostgres.start()
         defer { database.stop() }
         let a = try await Self.node("a", database)
@@ -253,6 +255,26 @@ import Testing
         try await carol.send("CHATHISTORY LATEST alice * 10")
         _ = try await carol.next("BATCH")
         #expect(try await carol.next("PRIVMSG").parameters == ["carol", "for carol, who is away"])
+        // One history for the cluster: each message is stored once, by the transaction that sent it.
+        let sql = try await PostgresConnection.connect(PostgresConnectionTests.settings(database), on: MultiThreadedEventLoopGroup.singleton.next()).get()
+        let stored = try await sql.query("SELECT count(*) AS n FROM securechat_history WHERE kind = 'PRIVMSG'").get()
+        #expect(stored.value(0, "n") == "2")
+        _ = try? await sql.close().get()
+        // Alice's read marker and rooms follow her to the other node.
+        let marking = try await TestIRCClient.connect(port: a.port, caPath: TestServer.certificates.caCertificatePath)
+        #expect(try await marking.register(account: "alice", password: "alice password", capabilities: ["draft/read-marker"]).command == "001")
+        _ = try await alice.next("the older session ends") { $0.command == "ERROR" }
+        _ = try await marking.next("the rejoin") { $0.command == "JOIN" && $0.parameters.first == "#team" }
+        // After a JOIN, the server says where the marker is: nowhere yet.
+        #expect(try await marking.next("MARKREAD").parameters == ["#team", "*"])
+        try await marking.send("MARKREAD #team timestamp=2026-12-04T10:00:00.000Z")
+        #expect(try await marking.next("MARKREAD").parameters == ["#team", "timestamp=2026-12-04T10:00:00.000Z"])
+        // Node b hears of the marker once node a's writer has stored it (its durability window).
+        #expect(await waitUntil(timeout: 30) { b.server.history?.readMarker(account: "alice", target: "#team") == 1_796_378_400_000 })
+        let moved = try await TestIRCClient.connect(port: b.port, caPath: TestServer.certificates.caCertificatePath)
+        #expect(try await moved.register(account: "alice", password: "alice password", capabilities: ["draft/read-marker"]).command == "001")
+        _ = try await moved.next("the rejoin on node b") { $0.command == "JOIN" && $0.parameters.first == "#team" }
+        #expect(try await moved.next("MARKREAD").parameters == ["#team", "timestamp=2026-12-04T10:00:00.000Z"])
         await a.stop()
         await b.stop()
     }

@@ -1,0 +1,388 @@
+import ChatHistory
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// The history store of a cluster: messages, room events, read markers, last-seen times, rooms
+/// and who is in them, in the cluster's PostgreSQL, the same for every node.
+///
+/// - Room messages and private messages are stored by `ClusterBus` in the transaction that
+///   publishes them, so the history has a message exactly when the nodes were told of it.
+///   Everything else goes through a `HistoryWriter` (group commit on its own thread).
+/// - Rooms, memberships and read markers are answered from memory (`HistoryMemory`), as the
+///   protocol asks. Every write of them also sends `NODE KIND KEY` on `securechat_state` in its
+///   transaction; the other nodes listen and read the changed rows again, so a user who marks a
+///   message read on one node and logs in on another finds the marker there. After a lost
+///   listening connection, a node reads all of them again.
+// @unchecked Sendable: `writer` is set once in `init`; the listener's state is on `eventLoop`
+// (NIOLoopBoundBox); `requestCursor` is locked; the rest is immutable or Sendable.
+public final class PostgresHistory: HistoryStore, @unchecked Sendable {
+    public static let stateChannel = "securechat_state"
+
+    public let settings: PostgresSettings
+    public let node: String
+    private let eventLoop: EventLoop
+    private let memory = HistoryMemory()
+    private let reader: PostgresSlot
+    private var writer: HistoryWriter!
+    private let report: @Sendable (String) -> Void
+    private let listener: NIOLoopBoundBox<Listener>
+    /// The last chat-admin room request this node has taken.
+    private let requestCursor = NIOLockedValueBox<Int64>(0)
+
+    private struct Listener {
+        var connection: PostgresConnection?
+        var stopped = false
+    }
+
+    public var isShared: Bool { true }
+    public var location: String { "PostgreSQL \(settings.description), shared by the cluster's nodes" }
+
+    /// Connects, reads rooms, memberships and markers, and starts listening for other nodes'
+    /// changes. Blocking: a node that cannot read its history does not start.
+    public init(settings: PostgresSettings, node: String, eventLoop: EventLoop, durabilityMilliseconds: Int = 100,
+                report: @escaping @Sendable (String) -> Void = { _ in }) throws {
+        self.settings = settings
+        self.node = node
+        self.eventLoop = eventLoop
+        self.report = report
+        reader = PostgresSlot(settings: settings, eventLoop: eventLoop)
+        listener = NIOLoopBoundBox.makeBoxSendingValue(Listener(), eventLoop: eventLoop)
+        let cursor = try reader.use { try $0.run("SELECT coalesce(max(id), 0) AS id FROM securechat_room_requests").value(0, "id") }
+        requestCursor.withLockedValue { $0 = Int64(cursor ?? "0") ?? 0 }
+        let writing = PostgresSlot(settings: settings, eventLoop: eventLoop)
+        let node = self.node
+        writer = HistoryWriter(durabilityMilliseconds: durabilityMilliseconds, name: "securechat-history", report: report) { batch in
+            try writing.use { try Self.store(batch, node: node, $0) }
+        }
+        try eventLoop.flatSubmit { self.listen() }.wait()
+    }
+
+    // MARK: Keeping up with the other nodes
+
+    /// On the loop: connects the listener, LISTENs, then reads everything; on a lost connection,
+    /// tries again every second.
+    private func listen() -> EventLoopFuture<Void> {
+        PostgresConnection.connect(settings, on: eventLoop) { channel, payload in
+            guard channel == Self.stateChannel else { return }
+            self.changed(payload)
+        }.flatMap { connection in
+            connection.query("LISTEN \(Self.stateChannel)").flatMap { _ in
+                self.loadAll(connection)
+            }.map {
+                guard !self.listener.value.stopped else {
+                    _ = connection.close()
+                    return
+                }
+                self.listener.value.connection = connection
+                connection.channel.closeFuture.whenComplete { _ in
+                    guard !self.listener.value.stopped else { return }
+                    self.report("history: lost the connection that follows other nodes' rooms and read markers; trying again every second")
+                    self.retry()
+                }
+            }
+        }
+    }
+
+    private func retry() {
+        eventLoop.scheduleTask(in: .seconds(1)) {
+            guard !self.listener.value.stopped else { return }
+            self.listen().whenFailure { _ in self.retry() }
+        }
+    }
+
+    /// Reads every room, membership and marker into memory.
+    private func loadAll(_ c: PostgresConnection) -> EventLoopFuture<Void> {
+        let rooms = c.query("SELECT \(Self.roomColumns) FROM securechat_rooms")
+        let members = c.query("SELECT account, room FROM securechat_memberships ORDER BY joined")
+        let markers = c.query("SELECT account, target, at_ms FROM securechat_read_markers")
+        return rooms.and(members).and(markers).map { both, markers in
+            let (rooms, members) = both
+            var saved: [String: RoomRecord] = [:]
+            for row in rooms.rows { if let (folded, record) = Self.room(row) { saved[folded] = record } }
+            var memberOf: [String: [String]] = [:]
+            for row in members.rows { if let account = row[0], let room = row[1] { memberOf[account, default: []].append(room) } }
+            var marks: [String: [String: Int64]] = [:]
+            for row in markers.rows {
+                if let account = row[0], let target = row[1], let time = row[2].flatMap({ Int64($0) }) { marks[account, default: [:]][target] = time }
+            }
+            self.memory.replaceAll(rooms: saved, memberships: memberOf, markers: marks)
+        }
+    }
+
+    /// On the loop: another node changed something (`NODE KIND KEY`): read it again.
+    private func changed(_ payload: String) {
+        let parts = payload.split(separator: " ", maxSplits: 2).map(String.init)
+        guard parts.count == 3, parts[0] != node, let c = listener.value.connection else { return }
+        let key = parts[2]
+        switch parts[1] {
+        case "room":
+            c.query("SELECT \(Self.roomColumns) FROM securechat_rooms WHERE folded = $1", [key]).whenSuccess { result in
+                self.memory.setRoom(key, result.rows.first.flatMap { Self.room($0)?.1 })
+            }
+        case "member":
+            c.query("SELECT room FROM securechat_memberships WHERE account = $1 ORDER BY joined", [key]).whenSuccess { result in
+                self.memory.setMemberships(of: key, result.rows.compactMap { $0[0] })
+            }
+        case "marker":
+            c.query("SELECT target, at_ms FROM securechat_read_markers WHERE account = $1", [key]).whenSuccess { result in
+                for row in result.rows {
+                    if let target = row[0], let time = row[1].flatMap({ Int64($0) }) { _ = self.memory.setReadMarker(account: key, target: target, time: time) }
+                }
+            }
+        default:
+            break
+        }
+    }
+
+    // MARK: Writing
+
+    /// Stores a batch in one transaction, its statements pipelined, and tells the other nodes
+    /// what changed when it commits.
+    static func store(_ batch: [HistoryWrite], node: String, _ c: PostgresConnection) throws {
+        var pending = [c.query("BEGIN")]
+        var changed: Set<String> = []
+        func run(_ sql: String, _ parameters: [String?]) { pending.append(c.query(sql, parameters)) }
+        for write in batch {
+            switch write {
+            case let .message(m):
+                run("INSERT INTO securechat_history (msgid, at_ms, target, sender, kind, line) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (target, msgid) DO NOTHING",
+                    [m.msgid, "\(m.time)", m.target, m.sender, m.kind, m.line])
+            case let .lastSeen(account, time):
+                run("INSERT INTO securechat_last_seen (account, at_ms) VALUES ($1, $2) ON CONFLICT (account) DO UPDATE SET at_ms = excluded.at_ms",
+                    [account, "\(time)"])
+            case let .readMarker(account, target, time):
+                run("""
+                    INSERT INTO securechat_read_markers (account, target, at_ms) VALUES ($1, $2, $3)
+                    ON CONFLICT (account, target) DO UPDATE SET at_ms = greatest(securechat_read_markers.at_ms, excluded.at_ms)
+                    """, [account, target, "\(time)"])
+                changed.insert("marker \(account)")
+            case let .room(folded, record?):
+                run("""
+                    INSERT INTO securechat_rooms (folded, name, topic, topic_by, topic_time, flags, key, room_limit, owner, created, last_used, bans)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                    ON CONFLICT (folded) DO UPDATE SET name = $2, topic = $3, topic_by = $4, topic_time = $5, flags = $6, key = $7,
+                      room_limit = $8, owner = $9, created = $10, last_used = $11, bans = $12
+                    """,
+                    [folded, record.name, record.topic, record.topicBy, "\(record.topicTime)", record.flags, record.key, record.limit.map { "\($0)" },
+                     record.owner, "\(record.created)", "\(record.lastUsed)", RoomRecord.Ban.text(of: record.bans)])
+                changed.insert("room \(folded)")
+            case let .room(folded, nil):
+                run("DELETE FROM securechat_rooms WHERE folded = $1", [folded])
+                run("DELETE FROM securechat_memberships WHERE folded = $1", [folded])
+                changed.insert("room \(folded)")
+            case let .membership(account, room, member):
+                if member {
+                    run("INSERT INTO securechat_memberships (account, room, folded) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                        [account, room, HistoryMemory.fold(room)])
+                } else {
+                    run("DELETE FROM securechat_memberships WHERE account = $1 AND folded = $2", [account, HistoryMemory.fold(room)])
+                }
+                changed.insert("member \(account)")
+            case let .purge(retention, now):
+                if retention.days > 0 {
+                    run("DELETE FROM securechat_history WHERE at_ms < $1", ["\(now - Int64(retention.days) * 86_400_000)"])
+                }
+                if retention.messagesPerTarget > 0 {
+                    run("""
+                        DELETE FROM securechat_history WHERE id IN (
+                          SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY target ORDER BY at_ms DESC, id DESC) AS n FROM securechat_history) r
+                          WHERE n > $1)
+                        """, ["\(retention.messagesPerTarget)"])
+                }
+                run("DELETE FROM securechat_room_requests WHERE created < now() - interval '1 hour'", [])
+            case let .request(.delete(room)):
+                run("INSERT INTO securechat_room_requests (action, room) VALUES ('delete', $1)", [room])
+            case let .request(.setOwner(room, account)):
+                run("INSERT INTO securechat_room_requests (action, room, account) VALUES ('set-owner', $1, $2)", [room, account])
+            }
+        }
+        for change in changed.sorted() {
+            run("SELECT pg_notify($1, $2)", [stateChannel, "\(node) \(change)"])
+        }
+        pending.append(c.query("COMMIT"))
+        // Every statement's answer, the first failure kept: after it the transaction is void.
+        var failure: Error?
+        for future in pending {
+            do { _ = try future.wait() } catch { failure = failure ?? error }
+        }
+        if let failure {
+            _ = try? c.run("ROLLBACK")
+            throw failure
+        }
+    }
+
+    public func append(_ message: StoredMessage) { writer.enqueue(.message(message)) }
+
+    public func setLastSeen(_ account: String, time: Int64) { writer.enqueue(.lastSeen(account, time)) }
+
+    public func purge(_ retention: HistoryRetention, now: Date) {
+        writer.enqueue(.purge(retention, now: Int64(now.timeIntervalSince1970 * 1000)))
+    }
+
+    public func room(_ folded: String) -> RoomRecord? { memory.room(folded) }
+
+    public var rooms: [RoomRecord] { memory.rooms }
+
+    public func saveRoom(_ record: RoomRecord, folded: String) {
+        if memory.setRoom(folded, record) { writer.enqueue(.room(folded, record)) }
+    }
+
+    /// A room's state as another node saved it (it is in the database already): memory only.
+    public func remember(_ record: RoomRecord, folded: String) {
+        memory.setRoom(folded, record)
+    }
+
+    public func deleteRoom(_ folded: String) {
+        memory.setRoom(folded, nil)
+        writer.enqueue(.room(folded, nil))
+    }
+
+    public func memberships(of account: String) -> [String] { memory.memberships(of: account) }
+
+    public func setMembership(account: String, room: String, member: Bool) {
+        if memory.setMembership(account: account, room: room, member: member) { writer.enqueue(.membership(account, room, member)) }
+    }
+
+    public func readMarker(account: String, target: String) -> Int64? { memory.readMarker(account: account, target: target) }
+
+    public func setReadMarker(account: String, target: String, time: Int64) -> Int64 {
+        let (now, moved) = memory.setReadMarker(account: account, target: target, time: time)
+        if moved { writer.enqueue(.readMarker(account, target, now)) }
+        return now
+    }
+
+    /// chat-admin's change to a room: made in the database at once, and taken by every running
+    /// node within seconds (`takeRoomRequests`).
+    public func request(_ request: RoomRequest) {
+        switch request {
+        case let .delete(folded):
+            deleteRoom(folded)
+        case let .setOwner(folded, account):
+            if var record = room(folded) {
+                record.owner = account
+                saveRoom(record, folded: folded)
+            }
+        }
+        writer.enqueue(.request(request))
+    }
+
+    /// The requests chat-admin made since this node last looked; every node takes each one.
+    public func takeRoomRequests() throws -> [RoomRequest] {
+        let after = requestCursor.withLockedValue { $0 }
+        let result = try reader.use {
+            try $0.run("SELECT id, action, room, account FROM securechat_room_requests WHERE id > $1 ORDER BY id", ["\(after)"])
+        }
+        var found: [RoomRequest] = []
+        for row in result.rows {
+            if let id = row[0].flatMap({ Int64($0) }) { requestCursor.withLockedValue { $0 = max($0, id) } }
+            switch (row[1], row[2], row[3]) {
+            case let ("delete", room?, _): found.append(.delete(room))
+            case let ("set-owner", room?, account?): found.append(.setOwner(room, account: account))
+            default: break
+            }
+        }
+        return found
+    }
+
+    public var sequence: Int { writer.sequence }
+
+    public func waitUntilStored(_ sequence: Int, within seconds: Double) { writer.waitUntilStored(sequence, within: seconds) }
+
+    public func waitUntilStored(_ sequence: Int, target: String, within seconds: Double) {
+        writer.waitUntilStored(sequence, target: target, within: seconds)
+    }
+
+    public func flush() { writer.flush() }
+
+    public func close() {
+        writer.close()
+        let connection = try? eventLoop.submit { () -> PostgresConnection? in
+            self.listener.value.stopped = true
+            return self.listener.value.connection
+        }.wait()
+        if let connection { _ = try? connection.close().wait() }
+        reader.close()
+    }
+
+    // MARK: Reading
+
+    static let roomColumns = "folded, name, topic, topic_by, topic_time, flags, key, room_limit, owner, created, last_used, bans"
+
+    /// A row of `roomColumns`.
+    static func room(_ r: [String?]) -> (String, RoomRecord)? {
+        guard r.count == 12, let folded = r[0], let name = r[1] else { return nil }
+        return (folded, RoomRecord(name: name, topic: r[2], topicBy: r[3] ?? "", topicTime: Int(r[4] ?? "") ?? 0, flags: r[5] ?? "",
+                                   key: r[6], limit: r[7].flatMap { Int($0) }, owner: r[8], created: Int(r[9] ?? "") ?? 0,
+                                   lastUsed: Int(r[10] ?? "") ?? 0, bans: RoomRecord.Ban.list(from: r[11] ?? "")))
+    }
+
+    private static let columns = "SELECT msgid, at_ms, target, sender, kind, line FROM securechat_history"
+
+    private func rows(_ sql: String, _ parameters: [String?]) throws -> [StoredMessage] {
+        try reader.use { try $0.run(sql, parameters) }.rows.map { r in
+            StoredMessage(msgid: r[0] ?? "", time: Int64(r[1] ?? "") ?? 0, target: r[2] ?? "", sender: r[3] ?? "", kind: r[4] ?? "", line: r[5] ?? "")
+        }
+    }
+
+    private static func kinds(_ events: Bool) -> String {
+        events ? "" : " AND kind IN ('PRIVMSG', 'NOTICE', 'TAGMSG')"
+    }
+
+    public func query(_ query: HistoryQuery, events: Bool) throws -> [StoredMessage] {
+        let target = query.target
+        return try query.answer(
+            position: { reference, lower in
+                switch reference {
+                case let .time(t):
+                    return .time(t, lower: lower)
+                case let .msgid(id):
+                    let found = try reader.use { try $0.run("SELECT at_ms, id FROM securechat_history WHERE msgid = $1 AND target = $2", [id, target]) }
+                    guard let row = found.rows.first, let time = row[0].flatMap({ Int64($0) }), let number = row[1].flatMap({ Int64($0) }) else { return nil }
+                    return HistoryPosition(time: time, id: number)
+                }
+            },
+            before: { p, limit, above in
+                var sql = Self.columns + " WHERE target = $1 AND (at_ms, id) < ($2::bigint, $3::bigint)" + Self.kinds(events)
+                var parameters: [String?] = [target, "\(p.time)", "\(p.id)", "\(limit)"]
+                if let above {
+                    sql += " AND (at_ms, id) > ($5::bigint, $6::bigint)"
+                    parameters += ["\(above.time)", "\(above.id)"]
+                }
+                return try rows(sql + " ORDER BY at_ms DESC, id DESC LIMIT $4", parameters).reversed()
+            },
+            after: { p, limit, inclusive, below in
+                var sql = Self.columns + " WHERE target = $1 AND (at_ms, id) \(inclusive ? ">=" : ">") ($2::bigint, $3::bigint)" + Self.kinds(events)
+                var parameters: [String?] = [target, "\(p.time)", "\(p.id)", "\(limit)"]
+                if let below {
+                    sql += " AND (at_ms, id) < ($5::bigint, $6::bigint)"
+                    parameters += ["\(below.time)", "\(below.id)"]
+                }
+                return try rows(sql + " ORDER BY at_ms ASC, id ASC LIMIT $4", parameters)
+            })
+    }
+
+    public func targets(rooms: [String], account: String, from: Int64, to: Int64, limit: Int) throws -> [(key: String, latest: Int64)] {
+        let result = try reader.use {
+            try $0.run("""
+                SELECT target, max(at_ms) AS latest FROM securechat_history
+                WHERE at_ms > $1 AND at_ms < $2\(Self.kinds(false))
+                  AND (target = ANY($3::text[]) OR (left(target, 1) <> '#' AND (split_part(target, ',', 1) = $4 OR split_part(target, ',', 2) = $4)))
+                GROUP BY target ORDER BY latest DESC LIMIT $5
+                """, ["\(min(from, to))", "\(max(from, to))", ClusterBus.arrayLiteral(rooms), account, "\(limit)"])
+        }
+        return result.rows.compactMap { row in
+            guard let key = row[0], let latest = row[1].flatMap({ Int64($0) }) else { return nil }
+            return (key: key, latest: latest)
+        }
+    }
+
+    public func lastSeen(_ account: String) throws -> Int64? {
+        try reader.use { try $0.run("SELECT at_ms FROM securechat_last_seen WHERE account = $1", [account]) }.rows.first?[0].flatMap { Int64($0) }
+    }
+
+    /// Stored messages (tests, chat-admin).
+    public func count() throws -> Int {
+        Int(try reader.use { try $0.run("SELECT count(*) AS n FROM securechat_history") }.value(0, "n") ?? "0") ?? 0
+    }
+}
