@@ -16,7 +16,7 @@ import NIOCore
 ///   listening connection, a node reads all of them again.
 // @unchecked Sendable: `writer` is set once in `init`; the listener's state is on `eventLoop`
 // (NIOLoopBoundBox); `requestCursor` is locked; the rest is immutable or Sendable.
-public final class PostgresHistory: HistoryStore, @unchecked Sendable {
+public final class PostgresHistory: HistoryAdministration, @unchecked Sendable {
     public static let stateChannel = "securechat_state"
 
     public let settings: PostgresSettings
@@ -317,12 +317,15 @@ public final class PostgresHistory: HistoryStore, @unchecked Sendable {
                                    lastUsed: Int(r[10] ?? "") ?? 0, bans: RoomRecord.Ban.list(from: r[11] ?? "")))
     }
 
-    private static let columns = "SELECT msgid, at_ms, target, sender, kind, line FROM securechat_history"
+    private static let columns = "SELECT msgid, at_ms, target, sender, kind, line"
+
+    /// A row that starts with `columns`.
+    private static func message(_ r: [String?]) -> StoredMessage {
+        StoredMessage(msgid: r[0] ?? "", time: Int64(r[1] ?? "") ?? 0, target: r[2] ?? "", sender: r[3] ?? "", kind: r[4] ?? "", line: r[5] ?? "")
+    }
 
     private func rows(_ sql: String, _ parameters: [String?]) throws -> [StoredMessage] {
-        try reader.use { try $0.run(sql, parameters) }.rows.map { r in
-            StoredMessage(msgid: r[0] ?? "", time: Int64(r[1] ?? "") ?? 0, target: r[2] ?? "", sender: r[3] ?? "", kind: r[4] ?? "", line: r[5] ?? "")
-        }
+        try reader.use { try $0.run(sql, parameters) }.rows.map(Self.message)
     }
 
     private static func kinds(_ events: Bool) -> String {
@@ -343,7 +346,7 @@ public final class PostgresHistory: HistoryStore, @unchecked Sendable {
                 }
             },
             before: { p, limit, above in
-                var sql = Self.columns + " WHERE target = $1 AND (at_ms, id) < ($2::bigint, $3::bigint)" + Self.kinds(events)
+                var sql = Self.columns + " FROM securechat_history WHERE target = $1 AND (at_ms, id) < ($2::bigint, $3::bigint)" + Self.kinds(events)
                 var parameters: [String?] = [target, "\(p.time)", "\(p.id)", "\(limit)"]
                 if let above {
                     sql += " AND (at_ms, id) > ($5::bigint, $6::bigint)"
@@ -352,7 +355,7 @@ public final class PostgresHistory: HistoryStore, @unchecked Sendable {
                 return try rows(sql + " ORDER BY at_ms DESC, id DESC LIMIT $4", parameters).reversed()
             },
             after: { p, limit, inclusive, below in
-                var sql = Self.columns + " WHERE target = $1 AND (at_ms, id) \(inclusive ? ">=" : ">") ($2::bigint, $3::bigint)" + Self.kinds(events)
+                var sql = Self.columns + " FROM securechat_history WHERE target = $1 AND (at_ms, id) \(inclusive ? ">=" : ">") ($2::bigint, $3::bigint)" + Self.kinds(events)
                 var parameters: [String?] = [target, "\(p.time)", "\(p.id)", "\(limit)"]
                 if let below {
                     sql += " AND (at_ms, id) < ($5::bigint, $6::bigint)"
@@ -379,6 +382,38 @@ public final class PostgresHistory: HistoryStore, @unchecked Sendable {
 
     public func lastSeen(_ account: String) throws -> Int64? {
         try reader.use { try $0.run("SELECT at_ms FROM securechat_last_seen WHERE account = $1", [account]) }.rows.first?[0].flatMap { Int64($0) }
+    }
+
+    // MARK: chat-admin
+
+    public func members(of folded: String) -> [String] { memory.members(of: folded) }
+
+    public func activity(of target: String) throws -> (messages: Int, latest: Int64?) {
+        let row = try reader.use { try $0.run("SELECT count(*) AS n, max(at_ms) AS latest FROM securechat_history WHERE target = $1", [target]) }
+        return (Int(row.value(0, "n") ?? "0") ?? 0, row.value(0, "latest").flatMap { Int64($0) })
+    }
+
+    public func delete(target: String, before: Int64) throws -> Int {
+        try reader.use { try $0.run("DELETE FROM securechat_history WHERE target = $1 AND at_ms < $2", [target, "\(before)"]) }.affectedRows
+    }
+
+    public func all(target: String, page: (StoredMessage) throws -> Void) throws {
+        // A thousand at a time, from where the last page ended, so a long history is never all
+        // in memory.
+        var time = Int64.min, id = Int64.min
+        while true {
+            let result = try reader.use {
+                try $0.run(Self.columns + ", id FROM securechat_history WHERE target = $1 AND (at_ms, id) > ($2::bigint, $3::bigint) ORDER BY at_ms, id LIMIT 1000",
+                           [target, "\(time)", "\(id)"])
+            }
+            for row in result.rows {
+                let message = Self.message(row)
+                try page(message)
+                time = message.time
+                id = row[6].flatMap { Int64($0) } ?? id
+            }
+            if result.rows.count < 1000 { return }
+        }
     }
 
     /// Stored messages (tests, chat-admin).

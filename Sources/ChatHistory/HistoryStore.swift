@@ -269,6 +269,20 @@ public protocol HistoryStore: Sendable {
     var isShared: Bool { get }
 }
 
+/// What chat-admin does to a history store besides what the server does.
+public protocol HistoryAdministration: HistoryStore {
+    /// Applies a change to a room at once and queues it for running servers (`takeRoomRequests`).
+    func request(_ request: RoomRequest)
+    /// The accounts whose rooms (rejoined at login) include `folded`. From memory.
+    func members(of folded: String) -> [String]
+    /// How many messages a conversation has kept, and the time (ms) of its latest one.
+    func activity(of target: String) throws -> (messages: Int, latest: Int64?)
+    /// Deletes the messages of `target` older than `before` (ms) now; returns how many.
+    func delete(target: String, before: Int64) throws -> Int
+    /// Every message of `target`, oldest first.
+    func all(target: String, page: (StoredMessage) throws -> Void) throws
+}
+
 extension HistoryStore {
     public var isShared: Bool { false }
 

@@ -14,7 +14,7 @@ public struct HistoryStoreError: Error, Sendable, Equatable, CustomStringConvert
 /// Reads use their own connections, which WAL lets run beside the writer.
 // @unchecked Sendable: the writer's connection is used only on the writer thread; reader
 // connections are checked out of `readers` under `readersLock`, one thread at a time.
-public final class SQLiteHistory: HistoryStore, @unchecked Sendable {
+public final class SQLiteHistory: HistoryAdministration, @unchecked Sendable {
     public static let schemaVersion = 5
     public let path: String
     public var durabilityMilliseconds: Int { writer.durabilityMilliseconds }

@@ -138,4 +138,11 @@ final class RemotePresence: @unchecked Sendable {
             if rooms[room]?.isEmpty == true { rooms[room] = nil }
         }
     }
+
+    /// A room was deleted (chat-admin): every node removes its own members from it.
+    func removeRoom(_ room: String) {
+        lock.withLock {
+            for folded in rooms.removeValue(forKey: room)?.keys ?? [:].keys { users[folded]?.rooms.remove(room) }
+        }
+    }
 }

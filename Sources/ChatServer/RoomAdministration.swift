@@ -33,6 +33,8 @@ extension ServerCore {
                 }
             }
             history.deleteRoom(folded)
+            // The other nodes of a cluster take the same request and remove their own members.
+            cluster?.presence.removeRoom(folded)
             logger.notice("room deleted with chat-admin: \(removed) members removed", metadata: ["room": "\(folded)"])
         case let .setOwner(folded, account):
             if let room = registry.room(named: folded) {

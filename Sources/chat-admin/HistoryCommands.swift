@@ -8,7 +8,8 @@ struct History: ParsableCommand {
         abstract: "The history database: delete old messages of a room, or export them.",
         discussion: """
         The database is the config's "history.database", else history.sqlite next to the users \
-        file, or --database. It may be used while the server runs.
+        file, or --database; in a cluster (a "cluster" block in the config), PostgreSQL. It may \
+        be used while the server runs.
         """,
         subcommands: [HistoryPurge.self, HistoryExport.self])
 }
@@ -18,7 +19,7 @@ struct HistoryLocation: ParsableArguments {
     @OptionGroup var database: RoomDatabase
     @Option(help: "The room (# optional).") var room: String
 
-    func open() throws -> (SQLiteHistory, String) {
+    func open() throws -> (any HistoryAdministration, String) {
         (try database.open(), RoomDatabase.key(room))
     }
 }

@@ -1,15 +1,19 @@
 import ArgumentParser
 import ChatAuth
+import ChatCluster
 import ChatHistory
 import Foundation
+import NIOPosix
 
 struct RoomAdmin: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "room",
         abstract: "The kept rooms: list them, show one, delete one, or hand one to another owner.",
         discussion: """
-        Rooms are kept in the history database (history on). The commands may be used while the \
-        server runs: it applies a deletion or a new owner to the live room within two seconds.
+        Rooms are kept in the history database (history on): the SQLite file, or in a cluster \
+        (a "cluster" block in the config) PostgreSQL, for every node at once. The commands may be \
+        used while the server runs: it applies a deletion or a new owner to the live room within \
+        two seconds.
         """,
         subcommands: [RoomList.self, RoomShow.self, RoomDelete.self, RoomSetOwner.self])
 }
@@ -19,8 +23,19 @@ struct RoomDatabase: ParsableArguments {
     @OptionGroup var location: Location
     @Option(help: "The history database (overrides the config's).") var database: String?
 
-    func open() throws -> SQLiteHistory {
-        let path = try database ?? location.settings().historyDatabase ?? "history.sqlite"
+    /// The config's history: the cluster's database when the config has a "cluster" block (and
+    /// no --database), else the SQLite file.
+    func open() throws -> any HistoryAdministration {
+        let settings = try location.settings()
+        if database == nil, let cluster = settings.cluster {
+            do {
+                return try PostgresHistory(settings: cluster.postgres, node: "chat-admin", eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
+                                           durabilityMilliseconds: 0)
+            } catch {
+                throw AdminError("cannot open the cluster's history in PostgreSQL \(cluster.postgres.description): \(error)")
+            }
+        }
+        let path = database ?? settings.historyDatabase ?? "history.sqlite"
         guard FileManager.default.fileExists(atPath: path) else {
             throw AdminError("no history database at \(path) — is history on, and is this the server's config (--config, --database)?")
         }
@@ -34,7 +49,7 @@ struct RoomDatabase: ParsableArguments {
     }
 
     /// The kept room `key`, or an error that says how to find the rooms.
-    static func record(_ key: String, in store: SQLiteHistory) throws -> RoomRecord {
+    static func record(_ key: String, in store: any HistoryAdministration) throws -> RoomRecord {
         guard let record = store.room(key) else { throw AdminError("no room \(key) is kept — `chat-admin room list` shows the rooms") }
         return record
     }
@@ -51,7 +66,7 @@ struct RoomList: ParsableCommand {
             let store = try where_.open()
             defer { store.close() }
             let rooms = store.rooms.sorted { $0.name.lowercased() < $1.name.lowercased() }
-            if rooms.isEmpty { return print("no rooms kept in \(store.path)") }
+            if rooms.isEmpty { return print("no rooms kept in \(store.location)") }
             print("room\towner\tmembers\tmessages\tlast used (UTC)")
             for room in rooms {
                 let key = RoomDatabase.key(room.name)

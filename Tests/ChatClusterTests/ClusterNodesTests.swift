@@ -22,13 +22,13 @@ import Testing
         }
 
         /// Writes NODE.json for a node listening on `port`; returns its path.
-        func config(node: String, port: Int, heartbeat: String = "") throws -> String {
+        func config(node: String, port: Int, heartbeat: String = "", history: Bool = false) throws -> String {
             let certs = TestServer.certificates
             let path = folder + "/\(node).json"
             try """
             { "listeners": [ { "host": "127.0.0.1", "port": \(port) } ],
               "tls": { "certificateChain": "\(certs.certificatePath)", "privateKey": "\(certs.keyPath)" },
-              "usersFile": "users-\(node).json", "history": { "enabled": false },
+              "usersFile": "users-\(node).json", "history": { "enabled": \(history) },
               "passwordHashing": { "ln": 4, "r": 8, "p": 1 },
               "cluster": { "node": "\(node)", "database": "postgresql://\(server.user)@127.0.0.1:\(server.port)/postgres",
                            "tls": "disable", "passwordFile": "pg-password"\(heartbeat) } }
@@ -100,6 +100,60 @@ import Testing
         #expect(error.parameters.last?.contains("locked") == true)
         let listed = Self.admin(["list", "--config", configB])
         #expect(listed.output.contains("alice") && listed.output.contains("bob"), "\(listed.output)")
+    }
+
+    /// chat-admin room and history, given either node's config, act on the cluster's database:
+    /// both nodes see the rooms' owners and members, and a new owner or a deleted room reaches
+    /// the live rooms on every node.
+    @Test func chatAdminRoomsAndHistoryActOnTheWholeCluster() async throws {
+        let server = try ThrowawayPostgres.start()
+        defer { server.stop() }
+        let cluster = try Cluster(server: server)
+        let (portA, portB) = (FreePort.loopback(), FreePort.loopback())
+        let configA = try cluster.config(node: "a", port: portA, history: true)
+        let configB = try cluster.config(node: "b", port: portB, history: true)
+        let hashes = try ["alice", "bob"].map { ($0, try PasswordHash.make(password: Password("\($0) password"), parameters: TestServer.testHashing).phc) }
+        try PostgresAccountStore(settings: PostgresConnectionTests.settings(server)).update { users in
+            for (name, hash) in hashes { try users.add(Account(name: name, hash: hash, created: "t", updated: "t")) }
+        }
+        let a = try await Self.startNode(configA)
+        defer { a.signal(SIGTERM); a.finish() }
+        let b = try await Self.startNode(configB)
+        defer { b.signal(SIGTERM); b.finish() }
+        #expect(a.output.contains("history in PostgreSQL"), "\(a.output)")
+        let ca = TestServer.certificates.caCertificatePath
+        let alice = try await TestIRCClient.connect(port: portA, caPath: ca)
+        #expect(try await alice.register(account: "alice", password: "alice password").command == "001")
+        let bob = try await TestIRCClient.connect(port: portB, caPath: ca)
+        #expect(try await bob.register(account: "bob", password: "bob password").command == "001")
+        try await alice.send("JOIN #Club")
+        _ = try await alice.next("366")
+        try await bob.send("JOIN #club")
+        _ = try await bob.next("366")
+        try await alice.send("PRIVMSG #club :hello from a")
+        _ = try await bob.next("alice's message") { $0.command == "PRIVMSG" }
+        func admin(_ arguments: String...) -> (status: Int32, output: String) { Self.admin(arguments) }
+        // Listed through node b's config: alice's room, both members, the message said on node a
+        // and the two joins (kept for event playback).
+        #expect(await waitUntil(timeout: 30) { admin("room", "list", "--config", configB).output.contains("#Club\talice\t2\t3\t") },
+                "\(admin("room", "list", "--config", configB).output)")
+        let exported = admin("history", "export", "--room", "club", "--config", configB)
+        #expect(exported.status == 0 && exported.output.contains("hello from a"), "\(exported.output)")
+        // Handed to bob through node a's config: bob, on node b, is made operator there.
+        #expect(admin("room", "set-owner", "#club", "bob", "--config", configA).status == 0)
+        _ = try await bob.next("MODE +o bob", timeout: 30) { $0.command == "MODE" && $0.parameters == ["#Club", "+o", "bob"] }
+        // Deleted: the members on both nodes are removed.
+        #expect(admin("room", "delete", "club", "--config", configB).status == 0)
+        for client in [alice, bob] {
+            let kicked = try await client.next("KICK", timeout: 30) { $0.command == "KICK" }
+            #expect(kicked.parameters.last == "Room deleted by the server's administrator")
+        }
+        #expect(admin("room", "list", "--config", configA).output.contains("no rooms kept"))
+        // Older messages deleted through either config are gone for both.
+        let purged = admin("history", "purge", "--room", "club", "--before", "2100-01-01", "--config", configA)
+        #expect(purged.output.contains("deleted 3 messages of #club"), "\(purged.output)")
+        let empty = admin("history", "export", "--room", "club", "--config", configB)
+        #expect(empty.output.contains("exported 0 messages of #club"), "\(empty.output)")
     }
 
     /// A node's name is its own while it lives: a second node under that name is refused at
