@@ -171,7 +171,14 @@ enum ModeCommand {
                     continue
                 }
                 guard let member = room.member(named: name) else {
-                    if c.registry.session(named: name) == nil {
+                    // A member on another node of a cluster: the MODE line, shared with every
+                    // node below, changes their status on theirs.
+                    if let remote = c.core.cluster?.presence.members(of: room.folded).first(where: { IRCName.fold($0.nick) == IRCName.fold(name) }) {
+                        c.core.cluster?.presence.setStatus(remote.nick, room: room.folded, flag: flag, adding: adding)
+                        note(flag, remote.nick)
+                        continue
+                    }
+                    if c.registry.session(named: name) == nil && c.core.cluster?.presence.user(named: name) == nil {
                         c.out.numeric(.noSuchNick, name, "No such nick")
                     } else {
                         c.out.numeric(.userNotInChannel, name, room.name, "They aren't on that channel")

@@ -23,7 +23,7 @@ enum MonitorCommand {
                     break
                 }
                 c.registry.monitor(target, by: c.me)
-                if let session = c.registry.session(named: target) { online.append(session.mask) } else { offline.append(target) }
+                if let mask = onlineMask(target, c) { online.append(mask) } else { offline.append(target) }
             }
             if !online.isEmpty { c.out.numeric(.monOnline, online.joined(separator: ",")) }
             if !offline.isEmpty { c.out.numeric(.monOffline, offline.joined(separator: ",")) }
@@ -42,7 +42,7 @@ enum MonitorCommand {
             var online: [String] = []
             var offline: [String] = []
             for target in c.me.monitoring.sorted() {
-                if let session = c.registry.session(named: target) { online.append(session.mask) } else { offline.append(target) }
+                if let mask = onlineMask(target, c) { online.append(mask) } else { offline.append(target) }
             }
             if !online.isEmpty { c.out.numeric(.monOnline, online.joined(separator: ",")) }
             if !offline.isEmpty { c.out.numeric(.monOffline, offline.joined(separator: ",")) }
@@ -54,11 +54,29 @@ enum MonitorCommand {
     /// Tells everyone monitoring `session` that it logged in (730) or out (731), as one relay
     /// per watcher (a numeric names its recipient).
     static func announce(_ session: SessionHandle, online: Bool, registry: Registry, serverName: String, out: inout SessionOutput) {
-        for watcher in registry.watchers(of: session.nick) where watcher !== session {
-            let parameters = online ? [watcher.nick, session.mask] : [watcher.nick, session.nick]
-            let relay = Relay(source: serverName, command: online ? Numeric.monOnline.rawValue : Numeric.monOffline.rawValue,
-                              parameters: parameters, time: Relay.timestamp())
+        for (relay, watcher) in announcements(nick: session.nick, mask: session.mask, online: online, except: session, registry: registry, serverName: serverName) {
             out.deliver(relay, to: Audience([watcher]))
         }
+    }
+
+    /// The same for a user of another node of a cluster, delivered at once.
+    static func announceRemote(nick: String, mask: String, online: Bool, registry: Registry, serverName: String) {
+        for (relay, watcher) in announcements(nick: nick, mask: mask, online: online, except: nil, registry: registry, serverName: serverName) {
+            Audience([watcher]).deliver(relay)
+        }
+    }
+
+    private static func announcements(nick: String, mask: String, online: Bool, except: SessionHandle?, registry: Registry,
+                                      serverName: String) -> [(Relay, SessionHandle)] {
+        registry.watchers(of: nick).filter { $0 !== except }.map { watcher in
+            let parameters = online ? [watcher.nick, mask] : [watcher.nick, nick]
+            return (Relay(source: serverName, command: online ? Numeric.monOnline.rawValue : Numeric.monOffline.rawValue,
+                          parameters: parameters, time: Relay.timestamp()), watcher)
+        }
+    }
+
+    /// The mask of `nick` if it is logged in here or, in a cluster, on another node.
+    static func onlineMask(_ nick: String, _ c: CommandContext) -> String? {
+        c.registry.session(named: nick)?.mask ?? c.core.cluster?.presence.user(named: nick)?.mask
     }
 }

@@ -8,27 +8,53 @@ enum QueryCommands {
     static func who(_ message: IRCMessage, _ c: inout CommandContext) {
         let mask = message.parameters.first ?? "*"
         let whox = message.parameters.count > 1 && message.parameters[1].hasPrefix("%") ? WhoxRequest(message.parameters[1]) : nil
+        let presence = c.core.cluster?.presence
         if mask.hasPrefix("#") {
             if let (room, _) = c.room(mask) {
                 let all = c.capabilities.contains(.multiPrefix)
-                for entry in room.roster { whoReply(entry.session, room: room.name, prefix: entry.prefix(all: all), whox, &c) }
-                for user in c.core.cluster?.presence.members(of: room.folded) ?? [] where room.member(named: user.nick) == nil {
-                    remoteWhoReply(user, room: room.name, whox, &c)
+                for entry in room.roster { whoReply(WhoLine(entry.session, prefix: entry.prefix(all: all), c), room: room.name, whox, &c) }
+                for user in presence?.members(of: room.folded) ?? [] where room.member(named: user.nick) == nil {
+                    whoReply(WhoLine(user, prefix: presence!.prefix(of: user.nick, in: room.folded, all: all)), room: room.name, whox, &c)
                 }
             }
         } else if let session = c.registry.session(named: mask) {
-            whoReply(session, room: "*", prefix: "", whox, &c)
-        } else if let user = c.core.cluster?.presence.user(named: mask) {
-            remoteWhoReply(user, room: "*", whox, &c)
+            whoReply(WhoLine(session, prefix: "", c), room: "*", whox, &c)
+        } else if let user = presence?.user(named: mask) {
+            whoReply(WhoLine(user, prefix: ""), room: "*", whox, &c)
         }
         c.out.numeric(.endOfWho, mask, "End of /WHO list")
     }
 
-    private static func whoReply(_ member: SessionHandle, room: String, prefix: String, _ whox: WhoxRequest?, _ c: inout CommandContext) {
-        let flags = (member.away == nil ? "H" : "G") + (member.isOperator ? "*" : "") + (member.isBot ? "B" : "") + prefix
-        let server = c.core.configuration.serverName
+    /// What WHO shows of someone: a session here, or a user on another node of a cluster (as
+    /// far as this node knows them; their node is shown as their server).
+    struct WhoLine {
+        var username, host, server, nick, flags, realname: String
+        var idleSeconds: Int
+
+        init(_ member: SessionHandle, prefix: String, _ c: CommandContext) {
+            username = member.username
+            host = member.host
+            server = c.core.configuration.serverName
+            nick = member.nick
+            flags = (member.away == nil ? "H" : "G") + (member.isOperator ? "*" : "") + (member.isBot ? "B" : "") + prefix
+            realname = member.realname
+            idleSeconds = max(0, c.unixTime - member.lastMessageTime)
+        }
+
+        init(_ user: RemoteUser, prefix: String) {
+            username = user.username
+            host = user.host
+            server = user.node
+            nick = user.nick
+            flags = (user.away == nil ? "H" : "G") + prefix
+            realname = user.realname
+            idleSeconds = 0
+        }
+    }
+
+    private static func whoReply(_ who: WhoLine, room: String, _ whox: WhoxRequest?, _ c: inout CommandContext) {
         guard let whox else {
-            c.out.numeric(.whoReply, room, member.username, member.host, server, member.nick, flags, "0 \(member.realname)")
+            c.out.numeric(.whoReply, room, who.username, who.host, who.server, who.nick, who.flags, "0 \(who.realname)")
             return
         }
         // The fields in the order the WHOX specification gives, whatever order they were asked in.
@@ -37,42 +63,17 @@ enum QueryCommands {
             switch field {
             case "t": fields.append(whox.token)
             case "c": fields.append(room)
-            case "u": fields.append(member.username)
+            case "u": fields.append(who.username)
             case "i": fields.append("255.255.255.255")  // addresses are never shown
-            case "h": fields.append(member.host)
-            case "s": fields.append(server)
-            case "n": fields.append(member.nick)
-            case "f": fields.append(flags)
+            case "h": fields.append(who.host)
+            case "s": fields.append(who.server)
+            case "n": fields.append(who.nick)
+            case "f": fields.append(who.flags)
             case "d": fields.append("0")
-            case "l": fields.append(String(max(0, c.unixTime - member.lastMessageTime)))
-            case "a": fields.append(member.nick)  // the nick is the account
+            case "l": fields.append(String(who.idleSeconds))
+            case "a": fields.append(who.nick)  // the nick is the account
             case "o": fields.append("n/a")
-            default: fields.append(member.realname)
-            }
-        }
-        c.out.numeric(.whoSpecialReply, fields)
-    }
-
-    /// A member on another node of the cluster: what this node knows of them.
-    private static func remoteWhoReply(_ user: RemoteUser, room: String, _ whox: WhoxRequest?, _ c: inout CommandContext) {
-        guard let whox else {
-            c.out.numeric(.whoReply, room, user.username, user.host, user.node, user.nick, "H", "0 \(user.realname)")
-            return
-        }
-        var fields: [String] = []
-        for field in "tcuihsnfdlaor" where whox.fields.contains(field) {
-            switch field {
-            case "t": fields.append(whox.token)
-            case "c": fields.append(room)
-            case "u": fields.append(user.username)
-            case "i": fields.append("255.255.255.255")
-            case "h": fields.append(user.host)
-            case "s": fields.append(user.node)
-            case "n", "a": fields.append(user.nick)
-            case "f": fields.append("H")
-            case "d", "l": fields.append("0")
-            case "o": fields.append("n/a")
-            default: fields.append(user.realname)
+            default: fields.append(who.realname)
             }
         }
         c.out.numeric(.whoSpecialReply, fields)

@@ -31,6 +31,8 @@ final class RemotePresence: @unchecked Sendable {
     private var users: [String: Entry] = [:]
     /// Folded room → folded nick → nick.
     private var rooms: [String: [String: String]] = [:]
+    /// Folded room → folded nick → status ("o", "v", "ov"), as their node gave it.
+    private var status: [String: [String: String]] = [:]
     /// Local logins whose event has not come back from the database yet.
     private var pending: Set<String> = []
 
@@ -100,23 +102,47 @@ final class RemotePresence: @unchecked Sendable {
 
     private func removeLocked(_ folded: String) -> (RemoteUser, Set<String>)? {
         guard let entry = users.removeValue(forKey: folded) else { return nil }
-        for room in entry.rooms {
-            rooms[room]?[folded] = nil
-            if rooms[room]?.isEmpty == true { rooms[room] = nil }
-        }
+        for room in entry.rooms { leaveLocked(folded, room) }
         return (entry.user, entry.rooms)
     }
 
-    /// Records that `nick` (of `node`) joined `room`; false if the user is unknown.
+    private func leaveLocked(_ folded: String, _ room: String) {
+        rooms[room]?[folded] = nil
+        if rooms[room]?.isEmpty == true { rooms[room] = nil }
+        status[room]?[folded] = nil
+        if status[room]?.isEmpty == true { status[room] = nil }
+    }
+
+    /// Records that `nick` (of `node`) joined `room`, with its status there ("o", "v", "ov" or
+    /// ""); false if the user is unknown.
     @discardableResult
-    func join(_ nick: String, room: String, node: String) -> Bool {
+    func join(_ nick: String, room: String, node: String, status: String = "") -> Bool {
         let folded = IRCName.fold(nick)
         return lock.withLock {
             guard users[folded]?.user.node == node else { return false }
             users[folded]!.rooms.insert(room)
             rooms[room, default: [:]][folded] = nick
+            self.status[room, default: [:]][folded] = status.isEmpty ? nil : status
             return true
         }
+    }
+
+    /// A MODE +o, -o, +v or -v of a remote member of `room` (ignored for anyone else).
+    func setStatus(_ nick: String, room: String, flag: Character, adding: Bool) {
+        let folded = IRCName.fold(nick)
+        lock.withLock {
+            guard rooms[room]?[folded] != nil else { return }
+            var value = Set(status[room]?[folded] ?? "")
+            if adding { value.insert(flag) } else { value.remove(flag) }
+            status[room, default: [:]][folded] = value.isEmpty ? nil : String(value.sorted())
+        }
+    }
+
+    /// The status prefix of a remote member, as NAMES and WHO show it ("@", "+", with
+    /// multi-prefix "@+", or "").
+    func prefix(of nick: String, in room: String, all: Bool) -> String {
+        let value = lock.withLock { status[room]?[IRCName.fold(nick)] ?? "" }
+        return Room.Entry.prefix(operator: value.contains("o"), voiced: value.contains("v"), all: all)
     }
 
     /// Sets or clears a remote user's AWAY text; returns the rooms they are in (to tell them).
@@ -134,8 +160,7 @@ final class RemotePresence: @unchecked Sendable {
         lock.withLock {
             guard users[folded]?.user.node == node else { return }
             users[folded]!.rooms.remove(room)
-            rooms[room]?[folded] = nil
-            if rooms[room]?.isEmpty == true { rooms[room] = nil }
+            leaveLocked(folded, room)
         }
     }
 
@@ -143,6 +168,7 @@ final class RemotePresence: @unchecked Sendable {
     func removeRoom(_ room: String) {
         lock.withLock {
             for folded in rooms.removeValue(forKey: room)?.keys ?? [:].keys { users[folded]?.rooms.remove(room) }
+            status[room] = nil
         }
     }
 }

@@ -190,9 +190,11 @@ public final class Room: @unchecked Sendable {
         let isVoiced: Bool
 
         /// "@", "+" or "" (the highest); with multi-prefix, every one that applies ("@+").
-        func prefix(all: Bool) -> String {
-            if all { return (isOperator ? "@" : "") + (isVoiced ? "+" : "") }
-            return isOperator ? "@" : isVoiced ? "+" : ""
+        func prefix(all: Bool) -> String { Self.prefix(operator: isOperator, voiced: isVoiced, all: all) }
+
+        static func prefix(operator: Bool, voiced: Bool, all: Bool) -> String {
+            if all { return (`operator` ? "@" : "") + (voiced ? "+" : "") }
+            return `operator` ? "@" : voiced ? "+" : ""
         }
     }
 

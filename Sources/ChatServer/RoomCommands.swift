@@ -45,6 +45,8 @@ enum RoomCommands {
         }
         let saved = c.core.history?.room(IRCName.fold(name))
         var room = c.registry.roomForJoin(name, now: c.unixTime, saved: saved)
+        // An operator on another node of a cluster invited them: that lets them in here too.
+        if c.core.cluster?.takeInvitation(room: room.folded, nick: c.me.folded) == true { room.invite(c.me) }
         var result = room.join(c.me, key: key, trusted: trusted)
         if case .failure(.closed) = result {
             // The room emptied and closed between lookup and join: make it again.
@@ -72,7 +74,10 @@ enum RoomCommands {
             // One relay, two variants: extended-join members get account and real name.
             let relay = c.relay("JOIN", [room.name], extendedJoin: [room.name, c.me.nick, c.me.realname])
             c.out.deliver(relay, to: room.audience)
-            if c.core.cluster != nil { c.out.append(.publish(.join(relay, room: room.folded), command: "JOIN")) }
+            if c.core.cluster != nil {
+                let status = room.isOperator(c.me) ? "o" : ""
+                c.out.append(.publish(.join(relay, room: room.folded, status: status), command: "JOIN"))
+            }
             if let away = c.me.away {
                 // away-notify: members who asked learn at once that the newcomer is away.
                 c.out.deliver(c.relay("AWAY", [away]), to: room.audience, except: c.me, requiring: .awayNotify)
@@ -143,9 +148,11 @@ enum RoomCommands {
     static func names(_ room: Room, _ c: inout CommandContext, joining: Bool = false) {
         let all = c.capabilities.contains(.multiPrefix)
         let masks = c.capabilities.contains(.userhostInNames)
-        // Members here, then on the other nodes of a cluster (their room status is their node's).
+        // Members here, then on the other nodes of a cluster.
+        let presence = c.core.cluster?.presence
         let entries = room.roster.map { $0.prefix(all: all) + (masks ? $0.session.mask : $0.session.nick) }
-            + (c.core.cluster?.presence.members(of: room.folded) ?? []).filter { room.member(named: $0.nick) == nil }.map { masks ? $0.mask : $0.nick }
+            + (presence?.members(of: room.folded) ?? []).filter { room.member(named: $0.nick) == nil }
+            .map { presence!.prefix(of: $0.nick, in: room.folded, all: all) + (masks ? $0.mask : $0.nick) }
         var line: [String] = []
         var length = 0
         for entry in entries {
@@ -214,6 +221,15 @@ enum RoomCommands {
         let overriding = mine == nil || !room.isOperator(c.me)
         if overriding && !c.me.isOperator { return c.out.numeric(.chanOPrivsNeeded, room.name, "You're not a room operator") }
         guard let victim = room.member(named: p[1]) else {
+            // On another node of a cluster: that node carries the KICK out.
+            if let remote = c.core.cluster?.presence.members(of: room.folded).first(where: { IRCName.fold($0.nick) == IRCName.fold(p[1]) }) {
+                if overriding { OperCommands.override("KICK \(room.name) \(remote.nick)", c) }
+                let kick = c.relay("KICK", [room.name, remote.nick, truncated(p.count > 2 ? p[2] : c.me.nick, bytes: 390)])
+                c.out.deliver(kick, to: room.audience)
+                c.out.append(.publish(.part(kick, room: room.folded, nick: remote.nick), command: "KICK"))
+                c.core.cluster?.presence.part(remote.nick, room: room.folded, node: remote.node)
+                return
+            }
             c.out.numeric(.userNotInChannel, p[1], room.name, "They aren't on that channel")
             return
         }
@@ -261,7 +277,10 @@ enum RoomCommands {
     static func invite(_ message: IRCMessage, _ c: inout CommandContext) {
         guard c.need(2, message) else { return }
         let p = message.parameters
-        guard let invitee = c.registry.session(named: p[0]) else {
+        let invitee = c.registry.session(named: p[0])
+        // In a cluster, someone on another node: that node delivers the invitation.
+        let remote = invitee == nil ? c.core.cluster?.presence.user(named: p[0]) : nil
+        guard invitee != nil || remote != nil else {
             c.out.numeric(.noSuchNick, p[0], "No such nick")
             return
         }
@@ -272,15 +291,20 @@ enum RoomCommands {
             c.out.numeric(.chanOPrivsNeeded, room.name, "You're not a room operator (+\(modes.inviteOnly ? "i" : "k"): only operators invite)")
             return
         }
-        if room.isMember(invitee) {
-            c.out.numeric(.userOnChannel, invitee.nick, room.name, "is already on channel")
+        let nick = invitee?.nick ?? remote!.nick
+        if invitee.map({ room.isMember($0) }) ?? c.core.cluster!.presence.rooms(of: nick).contains(room.folded) {
+            c.out.numeric(.userOnChannel, nick, room.name, "is already on channel")
             return
         }
-        // Only an operator's invitation lets someone past +i or +k (a room that gets them later).
-        if isOperator { room.invite(invitee) }
-        c.out.numeric(.inviting, invitee.nick, room.name)
-        let relay = c.relay("INVITE", [invitee.nick, room.name])
-        c.out.deliver(relay, to: Audience([invitee]))
+        c.out.numeric(.inviting, nick, room.name)
+        let relay = c.relay("INVITE", [nick, room.name])
+        if let invitee {
+            // Only an operator's invitation lets someone past +i or +k (a room that gets them later).
+            if isOperator { room.invite(invitee) }
+            c.out.deliver(relay, to: Audience([invitee]))
+        } else {
+            c.out.append(.publish(.invite(relay, room: room.folded, target: nick, admit: isOperator), command: "INVITE"))
+        }
         // invite-notify: the room's members who asked see it too.
         c.out.deliver(relay, to: room.audience, except: c.me, requiring: .inviteNotify)
     }

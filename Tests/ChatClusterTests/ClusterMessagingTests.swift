@@ -12,7 +12,7 @@ import Testing
 
 /// Nodes in one process, on one PostgreSQL: what their clients see of each other.
 @Suite(.enabled(if: postgresPresent), .serialized) struct ClusterMessagingTests {
-    static let accounts = [("alice", "alice password"), ("bob", "bob password"), ("carol", "carol password")]
+    static let accounts = [("alice", "alice password"), ("bob", "bob password"), ("carol", "carol password"), ("dave", "dave password")]
 
     static func node(_ name: String, _ database: ThrowawayPostgres) async throws -> TestServer {
         try await TestServer.start(accounts: accounts) { configuration in
@@ -337,8 +337,11 @@ import Testing
         #expect(decoded?.event == event)
         let join = Relay(source: "bob!bob@user/bob", command: "JOIN", parameters: ["#team"], time: "2026-12-04T10:00:00.000Z", account: "bob",
                          extendedJoinParameters: ["#team", "bob", "Bob B"], msgid: "m2")
-        for other in [ClusterEvent.join(join, room: "#team"), .part(relay, room: "#team", nick: "alice"), .quit(relay, nick: "alice", token: "t1"),
-                      .privateMessage(relay, target: "bob", requiring: []), .hello, .member(room: "#team", nick: "bob"),
+        let invite = Relay(source: "alice!alice@user/alice", command: "INVITE", parameters: ["bob", "#team"], time: "2026-12-04T10:00:00.000Z", msgid: "m4")
+        for other in [ClusterEvent.join(join, room: "#team", status: ""), .join(join, room: "#team", status: "o"), .part(relay, room: "#team", nick: "alice"),
+                      .quit(relay, nick: "alice", token: "t1"), .privateMessage(relay, target: "bob", requiring: []), .hello,
+                      .member(room: "#team", nick: "bob", status: ""), .member(room: "#team", nick: "bob", status: "ov"),
+                      .invite(invite, room: "#team", target: "bob", admit: true), .invite(invite, room: "#team", target: "bob", admit: false),
                       .login(RemoteUser(nick: "bob", username: "bob", realname: "Bob B: the builder", token: "x.y", node: "n2"), snapshot: true)] {
             #expect(ClusterLink.decode(ClusterLink.encode(other, origin: "n2"))?.event == other)
         }
@@ -352,7 +355,85 @@ import Testing
         }
         let away = Relay(source: "bob!bob@user/bob", command: "AWAY", parameters: ["lunch"], time: "2026-12-04T10:00:00.000Z", msgid: "m3")
         #expect(ClusterLink.decode(ClusterLink.encode(.away(away, nick: "bob"), origin: "n2"))?.event == .away(away, nick: "bob"))
+        // Only o and v count as a member's status.
+        #expect(ClusterLink.decode("1 member n2 #team bob o\u{1}x\n")?.event == .member(room: "#team", nick: "bob", status: "o"))
+        #expect(ClusterReceiver.statusChanges(["+kov-lbv", "key", "alice", "bob", "*!*@x", "carol"]).map { "\($0.0)\($0.1)\($0.2)" }
+                == ["otruealice", "vtruebob", "vfalsecarol"])
         #expect(ClusterLink.decode("2 room x") == nil)
         #expect(ClusterLink.decode("1 room a #x a * 0\nnot an irc line") == nil)
+    }
+
+    /// What operators do to members on other nodes: MODE +o and +v change their status on their
+    /// node (and NAMES and WHO everywhere show it), KICK removes them there, INVITE reaches them
+    /// and lets them past +i.
+    @Test func operatorsActOnMembersOfOtherNodes() async throws {
+        let database = try ThrowawayPostgres.start()
+        defer { database.stop() }
+        let a = try await Self.node("a", database)
+        let b = try await Self.node("b", database)
+        let alice = try await Self.client("alice", on: a)
+        let bob = try await Self.client("bob", on: b)
+        for client in [alice, bob] {
+            try await client.send("JOIN #team")
+            _ = try await client.next("366")
+        }
+        try await alice.send("MODE #team +t")
+        _ = try await bob.next("MODE +t") { $0.command == "MODE" }
+        // Bob, on node b, is made operator by alice on node a: he may now set the topic (+t).
+        try await alice.send("MODE #team +ov bob bob")
+        let op = try await bob.next("MODE +ov") { $0.command == "MODE" }
+        #expect(op.parameters == ["#team", "+ov", "bob", "bob"])
+        try await bob.send("TOPIC #team :set by bob")
+        #expect(try await alice.next("TOPIC").parameters == ["#team", "set by bob"])
+        try await alice.send("NAMES #team")
+        #expect(try await alice.next("353").parameters.last?.split(separator: " ").contains("@bob") == true)
+        try await alice.send("WHO #team")
+        let who = try await alice.next("bob's WHO line") { $0.command == "352" && $0.parameters[5] == "bob" }
+        #expect(who.parameters[6] == "H@" && who.parameters[4] == "b")
+        _ = try await alice.next("315")
+        // Kicked by alice on node a: removed from the room on node b.
+        try await alice.send("KICK #team bob :enough")
+        let kick = try await bob.next("KICK")
+        #expect(kick.parameters == ["#team", "bob", "enough"] && kick.source?.hasPrefix("alice!") == true)
+        try await bob.send("TOPIC #team :still here?")
+        let refused = try await bob.next("the refusal") { $0.command.first?.isNumber == true }
+        #expect(["442", "403"].contains(refused.command) && refused.parameters.contains("#team"), "\(refused)")
+        try await alice.send("NAMES #team")
+        #expect(try await alice.next("353").parameters.last == "@alice")
+        // +i: only alice's invitation, given on node a, lets bob back in on node b.
+        try await alice.send("MODE #team +i")
+        _ = try await alice.next("MODE")
+        try await bob.send("JOIN #team")
+        _ = try await bob.next("473")
+        try await alice.send("INVITE bob #team")
+        _ = try await alice.next("341")
+        #expect(try await bob.next("INVITE").parameters == ["bob", "#team"])
+        try await bob.send("JOIN #team")
+        _ = try await bob.next("366")
+        await a.stop()
+        await b.stop()
+    }
+
+    /// MONITOR sees logins and logouts on every node.
+    @Test func monitorSeesEveryNode() async throws {
+        let database = try ThrowawayPostgres.start()
+        defer { database.stop() }
+        let a = try await Self.node("a", database)
+        let b = try await Self.node("b", database)
+        let carol = try await Self.client("carol", on: a)
+        let dave = try await Self.client("dave", on: b)
+        // dave is on node b already; bob is not logged in anywhere.
+        #expect(await waitUntil(timeout: 30) { a.server.core.cluster?.presence.user(named: "dave") != nil })
+        try await carol.send("MONITOR + dave,bob")
+        #expect(try await carol.next("730").parameters.last?.hasPrefix("dave!") == true)
+        #expect(try await carol.next("731").parameters.last == "bob")
+        let bob = try await Self.client("bob", on: b)
+        #expect(try await carol.next("bob online") { $0.command == "730" }.parameters.last?.hasPrefix("bob!") == true)
+        try await bob.send("QUIT :bye")
+        #expect(try await carol.next("bob offline") { $0.command == "731" }.parameters.last == "bob")
+        try await carol.send("MONITOR S")
+        #expect(try await carol.next("730").parameters.last?.hasPrefix("dave!") == true)
+        await a.stop()
+        await b.stop()
     }
 }
