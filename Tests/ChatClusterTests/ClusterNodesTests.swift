@@ -22,11 +22,11 @@ import Testing
         }
 
         /// Writes NODE.json for a node listening on `port`; returns its path.
-        func config(node: String, port: Int, heartbeat: String = "", history: Bool = false) throws -> String {
+        func config(node: String, port: Int, heartbeat: String = "", history: Bool = false, host: String = "127.0.0.1") throws -> String {
             let certs = TestServer.certificates
             let path = folder + "/\(node).json"
             try """
-            { "listeners": [ { "host": "127.0.0.1", "port": \(port) } ],
+            { "listeners": [ { "host": "\(host)", "port": \(port) } ],
               "tls": { "certificateChain": "\(certs.certificatePath)", "privateKey": "\(certs.keyPath)" },
               "usersFile": "users-\(node).json", "history": { "enabled": \(history) },
               "passwordHashing": { "ln": 4, "r": 8, "p": 1 },
@@ -100,6 +100,69 @@ import Testing
         #expect(error.parameters.last?.contains("locked") == true)
         let listed = Self.admin(["list", "--config", configB])
         #expect(listed.output.contains("alice") && listed.output.contains("bob"), "\(listed.output)")
+    }
+
+    /// Three nodes on their own loopback addresses (127.0.0.2, .3 and .4) behave for their
+    /// clients like one server: a room and private messages across all three, NAMES and WHOIS
+    /// of every node, history asked on one node of what was said on the others, one login per
+    /// account, and a node killed with SIGKILL seen to go by the other two.
+    @Test func threeNodesOnTheirOwnAddressesBehaveLikeOneServer() async throws {
+        let server = try ThrowawayPostgres.start()
+        defer { server.stop() }
+        let cluster = try Cluster(server: server)
+        let hash = try PasswordHash.make(password: Password("pw-12345678"), parameters: TestServer.testHashing).phc
+        try PostgresAccountStore(settings: PostgresConnectionTests.settings(server)).update { users in
+            for name in ["alice", "bob", "carol"] { try users.add(Account(name: name, hash: hash, created: "t", updated: "t")) }
+        }
+        let heartbeat = #", "heartbeatSeconds": 0.2, "heartbeatTimeoutSeconds": 1"#
+        let hosts = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+        let ports = hosts.map { _ in FreePort.loopback() }
+        var nodes: [ChildProcess] = []
+        for (i, name) in ["n2", "n3", "n4"].enumerated() {
+            nodes.append(try await Self.startNode(try cluster.config(node: name, port: ports[i], heartbeat: heartbeat, history: true, host: hosts[i])))
+        }
+        defer { for node in nodes { node.signal(SIGTERM); node.finish() } }
+        let ca = TestServer.certificates.caCertificatePath
+        var clients: [TestIRCClient] = []
+        for (i, name) in ["alice", "bob", "carol"].enumerated() {
+            let client = try await TestIRCClient.connect(host: hosts[i], port: ports[i], caPath: ca)
+            #expect(try await client.register(account: name, password: "pw-12345678", capabilities: ["draft/chathistory", "batch", "server-time"]).command == "001")
+            try await client.send("JOIN #all")
+            _ = try await client.next("366")
+            clients.append(client)
+        }
+        let (alice, bob, carol) = (clients[0], clients[1], clients[2])
+        // Everyone sees everyone's join, then a message from each node reaches the other two.
+        _ = try await alice.next("carol's join") { $0.command == "JOIN" && $0.source?.hasPrefix("carol!") == true }
+        for (sender, text) in [(alice, "from n2"), (bob, "from n3"), (carol, "from n4")] {
+            try await sender.send("PRIVMSG #all :\(text)")
+            for receiver in clients where receiver !== sender {
+                _ = try await receiver.next(text) { $0.command == "PRIVMSG" && $0.parameters == ["#all", text] }
+            }
+        }
+        try await bob.send("PRIVMSG carol :just for you")
+        _ = try await carol.next("bob's private message") { $0.command == "PRIVMSG" && $0.parameters == ["carol", "just for you"] }
+        try await carol.send("NAMES #all")
+        let names = try await carol.next("353").parameters.last?.split(separator: " ").map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "@+")) }
+        #expect(names?.sorted() == ["alice", "bob", "carol"])
+        try await carol.send("WHOIS alice")
+        #expect(try await carol.next("311").parameters.prefix(2) == ["carol", "alice"])
+        // History asked on n4: what was said on n2 and n3.
+        try await carol.send("CHATHISTORY LATEST #all * 10")
+        _ = try await carol.next("BATCH")
+        var said: [String] = []
+        while said.count < 3 { said.append(try await carol.next("PRIVMSG").parameters.last ?? "") }
+        #expect(said == ["from n2", "from n3", "from n4"])
+        // alice logs in again on n4: her session on n2 ends, and the room sees one alice.
+        let again = try await TestIRCClient.connect(host: hosts[2], port: ports[2], caPath: ca)
+        #expect(try await again.register(account: "alice", password: "pw-12345678").command == "001")
+        _ = try await alice.next("ERROR")
+        _ = try await bob.next("alice's old session quits") { $0.command == "QUIT" && $0.source?.hasPrefix("alice!") == true }
+        // n3 is killed: alice (now on n4) and carol see bob go.
+        nodes[1].signal(SIGKILL)
+        nodes[1].finish()
+        let quit = try await carol.next("bob's quit") { $0.command == "QUIT" && $0.source?.hasPrefix("bob!") == true }
+        #expect(quit.parameters.last == "Node n3 lost")
     }
 
     /// chat-admin room and history, given either node's config, act on the cluster's database:
