@@ -33,6 +33,9 @@ public enum ClusterEvent: Sendable, Equatable {
     /// A room's settings changed (topic, modes, key, owner, bans): every node keeps them, and
     /// its members there see `relay` (the TOPIC or MODE line).
     case roomState(RoomRecord, relay: Relay?)
+    /// A node made a new room: of two nodes making it at once, the first claim in the
+    /// database's order stands on every node (its owner, its settings).
+    case roomCreated(RoomRecord)
 }
 
 extension Relay: Equatable {
@@ -77,6 +80,8 @@ extension ClusterLink {
             return "1 invite \(origin) \(room) \(target) \(admit ? "a" : "n")\n\(line(relay))"
         case let .away(relay, nick):
             return "1 away \(origin) \(nick)\n\(line(relay))"
+        case let .roomCreated(record):
+            return "1 roomcreated \(origin)\n-\n\(roomJSON(record))"
         case let .roomState(record, relay):
             var record = record
             var text = ""
@@ -130,12 +135,12 @@ extension ClusterLink {
         case ("away", 4):
             guard let nick = nick(words[3]), let relay = relay(from: rest), relay.command == "AWAY" else { return nil }
             return (origin, .away(relay, nick: nick))
-        case ("roomstate", 3):
+        case ("roomstate", 3), ("roomcreated", 3):
             let lines = rest.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
             guard lines.count == 2, let record = Self.roomRecord(fromJSON: String(lines[1])), room(record.name) != nil else { return nil }
             let relay: Relay? = lines[0] == "-" ? nil : Self.relay(from: String(lines[0]))
             if lines[0] != "-" && relay == nil { return nil }
-            return (origin, .roomState(record, relay: relay))
+            return (origin, words[1] == "roomcreated" ? .roomCreated(record) : .roomState(record, relay: relay))
         case ("member", 5), ("member", 6):
             guard let room = room(words[3]), let nick = nick(words[4]) else { return nil }
             return (origin, .member(room: room, nick: nick, status: words.count == 6 ? status(words[5]) : ""))

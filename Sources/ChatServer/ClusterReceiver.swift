@@ -1,5 +1,6 @@
 import ChatCluster
 import ChatHistory
+import Dispatch
 import IRC
 import NIOConcurrencyHelpers
 
@@ -14,6 +15,11 @@ struct ClusterReceiver: Sendable {
     let history: (any HistoryStore)?
     /// Invitations to this node's users from operators on other nodes ("room nick", folded).
     let invitations: NIOLockedValueBox<Set<String>>
+    /// New rooms claimed lately (folded name → when, in seconds of uptime): a later claim of the
+    /// same room, made at the same time on another node, gives way.
+    let claims = NIOLockedValueBox<[String: Double]>([:])
+    /// How long a claim holds against another.
+    static let claimSeconds = 60.0
 
     func receive(_ event: ClusterEvent, from origin: String, answer: ClusterBus?) {
         let own = origin == node
@@ -63,6 +69,8 @@ struct ClusterReceiver: Sendable {
         case let .roomState(record, relay):
             guard !own else { return }
             roomState(record, relay: relay)
+        case let .roomCreated(record):
+            roomCreated(record, own: own)
         case let .invite(relay, room, target, admit):
             guard !own else { return }
             let invitee = registry.session(named: target)
@@ -144,6 +152,22 @@ struct ClusterReceiver: Sendable {
             }
         }
         if let relay { local?.audience.deliver(relay) }
+    }
+
+    /// A new room: the first claim in the database's order stands. A node whose own claim came
+    /// second takes the first one's owner and settings (and stores them: it had stored its own).
+    private func roomCreated(_ record: RoomRecord, own: Bool) {
+        let folded = IRCName.fold(record.name)
+        let now = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+        let first = claims.withLockedValue { claims -> Bool in
+            if let earlier = claims[folded], now - earlier < Self.claimSeconds { return false }
+            if claims.count > 10_000 { claims = claims.filter { now - $0.value < Self.claimSeconds } }
+            claims[folded] = now
+            return true
+        }
+        guard first, !own else { return }
+        history?.saveRoom(record, folded: folded)
+        registry.room(named: folded)?.apply(record)
     }
 
     /// The o and v changes in a MODE line's flags and arguments, as the server writes them

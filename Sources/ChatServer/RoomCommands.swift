@@ -69,7 +69,9 @@ enum RoomCommands {
             // Kept (history on): the room's state, and that this account is in it.
             save(room, c)
             // A new room: every node learns its owner and modes.
-            if saved == nil && room.memberCount == 1 { share(room, relay: nil, command: "JOIN", &c) }
+            if saved == nil && room.memberCount == 1 && c.core.cluster != nil {
+                c.out.append(.publish(.roomCreated(room.record(now: c.unixTime)), command: "JOIN"))
+            }
             c.core.history?.setMembership(account: c.me.folded, room: room.name, member: true)
             // One relay, two variants: extended-join members get account and real name.
             let relay = c.relay("JOIN", [room.name], extendedJoin: [room.name, c.me.nick, c.me.realname])

@@ -5,6 +5,7 @@ import ChatSupport
 import ChatTesting
 import Foundation
 import IRC
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
@@ -435,5 +436,26 @@ import Testing
         #expect(try await carol.next("730").parameters.last?.hasPrefix("dave!") == true)
         await a.stop()
         await b.stop()
+    }
+
+    /// Two nodes make the same new room at once: the first claim in the database's order stands
+    /// on every node, whichever node's own claim it is.
+    @Test func ofTwoClaimsToANewRoomTheFirstStandsEverywhere() throws {
+        let alices = RoomRecord(name: "#New", flags: "nt", owner: "alice", created: 1, lastUsed: 1)
+        let bobs = RoomRecord(name: "#new", flags: "nt", owner: "bob", created: 1, lastUsed: 1)
+        var owners: [String?] = []
+        // Node a sees bob's claim (from b) first, then its own; node b sees its own first.
+        for (node, order) in [("a", [("b", bobs), ("a", alices)]), ("b", [("b", bobs), ("a", alices)])] {
+            let history = try SQLiteHistory(path: NSTemporaryDirectory() + "securechat-claims-\(UUID().uuidString).sqlite", durabilityMilliseconds: 0)
+            defer { history.close() }
+            // The node's own claim was saved as it made the room.
+            history.saveRoom(node == "a" ? alices : bobs, folded: "#new")
+            let receiver = ClusterReceiver(node: node, serverName: "localhost", registry: Registry(), presence: RemotePresence(), history: history,
+                                           invitations: NIOLockedValueBox([]))
+            for (origin, record) in order { receiver.receive(.roomCreated(record), from: origin, answer: nil) }
+            owners.append(history.room("#new")?.owner)
+        }
+        #expect(owners == ["bob", "bob"])
+        #expect(ClusterLink.decode(ClusterLink.encode(.roomCreated(alices), origin: "a"))?.event == .roomCreated(alices))
     }
 }
