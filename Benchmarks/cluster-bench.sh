@@ -5,15 +5,17 @@
 #                                          Benchmarks/results/cluster-DATE.jsonl
 #   Benchmarks/cluster-bench.sh --smoke    every step in seconds (CI): debug build, small numbers
 #
-# Three set-ups, alternating, a fresh set of processes per run:
-#   single  one chat-server, no cluster (history on, as the nodes have it)
+# Four set-ups, alternating, a fresh set of processes per run:
+#   single  one chat-server, no cluster (history on, as the nodes have it: SQLite here, PostgreSQL
+#           for the nodes)
 #   same    two nodes; senders and receivers on node a (node b idle in the cluster)
 #   cross   two nodes; senders on node a, receivers on node b
+#   spread  two nodes; members, senders included, on both in turn (--nodes)
 # In each, a room of MEMBERS, SENDERS of them sending, paced at RATE messages per second and then
 # saturating, with chat-bench and with irc-load.py (two load generators that share no code).
 # Reported: deliveries per second, latency p50/p99, the nodes' CPU per delivery (from /proc), and
-# PostgreSQL's CPU per message (its postmaster and backends). Each message is one call of
-# securechat_publish: a stored row and a NOTIFY. Needs PostgreSQL (apt-get install postgresql).
+# PostgreSQL's CPU per message (its postmaster and backends). Each message is stored in the shared
+# history and announced (a NOTIFY) in the transaction that publishes it. Needs PostgreSQL (apt-get install postgresql).
 # Loopback only.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -77,7 +79,7 @@ make_bench_users "$WORK/node-a.json" $((MEMBERS + 5))   # into PostgreSQL: the c
 
 start_single() {
     "$BIN/chat-server" --config "$WORK/single.json" --log-level warning 2>>"$WORK/single.log" &
-    A_PID=$!; B_PID=""; PIDS+=("$A_PID"); wait_port 26831; SEND_PORT=26831; RECEIVE_PORT=26831
+    A_PID=$!; B_PID=""; PIDS+=("$A_PID"); wait_port 26831; PLACES=(--port 26831)
 }
 start_cluster() {
     "$BIN/chat-server" --config "$WORK/node-a.json" --log-level warning 2>>"$WORK/node-a.log" &
@@ -85,6 +87,7 @@ start_cluster() {
     "$BIN/chat-server" --config "$WORK/node-b.json" --log-level warning 2>>"$WORK/node-b.log" &
     B_PID=$!; PIDS+=("$B_PID"); wait_port 26833
     SEND_PORT=26832; RECEIVE_PORT=26832; [ "$1" = cross ] && RECEIVE_PORT=26833
+    PLACES=(--port "$SEND_PORT" --receiver-port "$RECEIVE_PORT"); [ "$1" = spread ] && PLACES=(--nodes 26832,26833)
     return 0
 }
 stop_all() {
@@ -98,9 +101,9 @@ measure() {
     local before; before=$(pg_cpu)
     local line
     if [ "$tool" = chat-bench ]; then
-        line=$("$BIN/chat-bench" fanout "$@" --port "$SEND_PORT" --receiver-port "$RECEIVE_PORT" --ca "$CA" --server-pid "$A_PID" "${also[@]}" --label "$setup" | grep '^{')
+        line=$("$BIN/chat-bench" fanout "$@" "${PLACES[@]}" --ca "$CA" --server-pid "$A_PID" "${also[@]}" --label "$setup" | grep '^{')
     else
-        line=$(python3 "$ROOT/Benchmarks/irc-load.py" fanout "$@" --port "$SEND_PORT" --receiver-port "$RECEIVE_PORT" --ca "$CA" --server-pid "$A_PID" "${also[@]}" --label "$setup" | grep '^{')
+        line=$(python3 "$ROOT/Benchmarks/irc-load.py" fanout "$@" "${PLACES[@]}" --ca "$CA" --server-pid "$A_PID" "${also[@]}" --label "$setup" | grep '^{')
     fi
     local after; after=$(pg_cpu)
     python3 - "$line" "$before" "$after" "$tool" <<'PY' | tee -a "$RESULTS"
@@ -113,9 +116,9 @@ print(json.dumps(line))
 PY
 }
 
-echo "== single server against two nodes, same-node and cross-node ($ROUNDS rounds, $MEMBERS members, $SENDERS senders)"
+echo "== single server against two nodes, same-node, cross-node and spread ($ROUNDS rounds, $MEMBERS members, $SENDERS senders)"
 for round in $(seq 1 "$ROUNDS"); do
-    order="single same cross"; [ $((round % 2)) = 0 ] && order="cross same single"
+    order="single same cross spread"; [ $((round % 2)) = 0 ] && order="spread cross same single"
     for setup in $order; do
         for tool in chat-bench irc-load.py; do
             for mode in paced saturate; do

@@ -289,7 +289,10 @@ async def connect(index, args, context, room=None):
     sock.setblocking(False)
     sock.bind((source_address(index), 0))
     # Receivers (every member after the senders) may use another node of a cluster.
-    port = args.receiver_port if args.receiver_port and index >= args.senders else args.port
+    if args.nodes:
+        port = args.nodes[index % len(args.nodes)]
+    else:
+        port = args.receiver_port if args.receiver_port and index >= args.senders else args.port
     await loop.sock_connect(sock, (args.host, port))
     _, client = await loop.create_connection(lambda: Client(nick, args), sock=sock, ssl=context,
                                               server_hostname=args.server_name, ssl_handshake_timeout=120)
@@ -542,7 +545,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("scenario", choices=["fanout", "connect", "idle", "history"])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, help="the server's port (required unless --nodes)")
     parser.add_argument("--ca", required=True, help="the server's CA certificate (PEM)")
     parser.add_argument("--server-name", default="localhost", help="name to verify in the certificate")
     parser.add_argument("--server-pid", type=int, required=True, help="for /proc/PID/stat and status")
@@ -553,6 +556,8 @@ def main():
     parser.add_argument("--websocket", action="store_true", help="IRC over WebSocket on the same port (SecureChat's web transport)")
     parser.add_argument("--also-pid", type=int, action="append", default=[], help="another server process whose CPU counts with the server's (a cluster's nodes)")
     parser.add_argument("--receiver-port", type=int, help="members that do not send connect here (a second node of a cluster)")
+    parser.add_argument("--nodes", type=lambda text: [int(p) for p in text.split(",")],
+                        help="a cluster's nodes as PORT,PORT,...: members (senders included) connect to them in turn")
     parser.add_argument("--members", type=int, default=100)
     parser.add_argument("--senders", type=int, default=10)
     parser.add_argument("--rate", type=float, default=1000, help="messages per second from all senders (paced)")
@@ -571,6 +576,10 @@ def main():
     parser.add_argument("--limit", type=int, default=100, help="messages per request (history)")
     parser.add_argument("--span-days", type=float, default=30)
     args = parser.parse_args()
+    if args.port is None:
+        if not args.nodes:
+            parser.error("--port is required (or --nodes PORT,PORT,... for a cluster)")
+        args.port = args.nodes[0]
     if not (args.host.startswith("127.") or args.host in ("::1", "localhost")):
         parser.error(f"irc-load.py talks only to loopback, not {args.host}")
     try:

@@ -174,6 +174,8 @@ struct FanoutBench: AsyncParsableCommand {
     @Option(help: "The server's process id: adds the CPU time it used per delivery (from /proc/PID/stat) and this tool's own.") var serverPid: Int32?
     @Option(help: "Another server process whose CPU counts with the server's (a cluster's other nodes); repeat for several.") var alsoPid: [Int32] = []
     @Option(help: "Members that do not send connect to this port (a second node of a cluster; the senders use --port).") var receiverPort: Int?
+    @Option(help: "A cluster's nodes as PORT,PORT,... on --host: members, senders included, connect to them in turn (instead of --port and --receiver-port).")
+    var nodes: String?
 
     /// CPU seconds of the server and every --also-pid.
     func serverCPU() -> Double? {
@@ -189,8 +191,14 @@ struct FanoutBench: AsyncParsableCommand {
         defer { pool.shutdown() }
         let senderCount = max(1, min(self.senders, members))
         let receiverPort = self.receiverPort
+        let nodes: [Int] = try nodes.map { text in
+            try text.split(separator: ",").map { part -> Int in
+                guard let port = Int(part), (1...65535).contains(port) else { throw ValidationError("--nodes '\(text)': expected ports like 6697,6698") }
+                return port
+            }
+        } ?? []
         let setup = await connectMany(pool, count: members, inflight: 50, keep: true, room: { _ in "#fanout" },
-                                      port: { i in i < senderCount ? nil : receiverPort })
+                                      port: { i -> Int? in nodes.isEmpty ? (i < senderCount ? nil : receiverPort) : nodes[i % nodes.count] })
         guard setup.failures.isEmpty else { throw BenchError("setup failed: \(setup.failures.first!)") }
         try await Task.sleep(nanoseconds: 1_000_000_000)  // joins seen by everyone
         try pool.reset()
