@@ -26,6 +26,7 @@ public final class ClusterBus: Sendable {
     private let onEvent: @Sendable (String) -> Void
     private let report: @Sendable (String) -> Void
     private let onConnection: @Sendable (Bool) -> Void
+    private let onState: (@Sendable (String) -> Void)?
     private let state: NIOLoopBoundBox<State>
 
     private struct State {
@@ -54,9 +55,10 @@ public final class ClusterBus: Sendable {
     static let batchLimit = 1000
 
     private init(settings: ClusterSettings, eventLoop: EventLoop, onEvent: @escaping @Sendable (String) -> Void, report: @escaping @Sendable (String) -> Void,
-                 onConnection: @escaping @Sendable (Bool) -> Void) {
+                 onConnection: @escaping @Sendable (Bool) -> Void, onState: (@Sendable (String) -> Void)?) {
         self.settings = settings
         self.onConnection = onConnection
+        self.onState = onState
         self.eventLoop = eventLoop
         self.onEvent = onEvent
         self.report = report
@@ -65,12 +67,14 @@ public final class ClusterBus: Sendable {
 
     /// Connects both connections and starts listening. Blocking; `onEvent` runs on `eventLoop`,
     /// one payload at a time, in the database's order; `onConnection` is told when the listening
-    /// connection is lost (false) and when it is back and caught up (true).
+    /// connection is lost (false) and when it is back and caught up (true); `onState` hears the
+    /// shared history's changes (`PostgresHistory.changed`).
     public static func start(_ settings: ClusterSettings, on eventLoop: EventLoop,
                              report: @escaping @Sendable (String) -> Void,
                              onConnection: @escaping @Sendable (Bool) -> Void = { _ in },
+                             onState: (@Sendable (String) -> Void)? = nil,
                              onEvent: @escaping @Sendable (String) -> Void) throws -> ClusterBus {
-        let bus = ClusterBus(settings: settings, eventLoop: eventLoop, onEvent: onEvent, report: report, onConnection: onConnection)
+        let bus = ClusterBus(settings: settings, eventLoop: eventLoop, onEvent: onEvent, report: report, onConnection: onConnection, onState: onState)
         try eventLoop.flatSubmit { bus.listen() }.wait()
         _ = try eventLoop.flatSubmit { bus.publisher() }.wait()
         return bus
@@ -88,11 +92,14 @@ public final class ClusterBus: Sendable {
     /// again every second until `stop`.
     private func listen() -> EventLoopFuture<Void> {
         PostgresConnection.connect(settings.postgres, on: eventLoop) { channel, payload in
-            guard channel == Self.channel else { return }
-            self.arrived(payload)
+            if channel == Self.channel { self.arrived(payload) } else if channel == PostgresHistory.stateChannel { self.onState?(payload) }
         }.flatMap { connection in
             self.state.value.waiting = []
-            return connection.query("LISTEN \(Self.channel)").flatMap { _ -> EventLoopFuture<PostgresResult> in
+            // The shared history's changes come on the same connection (`onState`): one
+            // listening connection per node, one wake-up per event in PostgreSQL.
+            let listening = self.onState == nil ? connection.query("LISTEN \(Self.channel)")
+                : connection.query("LISTEN \(Self.channel)").flatMap { _ in connection.query("LISTEN \(PostgresHistory.stateChannel)") }
+            return listening.flatMap { _ -> EventLoopFuture<PostgresResult> in
                 if let last = self.state.value.last {
                     return connection.query("SELECT seq, payload FROM securechat_events WHERE seq > $1 ORDER BY seq", ["\(last)"])
                 }
@@ -205,6 +212,10 @@ public final class ClusterBus: Sendable {
         state.value.outbox.removeFirst(batch.count)
         state.value.sending = true
         publisher().flatMap { connection -> EventLoopFuture<PostgresResult> in
+            if batch.count == 1, let m = batch[0].message {
+                return connection.query("SELECT securechat_publish_one($1, $2, $3, $4, $5, $6, $7)",
+                                        [batch[0].payload, m.msgid, "\(m.time)", m.target, m.sender, m.kind, m.line])
+            }
             if batch.contains(where: { $0.message != nil }) {
                 let m = batch.map(\.message)
                 return connection.query(

@@ -141,6 +141,23 @@ public enum ClusterSchema {
         END
         $$;
         """,
+        // 5: one message and its history row without arrays: what a message costs when it is
+        // alone in its transaction (paced traffic).
+        """
+        CREATE FUNCTION securechat_publish_one(body text, msgid text, at_ms bigint, target text, sender text, kind text, line text)
+        RETURNS bigint LANGUAGE plpgsql AS $$
+        DECLARE
+            number bigint;
+        BEGIN
+            PERFORM pg_advisory_xact_lock(7283003);
+            INSERT INTO securechat_events (payload) VALUES (body) RETURNING seq INTO number;
+            PERFORM pg_notify('securechat_events', number || ' ' || body);
+            INSERT INTO securechat_history (msgid, at_ms, target, sender, kind, line)
+            VALUES (msgid, at_ms, target, sender, kind, line) ON CONFLICT DO NOTHING;
+            RETURN number;
+        END
+        $$;
+        """,
     ]
 
     /// The version this program writes.

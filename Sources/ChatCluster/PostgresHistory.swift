@@ -11,9 +11,9 @@ import NIOCore
 ///   Everything else goes through a `HistoryWriter` (group commit on its own thread).
 /// - Rooms, memberships and read markers are answered from memory (`HistoryMemory`), as the
 ///   protocol asks. Every write of them also sends `NODE KIND KEY` on `securechat_state` in its
-///   transaction; the other nodes listen and read the changed rows again, so a user who marks a
-///   message read on one node and logs in on another finds the marker there. After a lost
-///   listening connection, a node reads all of them again.
+///   transaction; the other nodes hear it (`changed`) and read the changed rows again, so a user
+///   who marks a message read on one node and logs in on another finds the marker there. After a
+///   lost listening connection, a node reads all of them again (`reloadAll`).
 // @unchecked Sendable: `writer` is set once in `init`; the listener's state is on `eventLoop`
 // (NIOLoopBoundBox); `requestCursor` is locked; the rest is immutable or Sendable.
 public final class PostgresHistory: HistoryAdministration, @unchecked Sendable {
@@ -38,9 +38,12 @@ public final class PostgresHistory: HistoryAdministration, @unchecked Sendable {
     public var isShared: Bool { true }
     public var location: String { "PostgreSQL \(settings.description), shared by the cluster's nodes" }
 
-    /// Connects, reads rooms, memberships and markers, and starts listening for other nodes'
-    /// changes. Blocking: a node that cannot read its history does not start.
-    public init(settings: PostgresSettings, node: String, eventLoop: EventLoop, durabilityMilliseconds: Int = 100,
+    /// Connects and reads rooms, memberships and markers. Blocking: a node that cannot read its
+    /// history does not start.
+    /// - Parameter follows: listen for other nodes' changes on a connection of its own. A
+    ///   cluster node passes false: its `ClusterBus` listens on its one connection and calls
+    ///   `changed` and `reloadAll` (each listening connection costs PostgreSQL a wake-up per event).
+    public init(settings: PostgresSettings, node: String, eventLoop: EventLoop, durabilityMilliseconds: Int = 100, follows: Bool = false,
                 report: @escaping @Sendable (String) -> Void = { _ in }) throws {
         self.settings = settings
         self.node = node
@@ -50,30 +53,58 @@ public final class PostgresHistory: HistoryAdministration, @unchecked Sendable {
         listener = NIOLoopBoundBox.makeBoxSendingValue(Listener(), eventLoop: eventLoop)
         let cursor = try reader.use { try $0.run("SELECT coalesce(max(id), 0) AS id FROM securechat_room_requests").value(0, "id") }
         requestCursor.withLockedValue { $0 = Int64(cursor ?? "0") ?? 0 }
+        try loadAll()
         let writing = PostgresSlot(settings: settings, eventLoop: eventLoop)
         let node = self.node
         writer = HistoryWriter(durabilityMilliseconds: durabilityMilliseconds, name: "securechat-history", report: report) { batch in
             try writing.use { try Self.store(batch, node: node, $0) }
         }
-        try eventLoop.flatSubmit { self.listen() }.wait()
+        if follows { try eventLoop.flatSubmit { self.listen() }.wait() }
     }
 
     // MARK: Keeping up with the other nodes
 
-    /// On the loop: connects the listener, LISTENs, then reads everything; on a lost connection,
-    /// tries again every second.
+    /// Another node changed something (`NODE KIND KEY` on `stateChannel`): it is read again, in
+    /// the order told, off the event loops.
+    public func changed(_ payload: String) {
+        let parts = payload.split(separator: " ", maxSplits: 2).map(String.init)
+        guard parts.count == 3, parts[0] != node else { return }
+        following.async {
+            do {
+                try self.reload(parts[1], parts[2])
+            } catch {
+                self.report("history: could not read a change another node made (\(parts[1]) \(parts[2])): \(error)")
+            }
+        }
+    }
+
+    /// Reads every room, membership and marker again (after the listening connection was lost:
+    /// what changed meanwhile).
+    public func reloadAll() {
+        following.async {
+            do {
+                try self.loadAll()
+            } catch {
+                self.report("history: could not read the rooms and read markers again: \(error)")
+            }
+        }
+    }
+
+    private let following = DispatchQueue(label: "securechat-history-follow")
+
+    /// On the loop: connects the listener and LISTENs, then reads everything; on a lost
+    /// connection, tries again every second.
     private func listen() -> EventLoopFuture<Void> {
         PostgresConnection.connect(settings, on: eventLoop) { channel, payload in
             guard channel == Self.stateChannel else { return }
             self.changed(payload)
         }.flatMap { connection in
-            connection.query("LISTEN \(Self.stateChannel)").flatMap { _ in
-                self.loadAll(connection)
-            }.map {
+            connection.query("LISTEN \(Self.stateChannel)").map { _ in
                 guard !self.listener.value.stopped else {
                     _ = connection.close()
                     return
                 }
+                self.reloadAll()
                 self.listener.value.connection = connection
                 connection.channel.closeFuture.whenComplete { _ in
                     guard !self.listener.value.stopped else { return }
@@ -91,44 +122,37 @@ public final class PostgresHistory: HistoryAdministration, @unchecked Sendable {
         }
     }
 
-    /// Reads every room, membership and marker into memory.
-    private func loadAll(_ c: PostgresConnection) -> EventLoopFuture<Void> {
-        let rooms = c.query("SELECT \(Self.roomColumns) FROM securechat_rooms")
-        let members = c.query("SELECT account, room FROM securechat_memberships ORDER BY joined")
-        let markers = c.query("SELECT account, target, at_ms FROM securechat_read_markers")
-        return rooms.and(members).and(markers).map { both, markers in
-            let (rooms, members) = both
-            var saved: [String: RoomRecord] = [:]
-            for row in rooms.rows { if let (folded, record) = Self.room(row) { saved[folded] = record } }
-            var memberOf: [String: [String]] = [:]
-            for row in members.rows { if let account = row[0], let room = row[1] { memberOf[account, default: []].append(room) } }
-            var marks: [String: [String: Int64]] = [:]
-            for row in markers.rows {
-                if let account = row[0], let target = row[1], let time = row[2].flatMap({ Int64($0) }) { marks[account, default: [:]][target] = time }
-            }
-            self.memory.replaceAll(rooms: saved, memberships: memberOf, markers: marks)
+    /// Reads every room, membership and marker into memory. Blocking.
+    private func loadAll() throws {
+        let (rooms, members, markers) = try reader.use { c in
+            (try c.run("SELECT \(Self.roomColumns) FROM securechat_rooms"),
+             try c.run("SELECT account, room FROM securechat_memberships ORDER BY joined"),
+             try c.run("SELECT account, target, at_ms FROM securechat_read_markers"))
         }
+        var saved: [String: RoomRecord] = [:]
+        for row in rooms.rows { if let (folded, record) = Self.room(row) { saved[folded] = record } }
+        var memberOf: [String: [String]] = [:]
+        for row in members.rows { if let account = row[0], let room = row[1] { memberOf[account, default: []].append(room) } }
+        var marks: [String: [String: Int64]] = [:]
+        for row in markers.rows {
+            if let account = row[0], let target = row[1], let time = row[2].flatMap({ Int64($0) }) { marks[account, default: [:]][target] = time }
+        }
+        memory.replaceAll(rooms: saved, memberships: memberOf, markers: marks)
     }
 
-    /// On the loop: another node changed something (`NODE KIND KEY`): read it again.
-    private func changed(_ payload: String) {
-        let parts = payload.split(separator: " ", maxSplits: 2).map(String.init)
-        guard parts.count == 3, parts[0] != node, let c = listener.value.connection else { return }
-        let key = parts[2]
-        switch parts[1] {
+    /// Reads one changed thing again. Blocking.
+    private func reload(_ kind: String, _ key: String) throws {
+        switch kind {
         case "room":
-            c.query("SELECT \(Self.roomColumns) FROM securechat_rooms WHERE folded = $1", [key]).whenSuccess { result in
-                self.memory.setRoom(key, result.rows.first.flatMap { Self.room($0)?.1 })
-            }
+            let result = try reader.use { try $0.run("SELECT \(Self.roomColumns) FROM securechat_rooms WHERE folded = $1", [key]) }
+            memory.setRoom(key, result.rows.first.flatMap { Self.room($0)?.1 })
         case "member":
-            c.query("SELECT room FROM securechat_memberships WHERE account = $1 ORDER BY joined", [key]).whenSuccess { result in
-                self.memory.setMemberships(of: key, result.rows.compactMap { $0[0] })
-            }
+            let result = try reader.use { try $0.run("SELECT room FROM securechat_memberships WHERE account = $1 ORDER BY joined", [key]) }
+            memory.setMemberships(of: key, result.rows.compactMap { $0[0] })
         case "marker":
-            c.query("SELECT target, at_ms FROM securechat_read_markers WHERE account = $1", [key]).whenSuccess { result in
-                for row in result.rows {
-                    if let target = row[0], let time = row[1].flatMap({ Int64($0) }) { _ = self.memory.setReadMarker(account: key, target: target, time: time) }
-                }
+            let result = try reader.use { try $0.run("SELECT target, at_ms FROM securechat_read_markers WHERE account = $1", [key]) }
+            for row in result.rows {
+                if let target = row[0], let time = row[1].flatMap({ Int64($0) }) { _ = memory.setReadMarker(account: key, target: target, time: time) }
             }
         default:
             break

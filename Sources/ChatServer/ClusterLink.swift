@@ -49,8 +49,13 @@ public final class ClusterLink: Sendable {
         let answer = NIOLockedValueBox<ClusterBus?>(nil)
         let connected = NIOLockedValueBox(true)
         self.connected = connected
+        let shared = history as? PostgresHistory
+        var onState: (@Sendable (String) -> Void)?
+        if let shared { onState = { payload in shared.changed(payload) } }
         bus = try ClusterBus.start(settings, on: eventLoop, report: report, onConnection: { up in
             connected.withLockedValue { $0 = up }
+            // What other nodes changed in the shared history meanwhile is read again.
+            if up { shared?.reloadAll() }
             // Everyone here learns it: what they send to rooms is refused until it is back.
             let text = up
                 ? "This server's database is back: messages reach every server again"
@@ -58,7 +63,7 @@ public final class ClusterLink: Sendable {
             let notice = Relay(source: serverName, command: "NOTICE", parameters: ["*", text], time: Relay.timestamp())
             let sessions = registry.allSessions
             if !sessions.isEmpty { Audience(sessions).deliver(notice) }
-        }) { payload in
+        }, onState: onState) { payload in
             guard let (origin, event) = Self.decode(payload) else {
                 report("cluster: ignored an event this node cannot read (from a newer node?): \(payload.prefix(80))")
                 return

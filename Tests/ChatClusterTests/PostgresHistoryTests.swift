@@ -10,7 +10,7 @@ import Testing
 @Suite(.enabled(if: postgresPresent), .serialized) struct PostgresHistoryTests {
     static func store(_ node: String, _ database: ThrowawayPostgres) throws -> PostgresHistory {
         try PostgresHistory(settings: PostgresConnectionTests.settings(database), node: node, eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
-                            durabilityMilliseconds: 0)
+                            durabilityMilliseconds: 0, follows: true)
     }
 
     @Test func everyQueryFormTargetsAndRetentionAnswerLikeSQLite() throws {
