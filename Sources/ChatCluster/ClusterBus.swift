@@ -42,6 +42,10 @@ public final class ClusterBus: Sendable {
         /// Events to publish, waiting for the call in flight to finish.
         var outbox: [Outgoing] = []
         var sending = false
+        /// Committed events of this node that have not come back through the listener yet, by
+        /// number, oldest first.
+        var returning: [(number: Int64, promise: EventLoopPromise<Void>)] = []
+        var returned = 0
     }
 
     /// An event waiting to be published, with the history row stored in the same transaction.
@@ -157,6 +161,24 @@ public final class ClusterBus: Sendable {
         if let last = state.value.last, number <= last { return }
         state.value.last = number
         onEvent(payload)
+        settleReturning()
+    }
+
+    /// On the loop: this node's events up to the last delivered one are back (or were passed,
+    /// when a catch-up found them gone): their publishers hear it.
+    private func settleReturning() {
+        guard let last = state.value.last else { return }
+        var done = state.value.returned
+        let returning = state.value.returning
+        while done < returning.count && returning[done].number <= last {
+            returning[done].promise.succeed(())
+            done += 1
+        }
+        if done > 1024 || done == returning.count {
+            state.value.returning.removeFirst(done)
+            done = 0
+        }
+        state.value.returned = done
     }
 
     private func retryListening() {
@@ -188,7 +210,10 @@ public final class ClusterBus: Sendable {
 
     /// Sends `payload` to every node (this one included), and stores `message` in the shared
     /// history in the same transaction: a message is in the history exactly when it was sent.
-    /// The future fails when the database did not take it: the caller tells the sender.
+    /// The future fails when the database did not take it: the caller tells the sender. It
+    /// succeeds once the event has come back to this node through the listener, so that a
+    /// caller that limits what it has on its way (a client's window) limits the events that
+    /// wait in PostgreSQL's notification queue too, not only those not yet committed.
     ///
     /// One call is in flight at a time; what comes meanwhile goes in the next call, all in one
     /// transaction (group commit): alone, a message costs one round trip; under load, a commit
@@ -228,11 +253,20 @@ public final class ClusterBus: Sendable {
             return connection.query("SELECT securechat_publish_many($1::text[])", [Self.arrayLiteral(batch.map(\.payload))])
         }.whenComplete { result in
             self.state.value.sending = false
-            for promise in batch.map(\.promise) {
-                switch result {
-                case .success: promise.succeed(())
-                case let .failure(error): promise.fail(error)
+            switch result {
+            case let .success(answer):
+                // The call returns the last event's number; a batch's numbers are consecutive
+                // (they are taken under the publishing lock).
+                guard let last = answer.rows.first?[0].flatMap({ Int64($0) }) else {
+                    for outgoing in batch { outgoing.promise.succeed(()) }
+                    break
                 }
+                for (i, outgoing) in batch.enumerated() {
+                    self.state.value.returning.append((last - Int64(batch.count - 1 - i), outgoing.promise))
+                }
+                self.settleReturning()
+            case let .failure(error):
+                for outgoing in batch { outgoing.promise.fail(error) }
             }
             self.sendOutbox()
         }
@@ -263,6 +297,9 @@ public final class ClusterBus: Sendable {
             self.state.value.stopped = true
             for outgoing in self.state.value.outbox { outgoing.promise.fail(PostgresError.connectionClosed) }
             self.state.value.outbox = []
+            for waiting in self.state.value.returning.dropFirst(self.state.value.returned) { waiting.promise.fail(PostgresError.connectionClosed) }
+            self.state.value.returning = []
+            self.state.value.returned = 0
             var list: [EventLoopFuture<PostgresConnection>] = []
             if let listener = self.state.value.listener { list.append(self.eventLoop.makeSucceededFuture(listener)) }
             if let publisher = self.state.value.publisher { list.append(self.eventLoop.makeSucceededFuture(publisher)) }
