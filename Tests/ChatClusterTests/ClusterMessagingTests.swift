@@ -404,6 +404,8 @@ import Testing
         // +i: only alice's invitation, given on node a, lets bob back in on node b.
         try await alice.send("MODE #team +i")
         _ = try await alice.next("MODE")
+        // Node b has the room's +i once the change has come through the database.
+        #expect(await waitUntil(timeout: 30) { b.server.history?.room("#team")?.flags.contains("i") == true })
         try await bob.send("JOIN #team")
         _ = try await bob.next("473")
         try await alice.send("INVITE bob #team")
