@@ -134,6 +134,13 @@ for round in $(seq 1 "$ROUNDS"); do
         done
     done
 done
+# The results are kept whatever they show (a failed check below still has its numbers).
+if [ $MODE = full ]; then
+    stamp=$(date -u +%Y-%m-%dT%H%MZ)
+    mkdir -p "$ROOT/Benchmarks/results"
+    cp "$RESULTS" "$ROOT/Benchmarks/results/cluster-$stamp.jsonl"
+    echo "results: Benchmarks/results/cluster-$stamp.jsonl"
+fi
 python3 - "$RESULTS" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
@@ -145,9 +152,3 @@ for r in rows:
     print(f"{r['server']:<7} {r['tool']:<12} {r['mode']:<9} {r['delivered_per_second']:>12} {r['p50_ms']:>7} {r['p99_ms']:>7} {r.get('server_us_per_delivery', '-'):>18} {r['postgres_us_per_message']:>20}")
 sys.exit(1 if bad else 0)
 PY
-if [ $MODE = full ]; then
-    stamp=$(date -u +%Y-%m-%dT%H%MZ)
-    mkdir -p "$ROOT/Benchmarks/results"
-    cp "$RESULTS" "$ROOT/Benchmarks/results/cluster-$stamp.jsonl"
-    echo "results: Benchmarks/results/cluster-$stamp.jsonl"
-fi
