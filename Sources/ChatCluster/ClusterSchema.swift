@@ -158,6 +158,17 @@ public enum ClusterSchema {
         END
         $$;
         """,
+        // 6: who is logged in where, for operators (`SELECT * FROM securechat_sessions`): each
+        // node writes its logins and logouts with its heartbeat; a node's rows go when it stops,
+        // starts again, or is found dead.
+        """
+        CREATE TABLE securechat_sessions (
+            account text PRIMARY KEY,
+            node text NOT NULL,
+            since timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX securechat_sessions_node ON securechat_sessions (node);
+        """,
     ]
 
     /// The version this program writes.

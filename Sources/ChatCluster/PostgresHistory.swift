@@ -22,13 +22,18 @@ public final class PostgresHistory: HistoryAdministration, @unchecked Sendable {
     public let settings: PostgresSettings
     public let node: String
     private let eventLoop: EventLoop
-    private let memory = HistoryMemory()
-    private let reader: PostgresSlot
+    let memory = HistoryMemory()
+    let reader: PostgresSlot
     private var writer: HistoryWriter!
     private let report: @Sendable (String) -> Void
     private let listener: NIOLoopBoundBox<Listener>
     /// The last chat-admin room request this node has taken.
     private let requestCursor = NIOLockedValueBox<Int64>(0)
+    /// This node's writes of rooms and memberships not yet stored ("room FOLDED", "member
+    /// ACCOUNT" → how many), and the other nodes' changes heard meanwhile. Reading such a row
+    /// again before our write is stored could bring back our own older value (a room saved at
+    /// creation, then changed): the read waits until our writes of it are stored.
+    private let unstored = NIOLockedValueBox<(counts: [String: Int], heard: Set<String>)>(([:], []))
 
     private struct Listener {
         var connection: PostgresConnection?
@@ -56,8 +61,9 @@ public final class PostgresHistory: HistoryAdministration, @unchecked Sendable {
         try loadAll()
         let writing = PostgresSlot(settings: settings, eventLoop: eventLoop)
         let node = self.node
-        writer = HistoryWriter(durabilityMilliseconds: durabilityMilliseconds, name: "securechat-history", report: report) { batch in
+        writer = HistoryWriter(durabilityMilliseconds: durabilityMilliseconds, name: "securechat-history", report: report) { [weak self] batch in
             try writing.use { try Self.store(batch, node: node, $0) }
+            self?.stored(batch)
         }
         if follows { try eventLoop.flatSubmit { self.listen() }.wait() }
     }
@@ -69,13 +75,60 @@ public final class PostgresHistory: HistoryAdministration, @unchecked Sendable {
     public func changed(_ payload: String) {
         let parts = payload.split(separator: " ", maxSplits: 2).map(String.init)
         guard parts.count == 3, parts[0] != node else { return }
+        let key = "\(parts[1]) \(parts[2])"
+        let later = unstored.withLockedValue { state -> Bool in
+            guard state.counts[key] != nil else { return false }
+            state.heard.insert(key)
+            return true
+        }
+        if !later { reloadLater(key) }
+    }
+
+    /// Reads `KIND KEY` again, in order, off the event loops.
+    private func reloadLater(_ key: String) {
+        let parts = key.split(separator: " ", maxSplits: 1).map(String.init)
         following.async {
             do {
-                try self.reload(parts[1], parts[2])
+                try self.reload(parts[0], parts[1])
             } catch {
-                self.report("history: could not read a change another node made (\(parts[1]) \(parts[2])): \(error)")
+                self.report("history: could not read a change another node made (\(key)): \(error)")
             }
         }
+    }
+
+    /// The key of a write of a room or a membership (see `unstored`).
+    private static func key(_ write: HistoryWrite) -> String? {
+        switch write {
+        case let .room(folded, _): return "room \(folded)"
+        case let .membership(account, _, _): return "member \(account)"
+        default: return nil
+        }
+    }
+
+    /// Changes memory and queues the write of a room or a membership, noting first that its
+    /// row is not stored yet (so that a read of it that is under way does not undo the change).
+    private func change(_ write: HistoryWrite, _ apply: () -> Bool) {
+        let key = Self.key(write)!
+        unstored.withLockedValue { $0.counts[key, default: 0] += 1 }
+        if apply() {
+            writer.enqueue(write)
+        } else {
+            stored([write])
+        }
+    }
+
+    /// A batch is stored: rows other nodes changed meanwhile are read now.
+    private func stored(_ batch: [HistoryWrite]) {
+        let due = unstored.withLockedValue { state -> [String] in
+            var due: [String] = []
+            for key in batch.compactMap(Self.key) {
+                let left = (state.counts[key] ?? 1) - 1
+                state.counts[key] = left > 0 ? left : nil
+                if left <= 0, state.heard.remove(key) != nil { due.append(key) }
+            }
+            return due
+        }
+        for key in due { reloadLater(key) }
     }
 
     /// Reads every room, membership and marker again (after the listening connection was lost:
@@ -142,13 +195,24 @@ public final class PostgresHistory: HistoryAdministration, @unchecked Sendable {
 
     /// Reads one changed thing again. Blocking.
     private func reload(_ kind: String, _ key: String) throws {
+        /// Applies what was read unless this node has changed the row since (its write, queued,
+        /// will be read again once stored).
+        func apply(_ body: () -> Void) {
+            unstored.withLockedValue { state in
+                guard state.counts["\(kind) \(key)"] == nil else {
+                    state.heard.insert("\(kind) \(key)")
+                    return
+                }
+                body()
+            }
+        }
         switch kind {
         case "room":
             let result = try reader.use { try $0.run("SELECT \(Self.roomColumns) FROM securechat_rooms WHERE folded = $1", [key]) }
-            memory.setRoom(key, result.rows.first.flatMap { Self.room($0)?.1 })
+            apply { memory.setRoom(key, result.rows.first.flatMap { Self.room($0)?.1 }) }
         case "member":
             let result = try reader.use { try $0.run("SELECT room FROM securechat_memberships WHERE account = $1 ORDER BY joined", [key]) }
-            memory.setMemberships(of: key, result.rows.compactMap { $0[0] })
+            apply { memory.setMemberships(of: key, result.rows.compactMap { $0[0] }) }
         case "marker":
             let result = try reader.use { try $0.run("SELECT target, at_ms FROM securechat_read_markers WHERE account = $1", [key]) }
             for row in result.rows {
@@ -249,7 +313,7 @@ public final class PostgresHistory: HistoryAdministration, @unchecked Sendable {
     public var rooms: [RoomRecord] { memory.rooms }
 
     public func saveRoom(_ record: RoomRecord, folded: String) {
-        if memory.setRoom(folded, record) { writer.enqueue(.room(folded, record)) }
+        change(.room(folded, record)) { memory.setRoom(folded, record) }
     }
 
     /// A room's state as another node saved it (it is in the database already): memory only.
@@ -258,14 +322,13 @@ public final class PostgresHistory: HistoryAdministration, @unchecked Sendable {
     }
 
     public func deleteRoom(_ folded: String) {
-        memory.setRoom(folded, nil)
-        writer.enqueue(.room(folded, nil))
+        change(.room(folded, nil)) { memory.setRoom(folded, nil); return true }
     }
 
     public func memberships(of account: String) -> [String] { memory.memberships(of: account) }
 
     public func setMembership(account: String, room: String, member: Bool) {
-        if memory.setMembership(account: account, room: room, member: member) { writer.enqueue(.membership(account, room, member)) }
+        change(.membership(account, room, member)) { memory.setMembership(account: account, room: room, member: member) }
     }
 
     public func readMarker(account: String, target: String) -> Int64? { memory.readMarker(account: account, target: target) }
@@ -327,117 +390,6 @@ public final class PostgresHistory: HistoryAdministration, @unchecked Sendable {
         }.wait()
         if let connection { _ = try? connection.close().wait() }
         reader.close()
-    }
-
-    // MARK: Reading
-
-    static let roomColumns = "folded, name, topic, topic_by, topic_time, flags, key, room_limit, owner, created, last_used, bans"
-
-    /// A row of `roomColumns`.
-    static func room(_ r: [String?]) -> (String, RoomRecord)? {
-        guard r.count == 12, let folded = r[0], let name = r[1] else { return nil }
-        return (folded, RoomRecord(name: name, topic: r[2], topicBy: r[3] ?? "", topicTime: Int(r[4] ?? "") ?? 0, flags: r[5] ?? "",
-                                   key: r[6], limit: r[7].flatMap { Int($0) }, owner: r[8], created: Int(r[9] ?? "") ?? 0,
-                                   lastUsed: Int(r[10] ?? "") ?? 0, bans: RoomRecord.Ban.list(from: r[11] ?? "")))
-    }
-
-    private static let columns = "SELECT msgid, at_ms, target, sender, kind, line"
-
-    /// A row that starts with `columns`.
-    private static func message(_ r: [String?]) -> StoredMessage {
-        StoredMessage(msgid: r[0] ?? "", time: Int64(r[1] ?? "") ?? 0, target: r[2] ?? "", sender: r[3] ?? "", kind: r[4] ?? "", line: r[5] ?? "")
-    }
-
-    private func rows(_ sql: String, _ parameters: [String?]) throws -> [StoredMessage] {
-        try reader.use { try $0.run(sql, parameters) }.rows.map(Self.message)
-    }
-
-    private static func kinds(_ events: Bool) -> String {
-        events ? "" : " AND kind IN ('PRIVMSG', 'NOTICE', 'TAGMSG')"
-    }
-
-    public func query(_ query: HistoryQuery, events: Bool) throws -> [StoredMessage] {
-        let target = query.target
-        return try query.answer(
-            position: { reference, lower in
-                switch reference {
-                case let .time(t):
-                    return .time(t, lower: lower)
-                case let .msgid(id):
-                    let found = try reader.use { try $0.run("SELECT at_ms, id FROM securechat_history WHERE msgid = $1 AND target = $2", [id, target]) }
-                    guard let row = found.rows.first, let time = row[0].flatMap({ Int64($0) }), let number = row[1].flatMap({ Int64($0) }) else { return nil }
-                    return HistoryPosition(time: time, id: number)
-                }
-            },
-            before: { p, limit, above in
-                var sql = Self.columns + " FROM securechat_history WHERE target = $1 AND (at_ms, id) < ($2::bigint, $3::bigint)" + Self.kinds(events)
-                var parameters: [String?] = [target, "\(p.time)", "\(p.id)", "\(limit)"]
-                if let above {
-                    sql += " AND (at_ms, id) > ($5::bigint, $6::bigint)"
-                    parameters += ["\(above.time)", "\(above.id)"]
-                }
-                return try rows(sql + " ORDER BY at_ms DESC, id DESC LIMIT $4", parameters).reversed()
-            },
-            after: { p, limit, inclusive, below in
-                var sql = Self.columns + " FROM securechat_history WHERE target = $1 AND (at_ms, id) \(inclusive ? ">=" : ">") ($2::bigint, $3::bigint)" + Self.kinds(events)
-                var parameters: [String?] = [target, "\(p.time)", "\(p.id)", "\(limit)"]
-                if let below {
-                    sql += " AND (at_ms, id) < ($5::bigint, $6::bigint)"
-                    parameters += ["\(below.time)", "\(below.id)"]
-                }
-                return try rows(sql + " ORDER BY at_ms ASC, id ASC LIMIT $4", parameters)
-            })
-    }
-
-    public func targets(rooms: [String], account: String, from: Int64, to: Int64, limit: Int) throws -> [(key: String, latest: Int64)] {
-        let result = try reader.use {
-            try $0.run("""
-                SELECT target, max(at_ms) AS latest FROM securechat_history
-                WHERE at_ms > $1 AND at_ms < $2\(Self.kinds(false))
-                  AND (target = ANY($3::text[]) OR (left(target, 1) <> '#' AND (split_part(target, ',', 1) = $4 OR split_part(target, ',', 2) = $4)))
-                GROUP BY target ORDER BY latest DESC LIMIT $5
-                """, ["\(min(from, to))", "\(max(from, to))", ClusterBus.arrayLiteral(rooms), account, "\(limit)"])
-        }
-        return result.rows.compactMap { row in
-            guard let key = row[0], let latest = row[1].flatMap({ Int64($0) }) else { return nil }
-            return (key: key, latest: latest)
-        }
-    }
-
-    public func lastSeen(_ account: String) throws -> Int64? {
-        try reader.use { try $0.run("SELECT at_ms FROM securechat_last_seen WHERE account = $1", [account]) }.rows.first?[0].flatMap { Int64($0) }
-    }
-
-    // MARK: chat-admin
-
-    public func members(of folded: String) -> [String] { memory.members(of: folded) }
-
-    public func activity(of target: String) throws -> (messages: Int, latest: Int64?) {
-        let row = try reader.use { try $0.run("SELECT count(*) AS n, max(at_ms) AS latest FROM securechat_history WHERE target = $1", [target]) }
-        return (Int(row.value(0, "n") ?? "0") ?? 0, row.value(0, "latest").flatMap { Int64($0) })
-    }
-
-    public func delete(target: String, before: Int64) throws -> Int {
-        try reader.use { try $0.run("DELETE FROM securechat_history WHERE target = $1 AND at_ms < $2", [target, "\(before)"]) }.affectedRows
-    }
-
-    public func all(target: String, page: (StoredMessage) throws -> Void) throws {
-        // A thousand at a time, from where the last page ended, so a long history is never all
-        // in memory.
-        var time = Int64.min, id = Int64.min
-        while true {
-            let result = try reader.use {
-                try $0.run(Self.columns + ", id FROM securechat_history WHERE target = $1 AND (at_ms, id) > ($2::bigint, $3::bigint) ORDER BY at_ms, id LIMIT 1000",
-                           [target, "\(time)", "\(id)"])
-            }
-            for row in result.rows {
-                let message = Self.message(row)
-                try page(message)
-                time = message.time
-                id = row[6].flatMap { Int64($0) } ?? id
-            }
-            if result.rows.count < 1000 { return }
-        }
     }
 
     /// Stored messages (tests, chat-admin).

@@ -21,6 +21,8 @@ public final class ClusterLink: Sendable {
     private let bus: ClusterBus
     private let history: (any HistoryStore)?
     private let receiver: ClusterReceiver
+    /// Where logins and logouts are written for operators (`securechat_sessions`).
+    private let sessions: ClusterNode?
     /// Invitations from operators on other nodes, as "room nick" (folded), taken at the join.
     private let invitations: NIOLockedValueBox<Set<String>>
     private let report: @Sendable (String) -> Void
@@ -30,14 +32,15 @@ public final class ClusterLink: Sendable {
     /// - Parameter history: where this node keeps what is said. A node's own SQLite file keeps
     ///   every room message and private message as it comes from the database, its own included;
     ///   the shared PostgreSQL history (`isShared`) stores each once, as it is published.
-    public init(settings: ClusterSettings, serverName: String, registry: Registry, history: (any HistoryStore)?, eventLoop: EventLoop,
-                report: @escaping @Sendable (String) -> Void) throws {
+    public init(settings: ClusterSettings, serverName: String, registry: Registry, history: (any HistoryStore)?, sessions: ClusterNode? = nil,
+                eventLoop: EventLoop, report: @escaping @Sendable (String) -> Void) throws {
         let presence = RemotePresence()
         let node = settings.node
         self.node = node
         self.registry = registry
         self.presence = presence
         self.history = history
+        self.sessions = sessions
         self.report = report
         let invitations = NIOLockedValueBox<Set<String>>([])
         self.invitations = invitations
@@ -82,12 +85,14 @@ public final class ClusterLink: Sendable {
 
     /// Sends `event` to every node; fails when the database did not take it.
     public func publish(_ event: ClusterEvent) -> EventLoopFuture<Void> {
-        bus.publish(Self.encode(event, origin: node), storing: history?.isShared == true ? Self.storedMessage(event) : nil)
+        if case let .quit(_, nick, token) = event { sessions?.session(IRCName.fold(nick), token: token, loggedIn: false) }
+        return bus.publish(Self.encode(event, origin: node), storing: history?.isShared == true ? Self.storedMessage(event) : nil)
     }
 
     /// A session logged in here: every node learns it, and ends an older session of the account.
     func loggedIn(_ session: SessionHandle) {
         presence.loginPublished(session.folded)
+        sessions?.session(session.folded, token: session.clusterToken, loggedIn: true)
         _ = publish(.login(Self.remoteUser(session, node: node), snapshot: false))
     }
 

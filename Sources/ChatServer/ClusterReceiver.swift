@@ -1,5 +1,6 @@
 import ChatCluster
 import ChatHistory
+import Foundation
 import Dispatch
 import IRC
 import NIOConcurrencyHelpers
@@ -70,7 +71,7 @@ struct ClusterReceiver: Sendable {
             guard !own else { return }
             roomState(record, relay: relay)
         case let .roomCreated(record):
-            roomCreated(record, own: own)
+            roomCreated(record, own: own, bus: answer)
         case let .invite(relay, room, target, admit):
             guard !own else { return }
             let invitee = registry.session(named: target)
@@ -155,8 +156,10 @@ struct ClusterReceiver: Sendable {
     }
 
     /// A new room: the first claim in the database's order stands. A node whose own claim came
-    /// second takes the first one's owner and settings (and stores them: it had stored its own).
-    private func roomCreated(_ record: RoomRecord, own: Bool) {
+    /// second takes the first one's owner and settings (and stores them: it had stored its own),
+    /// and its members lose the operator status its claim gave them, as on a netsplit: the MODE
+    /// -o goes to every node.
+    private func roomCreated(_ record: RoomRecord, own: Bool, bus: ClusterBus?) {
         let folded = IRCName.fold(record.name)
         let now = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
         let first = claims.withLockedValue { claims -> Bool in
@@ -167,7 +170,17 @@ struct ClusterReceiver: Sendable {
         }
         guard first, !own else { return }
         history?.saveRoom(record, folded: folded)
-        registry.room(named: folded)?.apply(record)
+        guard let local = registry.room(named: folded) else { return }
+        let claimed = local.owner
+        local.apply(record)
+        guard claimed != record.owner else { return }
+        let riders = local.roster.filter { $0.isOperator && $0.session.folded != record.owner }.map(\.session)
+        guard !riders.isEmpty else { return }
+        for session in riders { local.setOperator(session, false) }
+        let mode = Relay(source: serverName, command: "MODE", parameters: [local.name, "-" + String(repeating: "o", count: riders.count)] + riders.map(\.nick),
+                         time: Relay.timestamp())
+        local.audience.deliver(mode)
+        _ = bus?.publish(ClusterLink.encode(.roomState(local.record(now: Int(Date().timeIntervalSince1970)), relay: mode), origin: node))
     }
 
     /// The o and v changes in a MODE line's flags and arguments, as the server writes them

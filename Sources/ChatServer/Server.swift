@@ -130,7 +130,8 @@ public final class Server: Sendable {
         var link: ClusterLink?
         if let cluster = configuration.cluster {
             do {
-                link = try ClusterLink(settings: cluster, serverName: configuration.serverName, registry: registry, history: history, eventLoop: group.next(), report: { logger.warning("\($0)") })
+                link = try ClusterLink(settings: cluster, serverName: configuration.serverName, registry: registry, history: history, sessions: clusterNode,
+                                       eventLoop: group.next(), report: { logger.warning("\($0)") })
             } catch {
                 throw ConfigurationError(path: configuration.path, message: "\"cluster\": \(error)")
             }

@@ -14,3 +14,13 @@ public func waitUntil(timeout: Double = 60, _ condition: () -> Bool) async -> Bo
     }
     return true
 }
+
+/// The same for a condition that must itself wait (a database query), checked every 50 ms.
+public func waitUntil(timeout: Double = 60, _ condition: () async -> Bool) async -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while !(await condition()) {
+        if Date() > deadline { return false }
+        try? await Task.sleep(nanoseconds: 50_000_000)
+    }
+    return true
+}

@@ -460,4 +460,51 @@ import Testing
         #expect(owners == ["bob", "bob"])
         #expect(ClusterLink.decode(ClusterLink.encode(.roomCreated(alices), origin: "a"))?.event == .roomCreated(alices))
     }
+
+    /// Two nodes make one room at the same instant (the database holds both claims until both
+    /// rooms exist): both end with the same owner, and only the owner is operator on either
+    /// node (the other node's first member, made operator by its own claim, loses that).
+    @Test func twoNodesMakingOneRoomAtOnceAgreeOnItsOwnerAndOperator() async throws {
+        let database = try ThrowawayPostgres.start()
+        defer { database.stop() }
+        let a = try await Self.node("a", database)
+        let b = try await Self.node("b", database)
+        let alice = try await Self.client("alice", on: a)
+        let bob = try await Self.client("bob", on: b)
+        // Publishing waits for this lock: neither node hears of the other's room before both exist.
+        let blocker = try await PostgresConnection.connect(PostgresConnectionTests.settings(database), on: MultiThreadedEventLoopGroup.singleton.next()).get()
+        _ = try await blocker.query("BEGIN").get()
+        _ = try await blocker.query("SELECT pg_advisory_xact_lock(7283003)").get()
+        for client in [alice, bob] {
+            try await client.send("JOIN #same")
+            _ = try await client.next("366")
+        }
+        _ = try await blocker.query("COMMIT").get()
+        _ = try? await blocker.close().get()
+        func owners() -> [String?] {
+            [a.server.history?.room("#same")?.owner, b.server.history?.room("#same")?.owner,
+             a.server.core.registry.room(named: "#same")?.owner, b.server.core.registry.room(named: "#same")?.owner]
+        }
+        let agreed = await waitUntil(timeout: 30) { owners()[0] != nil && Set(owners()).count == 1 }
+        #expect(agreed, "history a, history b, room a, room b: \(owners())")
+        let owner = try #require(a.server.history?.room("#same")?.owner)
+        let (winner, loser, loserNick) = owner == "alice" ? (alice, bob, "bob") : (bob, alice, "alice")
+        // If the other node made its own room before it heard of this one, its member was made
+        // operator there and loses it (MODE -o); if it heard first (the owner's row can reach it
+        // through the shared history before the claim), it was never operator. Either way both
+        // nodes end showing only the owner as operator.
+        let expected = ["@" + owner, loserNick].sorted()
+        for client in [winner, loser] {
+            var names: [String] = []
+            for _ in 0..<600 where names != expected {
+                try await client.send("NAMES #same")
+                names = try await client.next("353").parameters.last?.split(separator: " ").map(String.init).sorted() ?? []
+                _ = try await client.next("366")
+                if names != expected { try await Task.sleep(nanoseconds: 50_000_000) }
+            }
+            #expect(names == expected)
+        }
+        await a.stop()
+        await b.stop()
+    }
 }

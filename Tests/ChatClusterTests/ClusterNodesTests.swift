@@ -132,6 +132,15 @@ import Testing
             clients.append(client)
         }
         let (alice, bob, carol) = (clients[0], clients[1], clients[2])
+        // Who is logged in where, as operators see it (written with each heartbeat).
+        let sql = try await PostgresConnection.connect(PostgresConnectionTests.settings(server), on: MultiThreadedEventLoopGroup.singleton.next()).get()
+        defer { _ = sql.close() }
+        // (Each check waits for the next heartbeat to write the change.)
+        func sessions() async -> String {
+            let rows = (try? await sql.query("SELECT account, node FROM securechat_sessions ORDER BY account").get().rows) ?? []
+            return rows.map { "\($0[0] ?? "")@\($0[1] ?? "")" }.joined(separator: " ")
+        }
+        #expect(await waitUntil(timeout: 30) { await sessions() == "alice@n2 bob@n3 carol@n4" })
         // Everyone sees everyone's join, then a message from each node reaches the other two.
         _ = try await alice.next("carol's join") { $0.command == "JOIN" && $0.source?.hasPrefix("carol!") == true }
         for (sender, text) in [(alice, "from n2"), (bob, "from n3"), (carol, "from n4")] {
@@ -158,11 +167,13 @@ import Testing
         #expect(try await again.register(account: "alice", password: "pw-12345678").command == "001")
         _ = try await alice.next("ERROR")
         _ = try await bob.next("alice's old session quits") { $0.command == "QUIT" && $0.source?.hasPrefix("alice!") == true }
+        #expect(await waitUntil(timeout: 30) { await sessions() == "alice@n4 bob@n3 carol@n4" })
         // n3 is killed: alice (now on n4) and carol see bob go.
         nodes[1].signal(SIGKILL)
         nodes[1].finish()
         let quit = try await carol.next("bob's quit") { $0.command == "QUIT" && $0.source?.hasPrefix("bob!") == true }
         #expect(quit.parameters.last == "Node n3 lost")
+        #expect(await waitUntil(timeout: 30) { await sessions() == "alice@n4 carol@n4" })
     }
 
     /// chat-admin room and history, given either node's config, act on the cluster's database:
