@@ -14,8 +14,9 @@ import NIOCore
 ///   transaction; the other nodes hear it (`changed`) and read the changed rows again, so a user
 ///   who marks a message read on one node and logs in on another finds the marker there. After a
 ///   lost listening connection, a node reads all of them again (`reloadAll`).
-// @unchecked Sendable: `writer` is set once in `init`; the listener's state is on `eventLoop`
-// (NIOLoopBoundBox); `requestCursor` is locked; the rest is immutable or Sendable.
+// @unchecked Sendable: `writer` is assigned once, in `init`, before any use, and immutable after;
+// the listener's state is loop-bound (NIOLoopBoundBox on `eventLoop`); `requestCursor` and
+// `unstored` are behind locks (NIOLockedValueBox); every other property is a `let` of a Sendable type.
 public final class PostgresHistory: HistoryAdministration, @unchecked Sendable {
     public static let stateChannel = "securechat_state"
 
@@ -342,15 +343,7 @@ public final class PostgresHistory: HistoryAdministration, @unchecked Sendable {
     /// chat-admin's change to a room: made in the database at once, and taken by every running
     /// node within seconds (`takeRoomRequests`).
     public func request(_ request: RoomRequest) {
-        switch request {
-        case let .delete(folded):
-            deleteRoom(folded)
-        case let .setOwner(folded, account):
-            if var record = room(folded) {
-                record.owner = account
-                saveRoom(record, folded: folded)
-            }
-        }
+        request.apply(to: self)
         writer.enqueue(.request(request))
     }
 

@@ -106,6 +106,22 @@ public enum RoomRequest: Sendable, Equatable {
     case setOwner(String, account: String)
 }
 
+extension RoomRequest {
+    /// Makes the change in `store`'s saved rooms (a running server applies it to the live room
+    /// when it takes the request).
+    public func apply(to store: some HistoryStore) {
+        switch self {
+        case let .delete(folded):
+            store.deleteRoom(folded)
+        case let .setOwner(folded, account):
+            if var record = store.room(folded) {
+                record.owner = account
+                store.saveRoom(record, folded: folded)
+            }
+        }
+    }
+}
+
 /// Conversation keys: a room's folded name, or two accounts for a private conversation.
 public enum HistoryTarget {
     /// The key of the private conversation between two (folded) accounts, the same from either side.

@@ -191,15 +191,7 @@ public final class SQLiteHistory: HistoryAdministration, @unchecked Sendable {
     /// chat-admin's change to a room: made here at once (for the next start), and queued for a
     /// running server, which applies it to the live room within seconds (`takeRoomRequests`).
     public func request(_ request: RoomRequest) {
-        switch request {
-        case let .delete(folded):
-            deleteRoom(folded)
-        case let .setOwner(folded, account):
-            if var record = room(folded) {
-                record.owner = account
-                saveRoom(record, folded: folded)
-            }
-        }
+        request.apply(to: self)
         writer.enqueue(.request(request))
     }
 

@@ -494,14 +494,19 @@ import Testing
         // through the shared history before the claim), it was never operator. Either way both
         // nodes end showing only the owner as operator.
         let expected = ["@" + owner, loserNick].sorted()
+        // The loser's node has dropped the status (or never gave it), the owner's node has heard
+        // so, and the loser's node has heard of the owner's join: then NAMES on each shows only
+        // the owner as operator.
+        let (winnerNode, loserNode) = owner == "alice" ? (a, b) : (b, a)
+        #expect(await waitUntil(timeout: 30) {
+            loserNode.server.core.registry.room(named: "#same")?.roster.first { $0.session.nick == loserNick }?.isOperator == false
+                && winnerNode.server.core.cluster?.presence.members(of: "#same").contains { $0.nick == loserNick } == true
+                && winnerNode.server.core.cluster?.presence.prefix(of: loserNick, in: "#same", all: true) == ""
+                && loserNode.server.core.cluster?.presence.prefix(of: owner, in: "#same", all: true) == "@"
+        })
         for client in [winner, loser] {
-            var names: [String] = []
-            for _ in 0..<600 where names != expected {
-                try await client.send("NAMES #same")
-                names = try await client.next("353").parameters.last?.split(separator: " ").map(String.init).sorted() ?? []
-                _ = try await client.next("366")
-                if names != expected { try await Task.sleep(nanoseconds: 50_000_000) }
-            }
+            try await client.send("NAMES #same")
+            let names = try await client.next("353").parameters.last?.split(separator: " ").map(String.init).sorted()
             #expect(names == expected)
         }
         await a.stop()

@@ -200,13 +200,16 @@ import Testing
         #expect(try await alice.register(account: "alice", password: "alice password").command == "001")
         let bob = try await TestIRCClient.connect(port: portB, caPath: ca)
         #expect(try await bob.register(account: "bob", password: "bob password").command == "001")
+        func admin(_ arguments: String...) -> (status: Int32, output: String) { Self.admin(arguments) }
         try await alice.send("JOIN #Club")
         _ = try await alice.next("366")
+        // alice's room is in the database (and its claim went before it) before bob joins on
+        // node b: alice owns it whichever node bob's join finds it on.
+        #expect(await waitUntil(timeout: 30) { admin("room", "list", "--config", configB).output.contains("#Club\talice\t1\t") })
         try await bob.send("JOIN #club")
         _ = try await bob.next("366")
         try await alice.send("PRIVMSG #club :hello from a")
         _ = try await bob.next("alice's message") { $0.command == "PRIVMSG" }
-        func admin(_ arguments: String...) -> (status: Int32, output: String) { Self.admin(arguments) }
         // Listed through node b's config: alice's room, both members, the message said on node a
         // and the two joins (kept for event playback).
         #expect(await waitUntil(timeout: 30) { admin("room", "list", "--config", configB).output.contains("#Club\talice\t2\t3\t") },
