@@ -48,11 +48,19 @@ public final class ClusterBus: Sendable {
         var returned = 0
     }
 
-    /// An event waiting to be published, with the history row stored in the same transaction.
+    /// An event waiting to be published, with the history row or the invitation stored (or
+    /// deleted) in the same transaction.
     private struct Outgoing {
         var payload: String
         var message: StoredMessage?
+        var invitation: Invitation?
         var promise: EventLoopPromise<Void>
+    }
+
+    /// An operator's invitation of `nick` to `room` (both folded) that an event stores or uses up.
+    public enum Invitation: Sendable, Equatable {
+        case given(room: String, nick: String, by: String)
+        case used(room: String, nick: String)
     }
 
     /// The most events one call carries.
@@ -218,13 +226,15 @@ public final class ClusterBus: Sendable {
     /// One call is in flight at a time; what comes meanwhile goes in the next call, all in one
     /// transaction (group commit): alone, a message costs one round trip; under load, a commit
     /// and its wait for the disk are shared by up to `batchLimit` messages.
-    public func publish(_ payload: String, storing message: StoredMessage? = nil) -> EventLoopFuture<Void> {
+    ///
+    /// An event that stores or uses up an invitation goes alone, in a call of its own.
+    public func publish(_ payload: String, storing message: StoredMessage? = nil, invitation: Invitation? = nil) -> EventLoopFuture<Void> {
         guard Self.fits(payload) else {
             return eventLoop.makeFailedFuture(PostgresError.protocolViolation("an event of \(payload.utf8.count) bytes is over NOTIFY's limit"))
         }
         return eventLoop.flatSubmit {
             let promise = self.eventLoop.makePromise(of: Void.self)
-            self.state.value.outbox.append(Outgoing(payload: payload, message: message, promise: promise))
+            self.state.value.outbox.append(Outgoing(payload: payload, message: message, invitation: invitation, promise: promise))
             if !self.state.value.sending { self.sendOutbox() }
             return promise.futureResult
         }
@@ -233,10 +243,20 @@ public final class ClusterBus: Sendable {
     /// On the loop: sends what waits in the outbox in one call.
     private func sendOutbox() {
         guard !state.value.outbox.isEmpty else { return }
-        let batch = Array(state.value.outbox.prefix(Self.batchLimit))
+        let outbox = state.value.outbox
+        let plain = outbox.prefix(Self.batchLimit).prefix { $0.invitation == nil }
+        let batch = plain.isEmpty ? [outbox[0]] : Array(plain)
         state.value.outbox.removeFirst(batch.count)
         state.value.sending = true
         publisher().flatMap { connection -> EventLoopFuture<PostgresResult> in
+            switch batch[0].invitation {
+            case let .given(room, nick, by)?:
+                return connection.query("SELECT securechat_publish_invitation($1, $2, $3, $4)", [batch[0].payload, room, nick, by])
+            case let .used(room, nick)?:
+                return connection.query("SELECT securechat_publish_invitation($1, $2, $3, NULL)", [batch[0].payload, room, nick])
+            case nil:
+                break
+            }
             if batch.count == 1, let m = batch[0].message {
                 return connection.query("SELECT securechat_publish_one($1, $2, $3, $4, $5, $6, $7)",
                                         [batch[0].payload, m.msgid, "\(m.time)", m.target, m.sender, m.kind, m.line])
@@ -270,6 +290,15 @@ public final class ClusterBus: Sendable {
             }
             self.sendOutbox()
         }
+    }
+
+    /// The invitations given and not used yet, as (room, nick), folded. Blocking. A node reads
+    /// them once it listens: each one is here or its event is still to come.
+    public func invitations() throws -> [(room: String, nick: String)] {
+        let result = try eventLoop.flatSubmit {
+            self.publisher().flatMap { $0.query("SELECT room, nick FROM securechat_invitations") }
+        }.wait()
+        return result.rows.compactMap { row in row[0].flatMap { room in row[1].map { (room, $0) } } }
     }
 
     /// PostgreSQL's text form of an array: every element quoted, `"` and `\` escaped; nil is NULL.

@@ -169,6 +169,31 @@ public enum ClusterSchema {
         );
         CREATE INDEX securechat_sessions_node ON securechat_sessions (node);
         """,
+        // 7: operators' invitations (room and nick, folded), until used or the room is deleted.
+        // Each is stored, and a used one deleted, in the transaction that publishes the INVITE
+        // or the JOIN (securechat_publish_invitation; a NULL inviter deletes): a node that
+        // starts reads them after it listens, so it has every one, whether stored before or after.
+        """
+        CREATE TABLE securechat_invitations (
+            room text NOT NULL,
+            nick text NOT NULL,
+            invited_by text NOT NULL,
+            at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (room, nick)
+        );
+        CREATE FUNCTION securechat_publish_invitation(body text, room_name text, invitee text, inviter text) RETURNS bigint
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            IF inviter IS NULL THEN
+                DELETE FROM securechat_invitations WHERE room = room_name AND nick = invitee;
+            ELSE
+                INSERT INTO securechat_invitations (room, nick, invited_by) VALUES (room_name, invitee, inviter)
+                ON CONFLICT (room, nick) DO UPDATE SET invited_by = excluded.invited_by, at = now();
+            END IF;
+            RETURN securechat_publish(body);
+        END
+        $$;
+        """,
     ]
 
     /// The version this program writes.

@@ -259,6 +259,7 @@ public final class PostgresHistory: HistoryAdministration, @unchecked Sendable {
             case let .room(folded, nil):
                 run("DELETE FROM securechat_rooms WHERE folded = $1", [folded])
                 run("DELETE FROM securechat_memberships WHERE folded = $1", [folded])
+                run("DELETE FROM securechat_invitations WHERE room = $1", [folded])
                 changed.insert("room \(folded)")
             case let .membership(account, room, member):
                 if member {

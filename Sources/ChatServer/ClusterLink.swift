@@ -23,7 +23,9 @@ public final class ClusterLink: Sendable {
     private let receiver: ClusterReceiver
     /// Where logins and logouts are written for operators (`securechat_sessions`).
     private let sessions: ClusterNode?
-    /// Invitations from operators on other nodes, as "room nick" (folded), taken at the join.
+    /// Operators' invitations not used yet, on any node, as "room nick" (folded): the database's
+    /// (`securechat_invitations`), read at start, and those heard since. Used up by a join on
+    /// any node.
     private let invitations: NIOLockedValueBox<Set<String>>
     private let report: @Sendable (String) -> Void
     private let connected: NIOLockedValueBox<Bool>
@@ -75,6 +77,9 @@ public final class ClusterLink: Sendable {
             receiver.receive(event, from: origin, answer: answer.withLockedValue { $0 })
         }
         answer.withLockedValue { $0 = bus }
+        // Read once the bus listens: an invitation stored later is heard as its event.
+        let stored = try bus.invitations()
+        invitations.withLockedValue { set in for (room, nick) in stored { set.insert("\(room) \(nick)") } }
         _ = bus.publish(Self.encode(.hello, origin: node))
     }
 
@@ -86,7 +91,21 @@ public final class ClusterLink: Sendable {
     /// Sends `event` to every node; fails when the database did not take it.
     public func publish(_ event: ClusterEvent) -> EventLoopFuture<Void> {
         if case let .quit(_, nick, token) = event { sessions?.session(IRCName.fold(nick), token: token, loggedIn: false) }
-        return bus.publish(Self.encode(event, origin: node), storing: history?.isShared == true ? Self.storedMessage(event) : nil)
+        return bus.publish(Self.encode(event, origin: node), storing: history?.isShared == true ? Self.storedMessage(event) : nil,
+                           invitation: invitation(event))
+    }
+
+    /// The invitation `event` stores (an operator's INVITE) or uses up (a JOIN it let in).
+    private func invitation(_ event: ClusterEvent) -> ClusterBus.Invitation? {
+        switch event {
+        case let .invite(relay, room, target, true):
+            return .given(room: room, nick: IRCName.fold(target), by: IRCName.fold(Self.senderNick(relay) ?? ""))
+        case let .join(relay, room, _):
+            guard let nick = Self.senderNick(relay).map(IRCName.fold) else { return nil }
+            return invitations.withLockedValue { $0.remove("\(room) \(nick)") } != nil ? .used(room: room, nick: nick) : nil
+        default:
+            return nil
+        }
     }
 
     /// A session logged in here: every node learns it, and ends an older session of the account.
@@ -104,10 +123,15 @@ public final class ClusterLink: Sendable {
         receiver.gone(gone, reason: "Node \(lost) lost", time: time)
     }
 
-    /// Whether an operator on another node invited `nick` to `room` (both folded); the
-    /// invitation is used up.
-    func takeInvitation(room: String, nick: String) -> Bool {
-        invitations.withLockedValue { $0.remove("\(room) \(nick)") != nil }
+    /// Whether an operator, on any node, invited `nick` to `room` (both folded). The JOIN it
+    /// lets in uses it up (`publish`).
+    func isInvited(room: String, nick: String) -> Bool {
+        invitations.withLockedValue { $0.contains("\(room) \(nick)") }
+    }
+
+    /// A deleted room's invitations go with it.
+    func forgetInvitations(room: String) {
+        invitations.withLockedValue { set in set = set.filter { !$0.hasPrefix(room + " ") } }
     }
 
     public func stop() {

@@ -14,7 +14,7 @@ struct ClusterReceiver: Sendable {
     let registry: Registry
     let presence: RemotePresence
     let history: (any HistoryStore)?
-    /// Invitations to this node's users from operators on other nodes ("room nick", folded).
+    /// Operators' invitations not used yet, on any node ("room nick", folded; `ClusterLink`).
     let invitations: NIOLockedValueBox<Set<String>>
     /// New rooms claimed lately (folded name → when, in seconds of uptime): a later claim of the
     /// same room, made at the same time on another node, gives way.
@@ -36,7 +36,12 @@ struct ClusterReceiver: Sendable {
             deliver(relay, toRooms: rooms)
             MonitorCommand.announceRemote(nick: user.nick, mask: user.mask, online: false, registry: registry, serverName: serverName)
         case let .join(relay, room, status):
-            guard !own, let nick = ClusterLink.senderNick(relay) else { return }
+            guard let nick = ClusterLink.senderNick(relay) else { return }
+            // A join uses up an invitation, wherever it was given and wherever it is used.
+            let folded = IRCName.fold(nick)
+            invitations.withLockedValue { _ = $0.remove("\(room) \(folded)") }
+            guard !own else { return }
+            registry.room(named: room)?.uninvite(folded)
             guard presence.join(nick, room: room, node: origin, status: status) else { return }
             registry.room(named: room)?.audience.deliver(relay)
         case let .part(relay, room, nick):
@@ -73,13 +78,12 @@ struct ClusterReceiver: Sendable {
         case let .roomCreated(record):
             roomCreated(record, own: own, bus: answer)
         case let .invite(relay, room, target, admit):
+            // Every node keeps an operator's invitation: it lets the invitee in on any node.
+            if admit { invitations.withLockedValue { _ = $0.insert("\(room) \(IRCName.fold(target))") } }
             guard !own else { return }
             let invitee = registry.session(named: target)
             if let invitee {
-                if admit {
-                    invitations.withLockedValue { _ = $0.insert("\(room) \(invitee.folded)") }
-                    registry.room(named: room)?.invite(invitee)
-                }
+                if admit { registry.room(named: room)?.invite(invitee) }
                 Audience([invitee]).deliver(relay)
             }
             // invite-notify: the room's members here who asked see it too.

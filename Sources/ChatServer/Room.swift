@@ -273,4 +273,7 @@ public final class Room: @unchecked Sendable {
     func updateModes(_ change: (inout Modes) -> Void) { lock.withLock { change(&_modes) } }
 
     func invite(_ session: SessionHandle) { lock.withLock { _ = invited.insert(session.folded) } }
+
+    /// `nick` (folded) used their invitation on another node of a cluster.
+    func uninvite(_ nick: String) { lock.withLock { _ = invited.remove(nick) } }
 }

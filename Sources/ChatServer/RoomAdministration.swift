@@ -35,6 +35,7 @@ extension ServerCore {
             history.deleteRoom(folded)
             // The other nodes of a cluster take the same request and remove their own members.
             cluster?.presence.removeRoom(folded)
+            cluster?.forgetInvitations(room: folded)
             logger.notice("room deleted with chat-admin: \(removed) members removed", metadata: ["room": "\(folded)"])
         case let .setOwner(folded, account):
             if let room = registry.room(named: folded) {

@@ -45,8 +45,8 @@ enum RoomCommands {
         }
         let saved = c.core.history?.room(IRCName.fold(name))
         var room = c.registry.roomForJoin(name, now: c.unixTime, saved: saved)
-        // An operator on another node of a cluster invited them: that lets them in here too.
-        if c.core.cluster?.takeInvitation(room: room.folded, nick: c.me.folded) == true { room.invite(c.me) }
+        // An operator invited them, on this node or another (a cluster): that lets them in.
+        if c.core.cluster?.isInvited(room: room.folded, nick: c.me.folded) == true { room.invite(c.me) }
         var result = room.join(c.me, key: key, trusted: trusted)
         if case .failure(.closed) = result {
             // The room emptied and closed between lookup and join: make it again.
@@ -304,7 +304,10 @@ enum RoomCommands {
             // Only an operator's invitation lets someone past +i or +k (a room that gets them later).
             if isOperator { room.invite(invitee) }
             c.out.deliver(relay, to: Audience([invitee]))
-        } else {
+        }
+        // In a cluster every node hears it (a remote invitee's node delivers it): an operator's
+        // invitation is stored with it and lets the invitee in on any node.
+        if c.core.cluster != nil {
             c.out.append(.publish(.invite(relay, room: room.folded, target: nick, admit: isOperator), command: "INVITE"))
         }
         // invite-notify: the room's members who asked see it too.

@@ -417,6 +417,47 @@ import Testing
         await b.stop()
     }
 
+    /// An operator's invitation is kept in the database with its INVITE: a node that starts
+    /// later lets the invitee in, once; the join uses it up on every node and in the database.
+    @Test func invitationsOutliveTheNodeThatHeardThem() async throws {
+        let database = try ThrowawayPostgres.start()
+        defer { database.stop() }
+        let a = try await Self.node("a", database)
+        let b = try await Self.node("b", database)
+        let alice = try await Self.client("alice", on: a)
+        try await alice.send("JOIN #club")
+        _ = try await alice.next("366")
+        try await alice.send("MODE #club +i")
+        _ = try await alice.next("MODE")
+        let bob = try await Self.client("bob", on: b)
+        #expect(await waitUntil(timeout: 30) { a.server.core.cluster?.presence.user(named: "bob") != nil })
+        try await alice.send("INVITE bob #club")
+        _ = try await alice.next("341")
+        _ = try await bob.next("INVITE")
+        let sql = try await PostgresConnection.connect(PostgresConnectionTests.settings(database), on: MultiThreadedEventLoopGroup.singleton.next()).get()
+        defer { _ = sql.close() }
+        func stored() async throws -> [String] {
+            try await sql.query("SELECT room, nick, invited_by FROM securechat_invitations").get().rows.map { $0.map { $0 ?? "" }.joined(separator: " ") }
+        }
+        #expect(try await stored() == ["#club bob alice"])
+        // Node b goes; bob comes back on node c, which started after the invitation.
+        await b.stop()
+        let c = try await Self.node("c", database)
+        let bobAgain = try await Self.client("bob", on: c)
+        try await bobAgain.send("JOIN #club")
+        _ = try await bobAgain.next("366")
+        // Used up: in the database, and on node a, where alice gave it.
+        #expect(await waitUntil(timeout: 30) { (try? await stored()) == [] })
+        #expect(await waitUntil(timeout: 30) { a.server.core.cluster?.isInvited(room: "#club", nick: "bob") == false })
+        try await bobAgain.send("PART #club")
+        _ = try await bobAgain.next("PART")
+        try await bobAgain.send("JOIN #club")
+        _ = try await bobAgain.next("473")
+        _ = bob
+        await a.stop()
+        await c.stop()
+    }
+
     /// MONITOR sees logins and logouts on every node.
     @Test func monitorSeesEveryNode() async throws {
         let database = try ThrowawayPostgres.start()
