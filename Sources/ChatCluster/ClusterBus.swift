@@ -42,6 +42,8 @@ public final class ClusterBus: Sendable {
         /// Events to publish, waiting for the call in flight to finish.
         var outbox: [Outgoing] = []
         var sending = false
+        /// Events in the call in flight.
+        var inFlight = 0
         /// Committed events of this node that have not come back through the listener yet, by
         /// number, oldest first.
         var returning: [(number: Int64, promise: EventLoopPromise<Void>)] = []
@@ -248,6 +250,7 @@ public final class ClusterBus: Sendable {
         let batch = plain.isEmpty ? [outbox[0]] : Array(plain)
         state.value.outbox.removeFirst(batch.count)
         state.value.sending = true
+        state.value.inFlight = batch.count
         publisher().flatMap { connection -> EventLoopFuture<PostgresResult> in
             switch batch[0].invitation {
             case let .given(room, nick, by)?:
@@ -273,6 +276,7 @@ public final class ClusterBus: Sendable {
             return connection.query("SELECT securechat_publish_many($1::text[])", [Self.arrayLiteral(batch.map(\.payload))])
         }.whenComplete { result in
             self.state.value.sending = false
+            self.state.value.inFlight = 0
             switch result {
             case let .success(answer):
                 // The call returns the last event's number; a batch's numbers are consecutive
@@ -289,6 +293,17 @@ public final class ClusterBus: Sendable {
                 for outgoing in batch { outgoing.promise.fail(error) }
             }
             self.sendOutbox()
+        }
+    }
+
+    /// Events published and not yet back through the listener (waiting to be sent, in the call
+    /// in flight, or committed and on their way). Blocking.
+    public var onTheirWay: Int {
+        get throws {
+            try eventLoop.submit {
+                self.state.value.outbox.count + (self.state.value.returning.count - self.state.value.returned)
+                    + self.state.value.inFlight
+            }.wait()
         }
     }
 

@@ -138,6 +138,9 @@ public final class ClusterLink: Sendable {
         bus.stop()
     }
 
+    /// This node's events not yet back from the database (tests).
+    var eventsOnTheirWay: Int { (try? bus.onTheirWay) ?? -1 }
+
     static func remoteUser(_ session: SessionHandle, node: String) -> RemoteUser {
         RemoteUser(nick: session.nick, username: session.username, realname: session.realname, token: session.clusterToken, node: node)
     }

@@ -458,6 +458,50 @@ import Testing
         await c.stop()
     }
 
+    /// A client's reading waits while 64 of its messages are on their way through the
+    /// database, and goes on when they are back: nothing it sent is lost or reordered.
+    @Test func aSendersReadingWaitsWhileItsWindowIsFull() async throws {
+        let database = try ThrowawayPostgres.start()
+        defer { database.stop() }
+        let a = try await TestServer.start(accounts: Self.accounts) { configuration in
+            configuration.cluster = ClusterSettings(node: "a", postgres: PostgresConnectionTests.settings(database))
+            configuration.limits.messagesPerSecond = 1_000_000
+            configuration.limits.messageBurst = 1_000_000
+        }
+        let b = try await Self.node("b", database)
+        let alice = try await Self.client("alice", on: a)
+        let bob = try await Self.client("bob", on: b)
+        for client in [alice, bob] {
+            try await client.send("JOIN #team")
+            _ = try await client.next("366")
+        }
+        let cluster = try #require(a.server.core.cluster)
+        #expect(await waitUntil(timeout: 30) { cluster.eventsOnTheirWay == 0 })
+        // Publishing waits for this lock: alice's messages stay on their way until it goes.
+        let blocker = try await PostgresConnection.connect(PostgresConnectionTests.settings(database), on: MultiThreadedEventLoopGroup.singleton.next()).get()
+        _ = try await blocker.query("BEGIN").get()
+        _ = try await blocker.query("SELECT pg_advisory_xact_lock(7283003)").get()
+        let window = ClientConnection.publishWindow
+        // One at a time, so that each line is read on its own.
+        for i in 1...window {
+            try await alice.send("PRIVMSG #team :m\(i)")
+            #expect(await waitUntil(timeout: 30) { cluster.eventsOnTheirWay == i })
+        }
+        // The window is full: the next line is not read (a server that read it would have it on
+        // its way within milliseconds).
+        try await alice.send("PRIVMSG #team :m\(window + 1)")
+        try await alice.send("PING :after")
+        #expect(await waitUntil(timeout: 3) { cluster.eventsOnTheirWay > window } == false)
+        #expect(!alice.received.contains { $0.command == "PONG" })
+        _ = try await blocker.query("COMMIT").get()
+        _ = try? await blocker.close().get()
+        _ = try await alice.next("PONG")
+        #expect(await waitUntil(timeout: 60) { bob.received.filter { $0.command == "PRIVMSG" }.count == window + 1 })
+        #expect(bob.received.filter { $0.command == "PRIVMSG" }.map { $0.parameters.last ?? "" } == (1...(window + 1)).map { "m\($0)" })
+        await a.stop()
+        await b.stop()
+    }
+
     /// MONITOR sees logins and logouts on every node.
     @Test func monitorSeesEveryNode() async throws {
         let database = try ThrowawayPostgres.start()
