@@ -43,11 +43,18 @@ as_postgres "$PGBIN/pg_ctl" -D "$PGDATA/data" -l "$PGDATA/log" -w -t 60 -o "-p $
 trap 'for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; as_postgres "$PGBIN/pg_ctl" -D "$PGDATA/data" -m immediate stop >/dev/null 2>&1 || true' EXIT
 POSTMASTER=$(head -1 "$PGDATA/data/postmaster.pid")
 
-# CPU seconds of PostgreSQL: the postmaster and every process it started.
+# CPU seconds of PostgreSQL (JSON), by purpose: each node's connections name theirs in
+# application_name ("securechat a events-publish"), PostgreSQL's own processes by backend_type;
+# "exited" is what the postmaster's children that ended meanwhile used (autovacuum workers).
 pg_cpu() {
-    python3 - "$POSTMASTER" <<'PY'
-import os, sys
-root = int(sys.argv[1]); tick = os.sysconf("SC_CLK_TCK"); total = 0
+    local names
+    names=$(PGPASSWORD="$(cat "$WORK/pg-password")" "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U securechat -d postgres -At -F ' ' \
+        -c "SELECT pid, coalesce(nullif(split_part(application_name, ' ', 3), ''), replace(backend_type, ' ', '-')) FROM pg_stat_activity" 2>/dev/null || true)
+    python3 - "$POSTMASTER" "$names" <<'PY'
+import json, os, sys
+root = int(sys.argv[1]); tick = os.sysconf("SC_CLK_TCK")
+purpose = dict(line.split(" ", 1) for line in sys.argv[2].splitlines() if " " in line)
+totals = {}
 for name in os.listdir("/proc"):
     if not name.isdigit():
         continue
@@ -55,9 +62,13 @@ for name in os.listdir("/proc"):
         fields = open(f"/proc/{name}/stat").read().rsplit(")", 1)[1].split()
     except OSError:
         continue
-    if int(name) == root or int(fields[1]) == root:
-        total += int(fields[11]) + int(fields[12])
-print(total / tick)
+    if int(name) == root:
+        totals["postmaster"] = totals.get("postmaster", 0) + (int(fields[11]) + int(fields[12])) / tick
+        totals["exited"] = totals.get("exited", 0) + (int(fields[13]) + int(fields[14])) / tick
+    elif int(fields[1]) == root:
+        kind = purpose.get(name, "other")
+        totals[kind] = totals.get(kind, 0) + (int(fields[11]) + int(fields[12])) / tick
+print(json.dumps(totals))
 PY
 }
 
@@ -110,10 +121,14 @@ measure() {
     local after; after=$(pg_cpu)
     python3 - "$line" "$before" "$after" "$tool" <<'PY' | tee -a "$RESULTS"
 import json, sys
-line, before, after, tool = json.loads(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+line, tool = json.loads(sys.argv[1]), sys.argv[4]
+before, after = json.loads(sys.argv[2]), json.loads(sys.argv[3])
+used = {k: after[k] - before.get(k, 0) for k in after}
 line["tool"] = tool
-line["postgres_cpu_s"] = round(after - before, 3)
-line["postgres_us_per_message"] = round((after - before) * 1e6 / max(1, line["sent"]), 1)
+line["postgres_cpu_s"] = round(sum(used.values()), 3)
+line["postgres_us_per_message"] = round(sum(used.values()) * 1e6 / max(1, line["sent"]), 1)
+# (A connection made during the run counts whole: its CPU before the run was nothing.)
+line["postgres_us_per_message_by_purpose"] = {k: round(v * 1e6 / max(1, line["sent"]), 1) for k, v in sorted(used.items(), key=lambda kv: -kv[1]) if v > 0}
 print(json.dumps(line))
 PY
 }
@@ -147,8 +162,9 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 bad = [r for r in rows if r.get("lost", 0) or r.get("disconnects", 0) or r.get("surplus", 0)]
 for r in bad:
     print(f"cluster-bench: {r['server']} {r['tool']} {r['mode']}: lost {r.get('lost')}, surplus {r.get('surplus', 0)}, disconnects {r.get('disconnects')}", file=sys.stderr)
-print("setup   tool         mode      deliveries/s  p50 ms  p99 ms  nodes us/delivery  postgres us/message")
+print("setup   tool         mode      deliveries/s  p50 ms  p99 ms  nodes us/delivery  postgres us/message  (most: us/message by purpose)")
 for r in rows:
-    print(f"{r['server']:<7} {r['tool']:<12} {r['mode']:<9} {r['delivered_per_second']:>12} {r['p50_ms']:>7} {r['p99_ms']:>7} {r.get('server_us_per_delivery', '-'):>18} {r['postgres_us_per_message']:>20}")
+    top = ", ".join(f"{k} {v}" for k, v in list(r.get("postgres_us_per_message_by_purpose", {}).items())[:3])
+    print(f"{r['server']:<7} {r['tool']:<12} {r['mode']:<9} {r['delivered_per_second']:>12} {r['p50_ms']:>7} {r['p99_ms']:>7} {r.get('server_us_per_delivery', '-'):>18} {r['postgres_us_per_message']:>20}  {top}")
 sys.exit(1 if bad else 0)
 PY

@@ -105,7 +105,7 @@ public final class ClusterBus: Sendable {
     /// delivered, then delivers as events come. When the connection is lost, reports and tries
     /// again every second until `stop`.
     private func listen() -> EventLoopFuture<Void> {
-        PostgresConnection.connect(settings.postgres, on: eventLoop) { channel, payload in
+        PostgresConnection.connect(settings.postgres.purpose("events-listen"), on: eventLoop) { channel, payload in
             if channel == Self.channel { self.arrived(payload) } else if channel == PostgresHistory.stateChannel { self.onState?(payload) }
         }.flatMap { connection in
             self.state.value.waiting = []
@@ -209,7 +209,7 @@ public final class ClusterBus: Sendable {
     private func publisher() -> EventLoopFuture<PostgresConnection> {
         if let connection = state.value.publisher, connection.isOpen { return eventLoop.makeSucceededFuture(connection) }
         if let pending = state.value.connecting { return pending }
-        let fresh = PostgresConnection.connect(settings.postgres, on: eventLoop)
+        let fresh = PostgresConnection.connect(settings.postgres.purpose("events-publish"), on: eventLoop)
         state.value.connecting = fresh
         fresh.whenComplete { result in
             self.state.value.connecting = nil

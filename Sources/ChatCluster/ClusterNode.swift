@@ -71,7 +71,7 @@ public final class ClusterNode: Sendable {
     ///   longer than the heartbeat timeout; again on later heartbeats while they stay silent.
     public static func start(_ settings: ClusterSettings, on eventLoop: EventLoop, report: @escaping @Sendable (String) -> Void,
                              onLost: @escaping @Sendable ([String]) -> Void = { _ in }) throws -> ClusterNode {
-        let connection = try PostgresConnection.connect(settings.postgres, on: eventLoop).wait()
+        let connection = try PostgresConnection.connect(settings.postgres.purpose("heartbeat"), on: eventLoop).wait()
         do {
             try ClusterSchema.migrate(connection)
             // A live node holds a lock on its name for as long as its connection lives: a node
@@ -109,7 +109,7 @@ public final class ClusterNode: Sendable {
             if let open = box.value, open.isOpen {
                 current = eventLoop.makeSucceededFuture(open)
             } else {
-                current = PostgresConnection.connect(settings.postgres, on: eventLoop).flatMap { fresh in
+                current = PostgresConnection.connect(settings.postgres.purpose("heartbeat"), on: eventLoop).flatMap { fresh in
                     fresh.query("SELECT pg_try_advisory_lock(\(nameLockKey), hashtext($1))::text AS got", [settings.node]).flatMapThrowing { got in
                         guard got.value(0, "got") == "true" else {
                             _ = fresh.close()

@@ -17,7 +17,7 @@ public final class PostgresAccountStore: AccountStore, Sendable {
     /// Connects (and migrates the schema) at the first use, and again after a lost connection.
     public init(settings: PostgresSettings, eventLoop: EventLoop = MultiThreadedEventLoopGroup.singleton.next()) {
         self.settings = settings
-        slot = PostgresSlot(settings: settings, eventLoop: eventLoop)
+        slot = PostgresSlot(settings: settings.purpose("accounts"), eventLoop: eventLoop)
     }
 
     public var location: String { "accounts in PostgreSQL \(settings.description)" }

@@ -41,6 +41,15 @@ public struct PostgresSettings: Sendable, Equatable {
             && a.connectTimeoutSeconds == b.connectTimeoutSeconds && a.queryTimeoutSeconds == b.queryTimeoutSeconds
     }
 
+    /// The same settings for a connection with this purpose, which `pg_stat_activity` shows in
+    /// `application_name` ("securechat a events-listen"): operators see what each connection of
+    /// a node is for, and cluster-bench splits PostgreSQL's CPU by it.
+    public func purpose(_ purpose: String) -> PostgresSettings {
+        var settings = self
+        settings.applicationName += " " + purpose
+        return settings
+    }
+
     /// `user@host:port/database`, for logs and messages (never the password).
     public var description: String { "\(user)@\(host):\(port)/\(database)" }
 }

@@ -55,12 +55,12 @@ public final class PostgresHistory: HistoryAdministration, @unchecked Sendable {
         self.node = node
         self.eventLoop = eventLoop
         self.report = report
-        reader = PostgresSlot(settings: settings, eventLoop: eventLoop)
+        reader = PostgresSlot(settings: settings.purpose("history-read"), eventLoop: eventLoop)
         listener = NIOLoopBoundBox.makeBoxSendingValue(Listener(), eventLoop: eventLoop)
         let cursor = try reader.use { try $0.run("SELECT coalesce(max(id), 0) AS id FROM securechat_room_requests").value(0, "id") }
         requestCursor.withLockedValue { $0 = Int64(cursor ?? "0") ?? 0 }
         try loadAll()
-        let writing = PostgresSlot(settings: settings, eventLoop: eventLoop)
+        let writing = PostgresSlot(settings: settings.purpose("history-write"), eventLoop: eventLoop)
         let node = self.node
         writer = HistoryWriter(durabilityMilliseconds: durabilityMilliseconds, name: "securechat-history", report: report) { [weak self] batch in
             try writing.use { try Self.store(batch, node: node, $0) }
@@ -149,7 +149,7 @@ public final class PostgresHistory: HistoryAdministration, @unchecked Sendable {
     /// On the loop: connects the listener and LISTENs, then reads everything; on a lost
     /// connection, tries again every second.
     private func listen() -> EventLoopFuture<Void> {
-        PostgresConnection.connect(settings, on: eventLoop) { channel, payload in
+        PostgresConnection.connect(settings.purpose("history-follow"), on: eventLoop) { channel, payload in
             guard channel == Self.stateChannel else { return }
             self.changed(payload)
         }.flatMap { connection in
