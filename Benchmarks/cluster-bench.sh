@@ -22,6 +22,8 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 MODE=full; ROUNDS="${1:-2}"
 [ "${1:-}" = "--smoke" ] && { MODE=smoke; ROUNDS=1; }
+# A part of the run (to look at one thing): SETUPS="cross" MODES=paced Benchmarks/cluster-bench.sh 1
+SETUPS="${SETUPS:-single same cross spread}"; MODES="${MODES:-paced saturate}"
 CONFIGURATION=release; DURATION=5; MEMBERS=20; SENDERS=10; RATE=2000
 [ $MODE = smoke ] && { CONFIGURATION=debug; DURATION=1; MEMBERS=6; SENDERS=2; RATE=100; }
 PGBIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
@@ -135,10 +137,10 @@ PY
 
 echo "== single server against two nodes, same-node, cross-node and spread ($ROUNDS rounds, $MEMBERS members, $SENDERS senders)"
 for round in $(seq 1 "$ROUNDS"); do
-    order="single same cross spread"; [ $((round % 2)) = 0 ] && order="spread cross same single"
+    order="$SETUPS"; [ $((round % 2)) = 0 ] && order=$(echo "$SETUPS" | tr ' ' '\n' | tac | tr '\n' ' ')
     for setup in $order; do
         for tool in chat-bench irc-load.py; do
-            for mode in paced saturate; do
+            for mode in $MODES; do
                 if [ $setup = single ]; then start_single; else start_cluster $setup; fi
                 if [ $mode = paced ]; then shape=(--rate "$RATE"); else shape=(--saturate); fi
                 # (The smoke paces irc-load.py: saturating a debug server from Python only queues minutes of work.)
