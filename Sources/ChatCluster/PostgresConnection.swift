@@ -175,7 +175,17 @@ final class PostgresHandler: ChannelInboundHandler, RemovableChannelHandler {
         var promise: EventLoopPromise<PostgresResult>
         var result = PostgresResult()
         var error: PostgresError?
+        /// The SQL this query prepares as a named statement: forgotten if the server refuses
+        /// to parse it (no ParseComplete came).
+        var prepared: String?
+        var parsed = false
     }
+
+    /// Statements prepared on this connection, by SQL: each is parsed (and planned) once, not
+    /// at every call. Names are never reused (a failed one is forgotten and made again).
+    private var statements: [String: String] = [:]
+    private var statementsMade = 0
+    static let mostStatements = 100
 
     private let settings: PostgresSettings
     private let tlsContext: TLSContext?
@@ -233,7 +243,20 @@ final class PostgresHandler: ChannelInboundHandler, RemovableChannelHandler {
             return ready.futureResult.eventLoop.makeFailedFuture(PostgresError.connectionClosed)
         }
         let promise = context.eventLoop.makePromise(of: PostgresResult.self)
-        pending.append(Pending(promise: promise))
+        var message = message
+        var prepared: String?
+        if case let .extendedQuery(sql, parameters, _, _) = message {
+            if let name = statements[sql] {
+                message = .extendedQuery(sql: sql, parameters: parameters, statement: name, parse: false)
+            } else if statements.count < Self.mostStatements {
+                statementsMade += 1
+                let name = "securechat_\(statementsMade)"
+                statements[sql] = name
+                prepared = sql
+                message = .extendedQuery(sql: sql, parameters: parameters, statement: name, parse: true)
+            }
+        }
+        pending.append(Pending(promise: promise, prepared: prepared))
         sent += 1
         let number = sent
         send(message, context: context)
@@ -325,7 +348,12 @@ final class PostgresHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .ready:
                 guard let done = pending.popFirst() else { throw .protocolViolation("ReadyForQuery with no query waiting") }
                 answered += 1
-                if let error = done.error { done.promise.fail(error) } else { done.promise.succeed(done.result) }
+                if let error = done.error {
+                    if let sql = done.prepared, !done.parsed { statements[sql] = nil }
+                    done.promise.fail(error)
+                } else {
+                    done.promise.succeed(done.result)
+                }
             default:
                 throw .protocolViolation("ReadyForQuery before the login finished")
             }
@@ -346,7 +374,9 @@ final class PostgresHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
         case let .notification(channel, payload):
             onNotification(channel, payload)
-        case .parameterStatus, .backendKeyData, .notice, .emptyQuery, .parseComplete, .bindComplete, .noData, .portalSuspended, .other:
+        case .parseComplete:
+            if !pending.isEmpty { pending[pending.startIndex].parsed = true }
+        case .parameterStatus, .backendKeyData, .notice, .emptyQuery, .bindComplete, .noData, .portalSuspended, .other:
             break
         }
     }

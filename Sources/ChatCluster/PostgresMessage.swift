@@ -18,8 +18,9 @@ public enum PostgresMessage {
         case saslResponse([UInt8])
         /// A whole script in the simple protocol (schema migrations; no parameters).
         case simpleQuery(String)
-        /// Parse, Bind, Describe and Execute of one unnamed statement, then Sync.
-        case extendedQuery(sql: String, parameters: [String?])
+        /// Parse, Bind, Describe and Execute of one statement, then Sync. A named `statement`
+        /// is parsed once (`parse`) and only bound and executed after.
+        case extendedQuery(sql: String, parameters: [String?], statement: String = "", parse: Bool = true)
         case terminate
 
         /// Appends the message's bytes to `buffer`.
@@ -50,15 +51,17 @@ public enum PostgresMessage {
                 Self.message("p", into: &buffer) { $0.writeBytes(data) }
             case let .simpleQuery(sql):
                 Self.message("Q", into: &buffer) { $0.writeCString(sql) }
-            case let .extendedQuery(sql, parameters):
-                Self.message("P", into: &buffer) {
-                    $0.writeCString("")  // unnamed statement
-                    $0.writeCString(sql)
-                    $0.writeInteger(Int16(0))  // let the server infer every parameter's type
+            case let .extendedQuery(sql, parameters, statement, parse):
+                if parse {
+                    Self.message("P", into: &buffer) {
+                        $0.writeCString(statement)  // "" is the unnamed statement
+                        $0.writeCString(sql)
+                        $0.writeInteger(Int16(0))  // let the server infer every parameter's type
+                    }
                 }
                 Self.message("B", into: &buffer) {
                     $0.writeCString("")  // unnamed portal
-                    $0.writeCString("")
+                    $0.writeCString(statement)
                     $0.writeInteger(Int16(0))  // all parameters in text format
                     $0.writeInteger(Int16(parameters.count))
                     for parameter in parameters {

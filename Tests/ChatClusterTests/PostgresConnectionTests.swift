@@ -83,6 +83,17 @@ let postgresPresent = ThrowawayPostgres.isAvailable || ProcessInfo.processInfo.e
         // Pipelined queries answer in order.
         let futures = (0..<50).map { connection.query("SELECT $1::int * 2 AS n", ["\($0)"]) }
         for (i, future) in futures.enumerated() { #expect(try await future.get().value(0, "n") == "\(i * 2)") }
+        // Each statement is parsed once per connection and prepared under a name of its own.
+        func prepared(_ sql: String) async throws -> String? {
+            try await connection.query("SELECT count(*) AS n FROM pg_prepared_statements WHERE statement = $1", [sql]).get().value(0, "n")
+        }
+        #expect(try await prepared("SELECT $1::int * 2 AS n") == "1")
+        // A statement that fails when it runs stays prepared; one the server could not parse is not kept.
+        await #expect(throws: PostgresError.self) { _ = try await connection.query("SELECT 10 / $1::int AS q", ["0"]).get() }
+        #expect(try await connection.query("SELECT 10 / $1::int AS q", ["2"]).get().value(0, "q") == "5")
+        #expect(try await prepared("SELECT 10 / $1::int AS q") == "1")
+        #expect(try await prepared("SELECT * FROM no_such_table") == "0")
+        await #expect(throws: PostgresError.self) { _ = try await connection.query("SELECT * FROM no_such_table").get() }
         _ = try await connection.query("LISTEN securechat_test").get()
         _ = try await connection.query("SELECT pg_notify('securechat_test', $1)", ["hello"]).get()
         var iterator = notifications.makeAsyncIterator()
