@@ -270,17 +270,8 @@ public final class PostgresHistory: HistoryAdministration, @unchecked Sendable {
                 }
                 changed.insert("member \(account)")
             case let .purge(retention, now):
-                if retention.days > 0 {
-                    run("DELETE FROM securechat_history WHERE at_ms < $1", ["\(now - Int64(retention.days) * 86_400_000)"])
-                }
-                if retention.messagesPerTarget > 0 {
-                    run("""
-                        DELETE FROM securechat_history WHERE id IN (
-                          SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY target ORDER BY at_ms DESC, id DESC) AS n FROM securechat_history) r
-                          WHERE n > $1)
-                        """, ["\(retention.messagesPerTarget)"])
-                }
-                run("DELETE FROM securechat_room_requests WHERE created < now() - interval '1 hour'", [])
+                // Every node asks at its start and hourly; one at a time does it (schema 8).
+                run("SELECT securechat_purge_history($1, $2, $3)", ["\(retention.days)", "\(retention.messagesPerTarget)", "\(now)"])
             case let .request(.delete(room)):
                 run("INSERT INTO securechat_room_requests (action, room) VALUES ('delete', $1)", [room])
             case let .request(.setOwner(room, account)):
