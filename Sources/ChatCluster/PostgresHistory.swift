@@ -1,5 +1,15 @@
 import ChatHistory
+import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -143,6 +153,11 @@ public final class PostgresHistory: HistoryAdministration, @unchecked Sendable {
             }
         }
     }
+
+    /// Reads every room, membership and marker again, now. Blocking. A node calls it once its
+    /// bus listens: a change another node stored between this store's first read and the
+    /// LISTEN would otherwise be missed until the row changes again.
+    public func reloadAllNow() throws { try loadAll() }
 
     private let following = DispatchQueue(label: "securechat-history-follow")
 

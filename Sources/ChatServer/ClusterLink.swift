@@ -1,6 +1,15 @@
 import ChatCluster
 import ChatHistory
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import IRC
 import NIOConcurrencyHelpers
 import NIOCore
@@ -77,7 +86,9 @@ public final class ClusterLink: Sendable {
             receiver.receive(event, from: origin, answer: answer.withLockedValue { $0 })
         }
         answer.withLockedValue { $0 = bus }
-        // Read once the bus listens: an invitation stored later is heard as its event.
+        // Read once the bus listens: what is stored later is heard of (its event, or its NOTIFY
+        // on the history's channel).
+        try shared?.reloadAllNow()
         let stored = try bus.invitations()
         invitations.withLockedValue { set in for (room, nick) in stored { set.insert("\(room) \(nick)") } }
         _ = bus.publish(Self.encode(.hello, origin: node))

@@ -1,6 +1,15 @@
 import ChatCluster
 import ChatHistory
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Dispatch
 import IRC
 import NIOConcurrencyHelpers
@@ -173,8 +182,15 @@ struct ClusterReceiver: Sendable {
             return true
         }
         guard first, !own else { return }
-        history?.saveRoom(record, folded: folded)
-        guard let local = registry.room(named: folded) else { return }
+        let local = registry.room(named: folded)
+        if let shared = history as? PostgresHistory, local == nil || local?.owner == record.owner {
+            // The shared history has the room from the node that made it. Storing this first
+            // record again could land after that node's next change (a +i) and undo it.
+            shared.remember(record, folded: folded)
+        } else {
+            history?.saveRoom(record, folded: folded)
+        }
+        guard let local else { return }
         let claimed = local.owner
         local.apply(record)
         guard claimed != record.owner else { return }

@@ -443,6 +443,8 @@ import Testing
         // Node b goes; bob comes back on node c, which started after the invitation.
         await b.stop()
         let c = try await Self.node("c", database)
+        // Node c has the room's +i (node a stores it a moment after the MODE).
+        #expect(await waitUntil(timeout: 30) { c.server.history?.room("#club")?.flags.contains("i") == true })
         let bobAgain = try await Self.client("bob", on: c)
         try await bobAgain.send("JOIN #club")
         _ = try await bobAgain.next("366")
@@ -544,6 +546,31 @@ import Testing
         }
         #expect(owners == ["bob", "bob"])
         #expect(ClusterLink.decode(ClusterLink.encode(.roomCreated(alices), origin: "a"))?.event == .roomCreated(alices))
+    }
+
+    /// A node that hears of another node's new room late (after that node made it +i) leaves the
+    /// shared row alone: storing the first record again would undo the +i for every node.
+    @Test func aLateClaimDoesNotUndoTheRoomsLaterChanges() throws {
+        let database = try ThrowawayPostgres.start()
+        defer { database.stop() }
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let settings = PostgresConnectionTests.settings(database)
+        let a = try PostgresHistory(settings: settings, node: "a", eventLoop: loop, durabilityMilliseconds: 0)
+        defer { a.close() }
+        let b = try PostgresHistory(settings: settings, node: "b", eventLoop: loop, durabilityMilliseconds: 0)
+        defer { b.close() }
+        let created = RoomRecord(name: "#club", flags: "nt", owner: "alice", created: 1, lastUsed: 1)
+        var locked = created
+        locked.flags = "int"
+        a.saveRoom(created, folded: "#club")
+        a.saveRoom(locked, folded: "#club")
+        a.flush()
+        let receiver = ClusterReceiver(node: "b", serverName: "localhost", registry: Registry(), presence: RemotePresence(), history: b,
+                                       invitations: NIOLockedValueBox([]))
+        receiver.receive(.roomCreated(created), from: "a", answer: nil)
+        b.flush()
+        try a.reloadAllNow()
+        #expect(a.room("#club")?.flags == "int")
     }
 
     /// Two nodes make one room at the same instant (the database holds both claims until both
