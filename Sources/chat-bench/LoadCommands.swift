@@ -171,6 +171,8 @@ struct FanoutBench: AsyncParsableCommand {
     @Flag(help: "Send as fast as the server takes them (a window of --window unacknowledged writes per sender).") var saturate = false
     @Option(help: "Writes in flight per sender when saturating.") var window = 8
     @Option(help: "Seconds of sending.") var duration = 5.0
+    @Option(help: "Seconds the deliveries may take to drain after the sending, before what is missing counts as lost (a cluster's saturated backlog takes longer).")
+    var drainLimit = 30.0
     @Option(help: "The server's process id: adds the CPU time it used per delivery (from /proc/PID/stat) and this tool's own.") var serverPid: Int32?
     @Option(help: "Another server process whose CPU counts with the server's (a cluster's other nodes); repeat for several.") var alsoPid: [Int32] = []
     @Option(help: "Members that do not send connect to this port (a second node of a cluster; the senders use --port).") var receiverPort: Int?
@@ -239,11 +241,14 @@ struct FanoutBench: AsyncParsableCommand {
             }
         }
         let sendSeconds = seconds(since: start)
-        // Let deliveries drain: stop when the count has not moved for a second (at most 30 s).
+        // Let deliveries drain: stop when the count has not moved for a second (at most
+        // --drain-limit seconds).
         var last = -1
-        for _ in 0..<60 {
+        var still = 0
+        for _ in 0..<max(1, Int(drainLimit * 2)) {
             let now = try pool.collect().received
-            if now == last { break }
+            still = now == last ? still + 1 : 0
+            if still >= 2 || now >= sent.withLockedValue({ $0 }) * (members - 1) { break }
             last = now
             try await Task.sleep(nanoseconds: 500_000_000)
         }
