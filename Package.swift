@@ -36,7 +36,8 @@ let package = Package(
         ),
         // Small shared pieces with no chat logic: the worker pool, JSON syntax, base64, `Password`,
         // the atomic file writer for secrets.
-        .target(name: "ChatSupport"),
+        .target(name: "ChatSupport", dependencies: ["CChatSystem"]),
+        .systemLibrary(name: "CChatSystem"),
         .testTarget(name: "ChatSupportTests", dependencies: ["ChatSupport"]),
         // TLS over COpenSSL: configuration, engine, SwiftNIO handler, development certificates.
         .target(

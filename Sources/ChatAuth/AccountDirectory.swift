@@ -1,4 +1,14 @@
+import ChatSupport
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The server's view of the users file: read once, refreshed when the file changes.
 ///
@@ -40,7 +50,7 @@ public final class AccountDirectory: @unchecked Sendable {
     }
 
     public let store: any AccountStore
-    private let lock = NSLock()
+    private let lock = Lock()
     private var database = UsersDatabase()
     private var identity: AccountStoreVersion?
     private var lastError: UsersFileError?

@@ -1,5 +1,14 @@
 import ChatSupport
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Fair scheduling of password checks onto the hashing threads.
 ///
@@ -39,7 +48,7 @@ public final class LoginQueue: @unchecked Sendable {
         let cancelled: @Sendable () -> Void
     }
 
-    private let lock = NSLock()
+    private let lock = Lock()
     private let pool: WorkerPool
     /// Checks that may wait in all (beyond the running ones).
     public let capacity: Int

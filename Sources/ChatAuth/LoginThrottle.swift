@@ -1,4 +1,14 @@
+import ChatSupport
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Growing delays after failed logins, per client address and per account.
 ///
@@ -44,7 +54,7 @@ public final class LoginThrottle: @unchecked Sendable {
         var last: Double
     }
 
-    private let lock = NSLock()
+    private let lock = Lock()
     private var byAddress: [String: Entry] = [:]
     private var byAccount: [String: Entry] = [:]
     /// "account NUL address" → time of the last successful login from there.

@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A ban from the whole server (IRC's K-line): an account, or an address range, for a time or
 /// for good. Kept in the users file next to the accounts, so `chat-admin ban` and an operator's

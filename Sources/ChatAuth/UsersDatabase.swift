@@ -1,5 +1,14 @@
 import ChatSupport
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One account as stored in the users file.
 public struct Account: Sendable, Equatable, Codable {
@@ -229,7 +238,8 @@ public enum Timestamp {
         var time = time_t(date.timeIntervalSince1970)
         var parts = tm()
         gmtime_r(&time, &parts)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec)
+        let date = "\(Digits.padded(Int(parts.tm_year) + 1900, 4))-\(Digits.padded(Int(parts.tm_mon) + 1, 2))-\(Digits.padded(Int(parts.tm_mday), 2))"
+        return date + "T\(Digits.padded(Int(parts.tm_hour), 2)):\(Digits.padded(Int(parts.tm_min), 2)):\(Digits.padded(Int(parts.tm_sec), 2))Z"
     }
 
     /// Unix time of a timestamp written by `string`, or nil if it is not one.

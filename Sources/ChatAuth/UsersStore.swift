@@ -1,5 +1,14 @@
 import ChatSupport
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The users file on disk: read it, and change it safely from several processes at once.
 ///
@@ -98,8 +107,8 @@ public struct UsersStore: AccountStore {
     /// Deletes temporary files left by writers that died mid-write (their process is gone).
     /// Runs under the lock, so no live writer's file is touched.
     private func removeStaleTemporaryFiles() {
-        let directory = (path as NSString).deletingLastPathComponent
-        let prefix = (path as NSString).lastPathComponent + ".tmp-"
+        let directory = Paths.folder(of: path)
+        let prefix = Paths.name(of: path) + ".tmp-"
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.isEmpty ? "." : directory) else { return }
         for name in names where name.hasPrefix(prefix) {
             let rest = name.dropFirst(prefix.count)
@@ -111,7 +120,7 @@ public struct UsersStore: AccountStore {
     }
 
     private func acquireLock() throws(UsersFileError) -> Int32 {
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = Paths.folder(of: path)
         if !directory.isEmpty && !FileManager.default.fileExists(atPath: directory) {
             throw .lockFailed(path: lockPath, reason: "folder \(directory) does not exist")
         }

@@ -1,4 +1,14 @@
+import ChatSupport
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOCore
 
 /// This node's row in `securechat_nodes`: written at start, its `seen` time renewed every
@@ -31,7 +41,7 @@ public final class ClusterNode: Sendable {
         public var description: String {
             switch self {
             case let .nameInUse(node, silent):
-                let heard = silent.map { " (heard from \(String(format: "%.1f", $0)) s ago)" } ?? ""
+                let heard = silent.map { " (heard from \(Digits.fixed($0, 1)) s ago)" } ?? ""
                 return "another node named '\(node)' is running\(heard) — give each node its own \"cluster.node\", or stop the other one first"
             }
         }

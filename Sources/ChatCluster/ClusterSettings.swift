@@ -1,5 +1,14 @@
 import ChatSupport
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import TLS
 
 /// The config file's `cluster` block: this node's name and the PostgreSQL that the nodes share.
@@ -54,10 +63,10 @@ public struct ClusterSettings: Sendable, Equatable {
         }
         func seconds(_ key: String, _ range: ClosedRange<Double>) throws(Problem) -> Double? {
             guard let value = table[key] else { return nil }
-            guard let number = value as? NSNumber, String(cString: number.objCType) != "c", range.contains(number.doubleValue) else {
+            guard let number = JSONNumber.double(value), range.contains(number) else {
                 throw Problem("\"cluster.\(key)\": expected a number of seconds from \(range.lowerBound) to \(range.upperBound)")
             }
-            return number.doubleValue
+            return number
         }
         func resolve(_ path: String) -> String { path.hasPrefix("/") ? path : folder + "/" + path }
 
@@ -152,7 +161,7 @@ public struct ClusterSettings: Sendable, Equatable {
             host = String(hostPort)
         }
         guard !host.isEmpty else { throw Problem("\"cluster.database\": no host: \(expected)") }
-        return PostgresSettings(host: host, port: port, user: user.removingPercentEncoding ?? user, database: database.removingPercentEncoding ?? database)
+        return PostgresSettings(host: host, port: port, user: PercentEncoding.decode(user) ?? user, database: PercentEncoding.decode(database) ?? database)
     }
 
     static func isLoopback(_ host: String) -> Bool {

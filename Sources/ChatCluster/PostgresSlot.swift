@@ -1,4 +1,14 @@
+import ChatSupport
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOCore
 
 /// One connection for blocking callers that take turns: made (and the schema migrated) at the
@@ -8,7 +18,7 @@ import NIOCore
 final class PostgresSlot: @unchecked Sendable {
     let settings: PostgresSettings
     let eventLoop: EventLoop
-    private let lock = NSLock()
+    private let lock = Lock()
     private var connection: PostgresConnection?
 
     init(settings: PostgresSettings, eventLoop: EventLoop) {

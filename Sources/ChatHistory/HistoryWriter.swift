@@ -1,4 +1,14 @@
+import ChatSupport
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A change to a history store, queued for its writer.
 public enum HistoryWrite: Sendable {
@@ -27,7 +37,7 @@ public final class HistoryWriter: @unchecked Sendable {
     private let store: ([HistoryWrite]) throws -> Void
     private let report: @Sendable (String) -> Void
 
-    private let condition = NSCondition()
+    private let condition = Condition()
     private var queue: [HistoryWrite] = []
     private var appended = 0
     private var stored = 0
@@ -50,9 +60,7 @@ public final class HistoryWriter: @unchecked Sendable {
         self.maximumPending = maximumPending
         self.report = report
         self.store = store
-        let thread = Thread { [self] in self.writeLoop() }
-        thread.name = name
-        thread.start()
+        Threads.start(name: name) { [self] in self.writeLoop() }
     }
 
     public func enqueue(_ write: HistoryWrite) {
@@ -79,8 +87,8 @@ public final class HistoryWriter: @unchecked Sendable {
             }
             // Group commit: let a burst gather for up to the durability window, then store it all.
             if durabilityMilliseconds > 0 {
-                let deadline = Date().addingTimeInterval(Double(durabilityMilliseconds) / 1000 / 2)
-                while running && !hurry && Date() < deadline { _ = condition.wait(until: deadline) }
+                let deadline = Deadline.after(seconds: Double(durabilityMilliseconds) / 1000 / 2)
+                while running && !hurry && Deadline.now() < deadline { condition.wait(until: deadline) }
             }
             hurry = false
             let batch = queue
@@ -110,7 +118,7 @@ public final class HistoryWriter: @unchecked Sendable {
                 }
                 let stillRunning = running
                 condition.unlock()
-                if stillRunning { Thread.sleep(forTimeInterval: 1) } else {
+                if stillRunning { Threads.sleep(seconds: 1) } else {
                     condition.lock()
                     stored += queue.count
                     queue.removeAll()
@@ -176,7 +184,7 @@ public final class HistoryWriter: @unchecked Sendable {
     }
 
     private func wait(until target: Int, within seconds: Double?) {
-        let deadline = seconds.map { Date().addingTimeInterval($0) }
+        let deadline = seconds.map { Deadline.after(seconds: $0) }
         condition.lock()
         while stored < target && !writerDone {
             if let deadline {
@@ -203,7 +211,7 @@ public final class HistoryWriter: @unchecked Sendable {
 /// and read markers (account → target → ms).
 // @unchecked Sendable: every variable is guarded by `lock`.
 public final class HistoryMemory: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = Lock()
     private var savedRooms: [String: RoomRecord] = [:]
     private var memberOf: [String: [String]] = [:]
     private var markers: [String: [String: Int64]] = [:]

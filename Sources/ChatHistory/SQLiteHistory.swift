@@ -1,5 +1,15 @@
 import CSQLite
+import ChatSupport
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A problem with the history database at start, worded for the operator: what and what to do.
 public struct HistoryStoreError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -22,7 +32,7 @@ public final class SQLiteHistory: HistoryAdministration, @unchecked Sendable {
 
     private var writer: HistoryWriter!
     private let memory = HistoryMemory()
-    private let readersLock = NSLock()
+    private let readersLock = Lock()
     private var readers: [SQLiteConnection] = []
 
     public typealias Retention = HistoryRetention

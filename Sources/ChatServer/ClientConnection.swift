@@ -1,7 +1,17 @@
 import ChatSupport
 import ChatAuth
 import ChatWeb
+import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import IRC
 import IRCFraming
 import Logging
@@ -131,7 +141,7 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
     static func logDisconnected(_ logger: Logger, account: String, address: String, reason: String, seconds: Double) {
         let metadata: Logger.Metadata = [
             "account": "\(account)", "address": "\(address)",
-            "reason": "\(reason)", "duration": "\(String(format: "%.1f", seconds))s",
+            "reason": "\(reason)", "duration": "\(Digits.fixed(seconds, 1))s",
         ]
         logger.info("disconnected", metadata: metadata)
     }

@@ -1,6 +1,16 @@
 import ChatCluster
 import ChatHistory
+import ChatSupport
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import IRC
 
 /// What one node tells every node (itself included) through the cluster's bus.
@@ -160,24 +170,24 @@ extension ClusterLink {
         if let key = r.key { object["key"] = key }
         if let limit = r.limit { object["limit"] = limit }
         if let owner = r.owner { object["owner"] = owner }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
+        return JSONSyntax.text(object)
     }
 
     static func roomRecord(fromJSON text: String) -> RoomRecord? {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any],
+        func integer(_ value: Any?) -> Int? { JSONNumber.integer(value) }
+        guard let object = (try? JSONSyntax.parse(Array(text.utf8))) as? [String: Any],
               let name = object["name"] as? String, let flags = object["flags"] as? String,
-              let created = object["created"] as? Int, let lastUsed = object["lastUsed"] as? Int
+              let created = integer(object["created"]), let lastUsed = integer(object["lastUsed"])
         else { return nil }
         // Text that clients will see is checked as a client's would be.
         func clean(_ value: String?) -> String? { value.map { String($0.unicodeScalars.filter { $0.value >= 32 }) } }
         let bans = (object["bans"] as? [[String: Any]] ?? []).compactMap { ban -> RoomRecord.Ban? in
-            guard let mask = ban["mask"] as? String, let setBy = ban["setBy"] as? String, let setAt = ban["setAt"] as? Int else { return nil }
+            guard let mask = ban["mask"] as? String, let setBy = ban["setBy"] as? String, let setAt = integer(ban["setAt"]) else { return nil }
             return RoomRecord.Ban(mask: clean(mask)!, setBy: clean(setBy)!, setAt: setAt)
         }
         return RoomRecord(name: name, topic: clean(object["topic"] as? String), topicBy: clean(object["topicBy"] as? String) ?? "",
-                          topicTime: object["topicTime"] as? Int ?? 0, flags: String(flags.filter { "imnst".contains($0) }),
-                          key: clean(object["key"] as? String), limit: object["limit"] as? Int, owner: object["owner"] as? String,
+                          topicTime: integer(object["topicTime"]) ?? 0, flags: String(flags.filter { "imnst".contains($0) }),
+                          key: clean(object["key"] as? String), limit: integer(object["limit"]), owner: object["owner"] as? String,
                           created: created, lastUsed: lastUsed, bans: bans)
     }
 

@@ -1,6 +1,15 @@
 import ChatAuth
 import ChatHistory
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import IRC
 
 /// Work for the history store, done off the event loop (`ServerCore.perform(_:account:)`), whose

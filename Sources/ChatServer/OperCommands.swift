@@ -1,6 +1,15 @@
 import ChatAuth
 import ChatSupport
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import IRC
 
 /// What server operators do: OPER, KILL, WALLOPS, KLINE, UNKLINE, STATS k and CLEARCHAN.

@@ -3,7 +3,17 @@ import ChatAuth
 import ChatCluster
 import ChatHistory
 import ChatWeb
+import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import IRC
 import IRCFraming
 import Logging
@@ -58,7 +68,7 @@ public final class Server: Sendable {
         self.group = group
         let tls = configuration.tls
         if tls.createDevelopmentCertificates && !(SecretFile.exists(tls.certificateChain) && SecretFile.exists(tls.privateKey)) {
-            let folder = (tls.certificateChain as NSString).deletingLastPathComponent
+            let folder = Paths.folder(of: tls.certificateChain)
             let certs = DevelopmentCertificates(directory: folder)
             guard certs.certificatePath == tls.certificateChain, certs.keyPath == tls.privateKey else {
                 throw ConfigurationError(path: configuration.path, message: "\"tls.createDevelopmentCertificates\" needs \"tls.certificateChain\" to be FOLDER/server.crt and \"tls.privateKey\" FOLDER/server.key")

@@ -1,7 +1,16 @@
 import ChatSupport
 import ChatAuth
 import ChatCluster
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import TLS
 
 /// Everything `chat-server` is told by its config file (JSON), checked before anything starts.
@@ -115,7 +124,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         self.path = path
         self.tls = tls
         self.usersFile = usersFile
-        self.history = HistorySettings(database: ((usersFile as NSString).deletingLastPathComponent as NSString).appendingPathComponent("history.sqlite"))
+        self.history = HistorySettings(database: Paths.join(Paths.folder(of: usersFile), "history.sqlite"))
     }
 }
 
@@ -134,13 +143,16 @@ extension ServerConfiguration {
                 ? "cannot be read — check its permissions"
                 : "does not exist — pass --config PATH (the repository ships Config/server.json and Config/server.production.example.json)")
         }
-        if let problem = JSONSyntax.firstProblem(in: Array(data)) {
-            throw ConfigurationError(path: path, message: "not valid JSON at \(problem)")
+        let parsed: Any
+        do {
+            parsed = try JSONSyntax.parse(Array(data))
+        } catch {
+            throw ConfigurationError(path: path, message: "not valid JSON at \(error)")
         }
-        guard let root = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        guard let root = parsed as? [String: Any] else {
             throw ConfigurationError(path: path, message: "the top level must be a JSON object { ... }")
         }
-        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        let folder = Paths.folder(of: Paths.standardized(path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path))
         var reader = Reader(path: path, folder: folder)
         var configuration = try reader.read(root)
         try applyEnvironment(environment, to: &configuration, folder: folder, path: path)
@@ -179,8 +191,9 @@ extension ServerConfiguration {
 
         func describe(_ value: Any) -> String {
             if let s = value as? String { return "\"\(s.prefix(40))\"" }
-            if value is NSNull { return "null" }
-            if let n = value as? NSNumber { return isBoolean(n) ? (n.boolValue ? "true" : "false") : "\(n)" }
+            if value is JSONNull { return "null" }
+            if let b = value as? Bool { return b ? "true" : "false" }
+            if let n = value as? JSONNumber { return n.text }
             if value is [Any] { return "a list" }
             if value is [String: Any] { return "an object" }
             return "\(value)"
@@ -201,24 +214,24 @@ extension ServerConfiguration {
 
         func bool(_ object: [String: Any], _ key: String, at prefix: String) throws -> Bool? {
             guard let value = object[key] else { return nil }
-            guard let n = value as? NSNumber, isBoolean(n) else { throw fail(prefix + key, "true or false", value) }
-            return n.boolValue
+            guard let b = value as? Bool else { throw fail(prefix + key, "true or false", value) }
+            return b
         }
 
         func integer(_ object: [String: Any], _ key: String, at prefix: String, _ range: ClosedRange<Int>) throws -> Int? {
             guard let value = object[key] else { return nil }
-            guard let n = value as? NSNumber, !isBoolean(n), n.doubleValue == Double(n.intValue), range.contains(n.intValue) else {
+            guard let n = JSONNumber.integer(value), range.contains(n) else {
                 throw fail(prefix + key, "a whole number from \(range.lowerBound) to \(range.upperBound)", value)
             }
-            return n.intValue
+            return n
         }
 
         func number(_ object: [String: Any], _ key: String, at prefix: String, _ range: ClosedRange<Double>) throws -> Double? {
             guard let value = object[key] else { return nil }
-            guard let n = value as? NSNumber, !isBoolean(n), range.contains(n.doubleValue) else {
+            guard let n = JSONNumber.double(value), range.contains(n) else {
                 throw fail(prefix + key, "a number from \(range.lowerBound) to \(range.upperBound)", value)
             }
-            return n.doubleValue
+            return n
         }
 
         /// `https://host` or `https://host:port`: what a browser sends as Origin.
@@ -228,10 +241,7 @@ extension ServerConfiguration {
             return !rest.isEmpty && !rest.contains("/") && !rest.contains(" ") && !rest.contains("?") && !rest.contains("#")
         }
 
-        /// JSON true/false arrive as NSNumber of type 'c' (char); numbers are 'q', 'i' or 'd'.
-        func isBoolean(_ n: NSNumber) -> Bool { String(cString: n.objCType) == "c" }
-
-        func resolve(_ p: String) -> String { ((p.hasPrefix("/") ? p : folder + "/" + p) as NSString).standardizingPath }
+        func resolve(_ p: String) -> String { Paths.standardized(p.hasPrefix("/") ? p : folder + "/" + p) }
 
         mutating func read(_ root: [String: Any]) throws -> ServerConfiguration {
             try checkKeys(root, allowed: ["serverName", "networkName", "listeners", "tls", "usersFile", "passwordHashing", "motd", "limits", "history", "rooms", "web", "cluster"], at: "")

@@ -1,7 +1,16 @@
 import ChatSupport
 import ChatHistory
 import ChatAuth
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import IRC
 import Logging
 import NIOConcurrencyHelpers

@@ -1,4 +1,14 @@
+import CChatSystem
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A fixed set of threads for blocking work (scrypt), with a bounded queue.
 ///
@@ -6,11 +16,10 @@ import Foundation
 /// is full, new work is refused at once with `WorkerPoolError.busy` instead of waiting without
 /// bound: under a login flood the server answers "server busy" and stays responsive.
 public final class WorkerPool: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = Condition()
     private var queue: [() -> Void] = []
     private var queueHead = 0
     private var running = true
-    private var threads: [Thread] = []
     private var _started = 0
     private var _rejected = 0
     private var _active = 0
@@ -39,14 +48,10 @@ public final class WorkerPool: @unchecked Sendable {
         self.threadCount = max(1, threads)
         self.queueLimit = max(0, queueLimit)
         for i in 0..<threadCount {
-            let thread = Thread { [weak self] in
+            Threads.start(name: "\(name)-\(i)", stackSize: 1 << 20) { [weak self] in
                 if scheduling == .background { WorkerPool.moveCurrentThreadToBackground() }
                 self?.workLoop()
             }
-            thread.name = "\(name)-\(i)"
-            thread.stackSize = 1 << 20
-            self.threads.append(thread)
-            thread.start()
         }
     }
 
@@ -63,7 +68,7 @@ public final class WorkerPool: @unchecked Sendable {
     public static func moveCurrentThreadToBackground() {
         #if os(Linux)
         // On Linux this applies to the calling thread alone (who 0 is the calling thread's id).
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+        _ = chat_nice_this_thread(19)
         #endif
     }
 

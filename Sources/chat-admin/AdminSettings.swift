@@ -39,10 +39,13 @@ struct AdminSettings {
         var database: String?
         if FileManager.default.fileExists(atPath: config) {
             let bytes = try Array(Data(contentsOf: configURL))
-            if let problem = JSONSyntax.firstProblem(in: bytes) {
-                throw AdminError("config file \(config) is not valid JSON at \(problem) — fix it or pass --users-file")
+            let parsed: Any
+            do {
+                parsed = try JSONSyntax.parse(bytes)
+            } catch {
+                throw AdminError("config file \(config) is not valid JSON at \(error) — fix it or pass --users-file")
             }
-            guard let object = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
+            guard let object = parsed as? [String: Any] else {
                 throw AdminError("config file \(config) must hold a JSON object")
             }
             if let value = object["usersFile"] {
@@ -62,7 +65,8 @@ struct AdminSettings {
                 }
             }
             if let value = object["passwordHashing"] {
-                guard let table = value as? [String: Any], let ln = table["ln"] as? Int, let r = table["r"] as? Int, let p = table["p"] as? Int else {
+                guard let table = value as? [String: Any], let ln = (table["ln"] as? JSONNumber)?.integer, let r = (table["r"] as? JSONNumber)?.integer,
+                      let p = (table["p"] as? JSONNumber)?.integer else {
                     throw AdminError("config file \(config): \"passwordHashing\" must be {\"ln\": N, \"r\": N, \"p\": N}")
                 }
                 hashing = ScryptParameters(ln: ln, r: r, p: p)

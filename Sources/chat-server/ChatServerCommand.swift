@@ -1,7 +1,16 @@
 import ArgumentParser
 import ChatServer
 import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Logging
 import NIOCore
 import NIOPosix
@@ -46,7 +55,8 @@ struct ChatServerCommand: AsyncParsableCommand {
             server = try Server(configuration: configuration, logger: logger, group: MultiThreadedEventLoopGroup.singleton)
             try await server.start()
         } catch {
-            FileHandle.standardError.write(Data("chat-server: error: \(error)\n".utf8))
+            let text = Array("chat-server: error: \(error)\n".utf8)
+            _ = text.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
             throw ExitCode(1)
         }
         let stop = AsyncStream<Int32>.makeStream()
