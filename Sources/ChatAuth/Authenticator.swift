@@ -42,6 +42,9 @@ public final class Authenticator: Sendable {
     public let throttle: LoginThrottle
     /// Where checks wait for a hashing thread, fairly (see `LoginQueue`).
     public let queue: LoginQueue
+    /// Passwords checked with scrypt so far (a throttled or refused attempt runs none).
+    public var passwordChecks: Int { checks.value }
+    private let checks = SharedCounter()
     private let dummy: PasswordHash
     private let now: @Sendable () -> Date
     private let report: @Sendable (String) -> Void
@@ -113,6 +116,7 @@ public final class Authenticator: Sendable {
                     report("account '\(record.name)' has a \(error) — reset it with 'chat-admin passwd \(record.name)'")
                 }
             }
+            checks.add()
             let valid = ((try? hash.verify(password)) ?? false) && record != nil && hash != dummy
             completion(outcome(record: valid ? record : nil, weak: hash.parameters.isWeaker(than: policy),
                                account: account, password: password, address: address))

@@ -40,6 +40,18 @@ public final class Lock: @unchecked Sendable {
     }
 }
 
+/// A count that several threads add to (statistics, never on a hot path).
+// @unchecked Sendable: `value` is only touched with `lock` held.
+public final class SharedCounter: @unchecked Sendable {
+    private let lock = Lock()
+    private var count = 0
+
+    public init() {}
+
+    public func add(_ n: Int = 1) { lock.withLock { count += n } }
+    public var value: Int { lock.withLock { count } }
+}
+
 /// A condition variable with its own mutex (as NSCondition): `lock`, test, `wait`, `unlock`.
 // @unchecked Sendable: as `Lock`; the condition is only waited on with the mutex held.
 public final class Condition: @unchecked Sendable {
