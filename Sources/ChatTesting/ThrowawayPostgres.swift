@@ -116,17 +116,46 @@ public final class ThrowawayPostgres: @unchecked Sendable {
     }
 }
 
-/// A port on 127.0.0.1 that nothing listens on right now.
+/// A port on 127.0.0.1 that nothing listens on right now, for a server started in another
+/// process (a chat-server node, PostgreSQL), which cannot be handed a bound socket.
+///
+/// Taken from below the kernel's ephemeral range (`ip_local_port_range`), never from it: every
+/// outgoing loopback connection of the tests running in parallel takes a source port from that
+/// range, and one did take a port between this check and the server's bind (CI: "Address
+/// already in use"). Below it, only other callers of this function compete, and they are told
+/// different ports.
 public enum FreePort {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var given: Set<Int> = []
+
     public static func loopback() -> Int {
+        let ephemeralLow = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+            .flatMap { $0.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) } } ?? 32768
+        let candidates = max(1024, ephemeralLow - 16384)..<ephemeralLow
+        lock.lock()
+        defer { lock.unlock() }
+        for _ in 0..<1000 {
+            let port = Int.random(in: candidates)
+            if given.contains(port) || !bindable(port) { continue }
+            given.insert(port)
+            return port
+        }
+        return bound(0)  // every candidate taken: let the kernel choose, as before
+    }
+
+    private static func bindable(_ port: Int) -> Bool { bound(port) == port }
+
+    /// Binds 127.0.0.1:`port` (0: any), closes, and returns the port bound, or -1.
+    private static func bound(_ port: Int) -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
+        address.sin_port = UInt16(port).bigEndian
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        let status = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        guard status == 0 else { return -1 }
         _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
         return Int(UInt16(bigEndian: address.sin_port))
     }

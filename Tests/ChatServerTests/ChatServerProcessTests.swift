@@ -45,6 +45,16 @@ import Testing
 
     static func freePort() -> Int { FreePort.loopback() }
 
+    /// Ports for servers in other processes come from below the ephemeral range, where no
+    /// outgoing connection can take one before the server binds it, and never twice.
+    @Test func freePortsAreOutsideTheEphemeralRangeAndNeverTwice() throws {
+        let range = try String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)
+        let low = try #require(range.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) })
+        let ports = (0..<200).map { _ in FreePort.loopback() }
+        #expect(Set(ports).count == ports.count)
+        #expect(ports.allSatisfy { $0 >= 1024 && $0 < low }, "\(ports.filter { $0 >= low })")
+    }
+
     @Test func sighupReloadsAndSigtermStopsGracefully() async throws {
         let port = Self.freePort()
         let (config, folder) = try writeConfig(port: port)
