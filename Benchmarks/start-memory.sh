@@ -3,6 +3,9 @@
 #
 #   Benchmarks/start-memory.sh [ROUNDS] BINARY BINARY...
 #
+# A BINARY may also be `ngircd` or `inspircd`: the anchors, started with the benchmarks' configs
+# (TLS listener, the same certificate), for the same columns side by side.
+#
 # Each binary is started ROUNDS times (default 3) with the same config (the benchmarks' config,
 # history off, 2,200 accounts), in turn; once it listens, VmRSS, RssAnon and RssFile are read from
 # /proc/PID/status a second later and it is stopped. Prints one JSON line per start and a summary,
@@ -20,11 +23,15 @@ if [[ "${1:-}" =~ ^[0-9]+$ ]]; then ROUNDS=$1; shift; fi
 prepare_bench release securechat-start-memory
 write_securechat_config start 26850 4 1
 make_bench_users "$WORK/start.json" 2200
+write_anchor_configs
 for round in $(seq 1 "$ROUNDS"); do
     for binary in "$@"; do
-        "$binary" --config "$WORK/start.json" --log-level warning 2>>"$WORK/server.log" &
-        pid=$!; PIDS+=("$pid")
-        wait_port 26850
+        case "$binary" in
+            ngircd|inspircd) start_anchor "$binary"; pid=$SERVER_PID;;
+            *) "$binary" --config "$WORK/start.json" --log-level warning 2>>"$WORK/server.log" &
+               pid=$!; PIDS+=("$pid")
+               wait_port 26850;;
+        esac
         sleep 1
         python3 - "$pid" "$binary" "$round" <<'PY' | tee -a "$WORK/results.jsonl"
 import json, sys

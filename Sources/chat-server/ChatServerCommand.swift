@@ -54,6 +54,7 @@ struct ChatServerCommand: AsyncParsableCommand {
             let configuration = try ServerConfiguration.load(path: config)
             server = try Server(configuration: configuration, logger: logger, group: MultiThreadedEventLoopGroup.singleton)
             try await server.start()
+            MallocTuning.releaseStartupGarbage()
         } catch {
             let text = Array("chat-server: error: \(error)\n".utf8)
             _ = text.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }

@@ -44,4 +44,16 @@ enum MallocTuning {
         return false
         #endif
     }
+
+    @_silgen_name("malloc_trim")
+    private static func malloc_trim(_ pad: Int) -> Int32
+
+    /// Gives the kernel back the free pages that start-up left in the heap (reading the config,
+    /// the users file and the certificate): with the trim threshold above, glibc would keep them.
+    /// 0.6 MiB of a fresh process's 5 MiB of anonymous memory with 2,200 accounts (BENCHMARKS.md).
+    static func releaseStartupGarbage() {
+        #if os(Linux)
+        _ = malloc_trim(0)
+        #endif
+    }
 }
