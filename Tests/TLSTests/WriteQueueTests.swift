@@ -1,4 +1,5 @@
 import NIOCore
+import NIOEmbedded
 import Testing
 @testable import TLS
 
@@ -29,5 +30,56 @@ import Testing
         queue.append(ByteBuffer(string: "three"), nil)
         queue.append(ByteBuffer(string: "four"), nil)
         #expect(queue.count == 2 && String(buffer: queue.removeFirst().buffer) == "three" && String(buffer: queue.removeFirst().buffer) == "four")
+    }
+}
+
+/// Small writes without a promise are copied into one buffer of the queue's own until a flush.
+@Suite struct WriteQueueCoalescingTests {
+    func drain(_ queue: inout WriteQueue) -> [String] {
+        var out: [String] = []
+        while let write = queue.popFirst() { out.append(String(buffer: write.buffer)) }
+        return out
+    }
+
+    @Test func smallWritesBecomeOneBufferInOrder() {
+        var queue = WriteQueue()
+        for text in ["a", "bb", "ccc", "dddd"] {
+            queue.appendCoalescing(ByteBuffer(string: text), limit: 100, newestIsUnflushed: queue.count > 0, allocator: ByteBufferAllocator())
+        }
+        #expect(queue.count == 1)
+        #expect(drain(&queue) == ["abbcccdddd"])
+        #expect(queue.count == 0)
+    }
+
+    @Test func theLimitAPromiseAndAFlushEachStartANewWrite() {
+        var queue = WriteQueue()
+        let allocator = ByteBufferAllocator()
+        func small(_ text: String, unflushed: Bool = true) {
+            queue.appendCoalescing(ByteBuffer(string: text), limit: 8, newestIsUnflushed: unflushed, allocator: allocator)
+        }
+        small("one")
+        small("two")        // "onetwo": 6 bytes
+        small("six")        // would be 9 > 8: a write of its own
+        small("x")          // joins "six"
+        let promise = EmbeddedEventLoop().makePromise(of: Void.self)
+        queue.append(ByteBuffer(string: "kept"), promise)  // a promise: never copied into
+        small("after")      // the newest has a promise: a write of its own
+        queue.seal()        // a flush
+        small("new", unflushed: false)  // the newest is flushed: not touched
+        #expect(queue.count == 5)
+        var writes: [(String, Bool)] = []
+        while let write = queue.popFirst() { writes.append((String(buffer: write.buffer), write.promise != nil)) }
+        #expect(writes.map(\.0) == ["onetwo", "sixx", "kept", "after", "new"])
+        #expect(writes.map(\.1) == [false, false, true, false, false])
+        promise.succeed(())
+    }
+
+    @Test func theSharedBufferIsNeverWrittenInto() {
+        var queue = WriteQueue()
+        let shared = ByteBuffer(string: "relay")
+        queue.appendCoalescing(shared, limit: 100, newestIsUnflushed: false, allocator: ByteBufferAllocator())
+        queue.appendCoalescing(shared, limit: 100, newestIsUnflushed: true, allocator: ByteBufferAllocator())
+        #expect(String(buffer: shared) == "relay")
+        #expect(drain(&queue) == ["relayrelay"])
     }
 }
