@@ -1,4 +1,5 @@
 import ChatAuth
+import ChatSupport
 import ChatTesting
 import Foundation
 import IRC
@@ -84,11 +85,11 @@ import TLS
         let server = try await TestServer.start(accounts: [alice, bob]) { $0.limits.handshakeTimeoutSeconds = 8 }
         final class Closed: ChannelInboundHandler, @unchecked Sendable {
             typealias InboundIn = ByteBuffer
-            let counter: ManagedCounter
-            init(_ counter: ManagedCounter) { self.counter = counter }
+            let counter: SharedCounter
+            init(_ counter: SharedCounter) { self.counter = counter }
             func channelInactive(context: ChannelHandlerContext) { counter.add() }
         }
-        let closed = ManagedCounter()
+        let closed = SharedCounter()
         // Logged in first, then a thousand connections arrive and sit idle.
         let (a, b) = try await bystanders(server)
         var idle: [Channel] = []
@@ -153,11 +154,4 @@ import TLS
         #expect(checks < results.count, "\(checks) checks for \(results.count) attempts")
         await server.stop()
     }
-}
-
-final class ManagedCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    func add() { lock.lock(); count += 1; lock.unlock() }
-    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }
