@@ -40,6 +40,10 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
     /// Where relayed messages are written: the context of the first handler above TLS, so that
     /// they skip the inbound-only handlers between (nil: this handler's own context).
     var relayContext: ChannelHandlerContext?
+    /// The TLS layer below, when relayed messages go to it directly (`TLSHandler.enqueue`): the
+    /// same queue `relayContext` leads to, without boxing each one and counting references to
+    /// contexts and handlers per recipient. Dropped with the contexts.
+    var relayTLS: TLSHandler?
     /// Relayed messages go out as WebSocket frames (text or binary), written below the bridge;
     /// nil: as IRC lines.
     var relayFrames: WebSocketFrames?
@@ -86,6 +90,7 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
     public func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         relayContext = nil
+        relayTLS = nil
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
@@ -97,6 +102,7 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
         perform(session.connectionLost(now: now()))
         held = nil
         relayContext = nil
+        relayTLS = nil
         let seconds = Double((context.eventLoop.now - connectedAt).nanoseconds) / 1e9
         Self.logDisconnected(logger, account: account, address: address, reason: endedBecause ?? failure ?? "Connection closed", seconds: seconds)
         context.fireChannelInactive()
@@ -358,10 +364,14 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
     // MARK: DeliveryTarget
 
     public func deliver(_ relay: Relay, cache: inout Relay.Cache, requiring: Capabilities) {
-        guard let context, !closing, capabilities.isSuperset(of: requiring) else { return }
-        let buffer = relayFrames.map { relay.frames(for: capabilities, binary: $0 == .binary, cache: &cache) }
-            ?? relay.buffer(for: capabilities, cache: &cache)
-        (relayContext ?? context).write(wrapOutboundOut(buffer), promise: nil)
+        guard context != nil, !closing, capabilities.isSuperset(of: requiring) else { return }
+        if let relayTLS {
+            relayTLS.enqueue(relay.buffer(for: capabilities, cache: &cache))
+        } else if let context = relayContext ?? context {
+            let buffer = relayFrames.map { relay.frames(for: capabilities, binary: $0 == .binary, cache: &cache) }
+                ?? relay.buffer(for: capabilities, cache: &cache)
+            context.write(wrapOutboundOut(buffer), promise: nil)
+        }
         if !flushPending {
             flushPending = true
             flusher.mark(self)

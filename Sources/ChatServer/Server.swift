@@ -343,6 +343,9 @@ public final class Server: Sendable {
             connection.relayFrames = entry.binary ? .binary : .text
         } else {
             connection.relayContext = try pipeline.context(handler: decoder)
+            // Over TLS, straight into the TLS layer's queue: the same place, without a pass
+            // through the pipeline per recipient.
+            connection.relayTLS = try? pipeline.handler(type: TLSHandler.self)
         }
     }
 

@@ -342,9 +342,21 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        enqueue(unwrapOutboundIn(data), promise: promise)
+    }
+
+    /// Writes `buffer` as `write(context:data:promise:)` with no promise does, called by the
+    /// handler above on the channel's loop without passing through the pipeline: a relayed
+    /// message to a hundred recipients was a hundred context writes, each boxing the buffer and
+    /// counting references to the contexts and handlers on its way (BENCHMARKS.md). The caller
+    /// stops calling once this handler is removed (its own `handlerRemoved`).
+    public func enqueue(_ buffer: ByteBuffer) {
+        enqueue(buffer, promise: nil)
+    }
+
+    private func enqueue(_ buffer: ByteBuffer, promise: EventLoopPromise<Void>?) {
         switch state {
         case .idle, .handshaking, .active:
-            let buffer = unwrapOutboundIn(data)
             if promise == nil && buffer.readableBytes < Self.recordCoalescingLimit {
                 pendingWrites.appendCoalescing(buffer, limit: Self.recordCoalescingLimit,
                                                newestIsUnflushed: pendingWrites.count > flushedWrites, allocator: allocator)
@@ -524,7 +536,10 @@ struct WriteQueue {
     /// `head` and `rest`. `head` is nil only when `rest` is empty.
     private var open: ByteBuffer?
 
-    var count: Int { (head == nil ? 0 : 1) + (rest?.count ?? 0) + (open == nil ? 0 : 1) }
+    /// How many writes wait (`head`, the ring and `open`). Stored, not computed: a computed
+    /// getter on the handler's property copied the whole queue, four references counted up and
+    /// down, on every write and flush.
+    private(set) var count = 0
 
     /// The size of the oldest write (0 when there is none).
     var firstBytes: Int { head?.buffer.readableBytes ?? open?.readableBytes ?? 0 }
@@ -532,6 +547,7 @@ struct WriteQueue {
     mutating func append(_ buffer: ByteBuffer, _ promise: EventLoopPromise<Void>?) {
         seal()
         appendSealed((buffer, promise))
+        count += 1
     }
 
     /// Appends a write without a promise, copying it into the newest write if that one is not
@@ -548,10 +564,11 @@ struct WriteQueue {
             var own = allocator.buffer(capacity: Swift.min(limit, Swift.max(1024, 4 * (newest.readableBytes + size))))
             own.writeImmutableBuffer(newest)
             own.writeImmutableBuffer(buffer)
-            open = own
+            open = own  // in place of the newest write: the count stays
             return
         }
         appendSealed((buffer, nil))
+        count += 1
     }
 
     /// Ends coalescing into the newest write (at a flush: what comes after is not flushed).
@@ -565,9 +582,11 @@ struct WriteQueue {
         guard let first = head else {
             guard let own = open else { return nil }
             open = nil
+            count -= 1
             return (own, nil)
         }
         head = rest?.popFirst()
+        count -= 1
         return first
     }
 

@@ -74,6 +74,43 @@ import TLS
         try await server.stop()
     }
 
+    /// `enqueue` (the server's relay path, which skips the pipeline) puts a write in the same
+    /// queue, in the same order, as a pipeline write; after the handler is closed it writes nothing.
+    @Test(.timeLimit(.minutes(1))) func enqueuedWritesKeepTheirPlaceAmongPipelineWrites() async throws {
+        let server = try await EchoServer(context: pki.serverContext())
+        let client = try await TestClient.connect(port: server.port, context: pki.clientContext())
+        _ = try await client.recorder.handshake.futureResult.get()
+        let channel = client.channel
+        let tls = try await channel.pipeline.handler(type: TLSHandler.self).get()
+        var expected = ""
+        let lastPromised = try await channel.eventLoop.submit { () -> EventLoopFuture<Void> in
+            var last = channel.eventLoop.makeSucceededVoidFuture()
+            for i in 0..<300 {
+                let line = "line \(i)\r\n"
+                expected += line
+                switch i % 3 {
+                case 0: tls.enqueue(channel.allocator.buffer(string: line))
+                case 1: channel.write(channel.allocator.buffer(string: line), promise: nil)
+                default: last = channel.write(channel.allocator.buffer(string: line))
+                }
+                if i % 50 == 49 { channel.flush() }
+            }
+            channel.flush()
+            return last
+        }.get()
+        try await lastPromised.get()
+        let echoed = try await client.recorder.bytes(expected.utf8.count, on: channel.eventLoop).get()
+        #expect(String(buffer: echoed) == expected)
+        let context = try await channel.eventLoop.submit { try channel.pipeline.syncOperations.context(handler: tls) }.get()
+        try await channel.close()
+        // Closed: an enqueued write is dropped, and a flush has nothing to send.
+        try await channel.eventLoop.submit {
+            tls.enqueue(channel.allocator.buffer(string: "late\r\n"))
+            tls.flush(context: context)
+        }.get()
+        try await server.stop()
+    }
+
     @Test func cleanShutdownIsToldFromUncleanEOF() async throws {
         let server = try await EchoServer(context: pki.serverContext())
         // Clean: our close sends close_notify, the server answers, no error on either side.
