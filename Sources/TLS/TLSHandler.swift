@@ -58,11 +58,10 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let plaintextReply: String?
     private var state: State = .idle
     private var timer: Scheduled<Void>?
+    /// With the channel's allocator, taken once (reading it through the context per flush cost
+    /// two reference-count round trips per recipient of every relayed message), and the count of
+    /// flushed writes: one property for the write path, one exclusivity check per write.
     private var pendingWrites = WriteQueue()
-    private var flushedWrites = 0
-    /// The channel's allocator, taken once: reading it through the context per flush cost two
-    /// reference-count round trips per recipient of every relayed message.
-    private var allocator = ByteBufferAllocator()
     private var plaintext: ByteBuffer?
     private var closePromise: EventLoopPromise<Void>?
     private var readRequested = false
@@ -121,7 +120,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Lifecycle
 
     public func handlerAdded(context: ChannelHandlerContext) {
-        allocator = context.channel.allocator
+        pendingWrites.allocator = context.channel.allocator
         if context.channel.isActive { start(context: context) }
     }
 
@@ -285,7 +284,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireUserInboundEventTriggered(TLSEvent.handshakeCompleted(info))
             // Application data may have arrived together with the peer's Finished.
             if state == .active && engine.pendingInputBytes > 0 { decrypt(context: context) }
-            if state == .active && flushedWrites > 0 { encryptFlushedWrites(context: context) }
+            if state == .active && pendingWrites.flushed > 0 { encryptFlushedWrites(context: context) }
         case let .failed(error):
             sendCiphertext(context: context)  // the alert tells the peer why
             fail(context: context, error: error)
@@ -358,8 +357,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch state {
         case .idle, .handshaking, .active:
             if promise == nil && buffer.readableBytes < Self.recordCoalescingLimit {
-                pendingWrites.appendCoalescing(buffer, limit: Self.recordCoalescingLimit,
-                                               newestIsUnflushed: pendingWrites.count > flushedWrites, allocator: allocator)
+                pendingWrites.appendCoalescing(buffer, limit: Self.recordCoalescingLimit)
             } else {
                 pendingWrites.append(buffer, promise)
             }
@@ -371,10 +369,9 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     public func flush(context: ChannelHandlerContext) {
-        pendingWrites.seal()
-        flushedWrites = pendingWrites.count
+        pendingWrites.markFlushed()
         if state == .active {
-            let writes = flushedWrites
+            let writes = pendingWrites.flushed
             encryptFlushedWrites(context: context)
             // A flush of one write: the connection is not busy, so a ring grown by a burst (the
             // welcome, a backlog) need not stay allocated while it idles.
@@ -422,19 +419,15 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// ciphertext with one promise per chunk that completes the plaintext writes' promises.
     private func encryptFlushedWrites(context: ChannelHandlerContext) {
         var promises: [EventLoopPromise<Void>] = []
-        while flushedWrites > 0 {
-            var (buffer, promise) = pendingWrites.removeFirst()
-            flushedWrites -= 1
+        while var (buffer, promise) = pendingWrites.popFlushed() {
             if let promise { promises.append(promise) }
             // Gather following small writes into one plaintext buffer: one record, one AEAD pass.
-            if buffer.readableBytes < Self.recordCoalescingLimit, flushedWrites > 0,
+            if buffer.readableBytes < Self.recordCoalescingLimit, pendingWrites.flushed > 0,
                pendingWrites.firstBytes < Self.recordCoalescingLimit {
-                var combined = allocator.buffer(capacity: Self.recordCoalescingLimit)
+                var combined = pendingWrites.allocator.buffer(capacity: Self.recordCoalescingLimit)
                 combined.writeBuffer(&buffer)
-                while flushedWrites > 0,
-                      combined.readableBytes + pendingWrites.firstBytes <= Self.recordCoalescingLimit {
-                    var (next, nextPromise) = pendingWrites.removeFirst()
-                    flushedWrites -= 1
+                while combined.readableBytes + pendingWrites.firstBytes <= Self.recordCoalescingLimit,
+                      var (next, nextPromise) = pendingWrites.popFlushed() {
                     combined.writeBuffer(&next)
                     if let nextPromise { promises.append(nextPromise) }
                 }
@@ -504,7 +497,6 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func failPendingWrites(_ error: Error) {
-        flushedWrites = 0
         while let write = pendingWrites.popFirst() {
             write.promise?.fail(error)
         }
@@ -540,6 +532,10 @@ struct WriteQueue {
     /// getter on the handler's property copied the whole queue, four references counted up and
     /// down, on every write and flush.
     private(set) var count = 0
+    /// How many of the oldest writes the last flush covered and are not taken yet.
+    private(set) var flushed = 0
+    /// Where buffers of the queue's own come from: the channel's allocator.
+    var allocator = ByteBufferAllocator()
 
     /// The size of the oldest write (0 when there is none).
     var firstBytes: Int { head?.buffer.readableBytes ?? open?.readableBytes ?? 0 }
@@ -551,8 +547,8 @@ struct WriteQueue {
     }
 
     /// Appends a write without a promise, copying it into the newest write if that one is not
-    /// flushed (`newestIsUnflushed`), has no promise, and the two fit in `limit` bytes.
-    mutating func appendCoalescing(_ buffer: ByteBuffer, limit: Int, newestIsUnflushed: Bool, allocator: ByteBufferAllocator) {
+    /// flushed, has no promise, and the two fit in `limit` bytes.
+    mutating func appendCoalescing(_ buffer: ByteBuffer, limit: Int) {
         let size = buffer.readableBytes
         if open != nil {
             if open!.readableBytes + size <= limit {
@@ -560,7 +556,7 @@ struct WriteQueue {
                 return
             }
             seal()
-        } else if newestIsUnflushed, let newest = removeNewest(ifRoomFor: size, limit: limit) {
+        } else if count > flushed, let newest = removeNewest(ifRoomFor: size, limit: limit) {
             var own = allocator.buffer(capacity: Swift.min(limit, Swift.max(1024, 4 * (newest.readableBytes + size))))
             own.writeImmutableBuffer(newest)
             own.writeImmutableBuffer(buffer)
@@ -571,7 +567,18 @@ struct WriteQueue {
         count += 1
     }
 
-    /// Ends coalescing into the newest write (at a flush: what comes after is not flushed).
+    /// A flush: every write waiting now is flushed, and nothing more is copied into them.
+    mutating func markFlushed() {
+        seal()
+        flushed = count
+    }
+
+    /// Takes the oldest write if the last flush covered it.
+    mutating func popFlushed() -> Write? {
+        flushed > 0 ? popFirst() : nil
+    }
+
+    /// Ends coalescing into the newest write.
     mutating func seal() {
         guard let own = open else { return }
         open = nil
@@ -583,10 +590,12 @@ struct WriteQueue {
             guard let own = open else { return nil }
             open = nil
             count -= 1
+            flushed = Swift.max(0, flushed - 1)
             return (own, nil)
         }
         head = rest?.popFirst()
         count -= 1
+        flushed = Swift.max(0, flushed - 1)
         return first
     }
 

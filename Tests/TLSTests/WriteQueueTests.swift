@@ -44,7 +44,7 @@ import Testing
     @Test func smallWritesBecomeOneBufferInOrder() {
         var queue = WriteQueue()
         for text in ["a", "bb", "ccc", "dddd"] {
-            queue.appendCoalescing(ByteBuffer(string: text), limit: 100, newestIsUnflushed: queue.count > 0, allocator: ByteBufferAllocator())
+            queue.appendCoalescing(ByteBuffer(string: text), limit: 100)
         }
         #expect(queue.count == 1)
         #expect(drain(&queue) == ["abbcccdddd"])
@@ -53,9 +53,8 @@ import Testing
 
     @Test func theLimitAPromiseAndAFlushEachStartANewWrite() {
         var queue = WriteQueue()
-        let allocator = ByteBufferAllocator()
-        func small(_ text: String, unflushed: Bool = true) {
-            queue.appendCoalescing(ByteBuffer(string: text), limit: 8, newestIsUnflushed: unflushed, allocator: allocator)
+        func small(_ text: String) {
+            queue.appendCoalescing(ByteBuffer(string: text), limit: 8)
         }
         small("one")
         small("two")        // "onetwo": 6 bytes
@@ -64,11 +63,15 @@ import Testing
         let promise = EmbeddedEventLoop().makePromise(of: Void.self)
         queue.append(ByteBuffer(string: "kept"), promise)  // a promise: never copied into
         small("after")      // the newest has a promise: a write of its own
-        queue.seal()        // a flush
-        small("new", unflushed: false)  // the newest is flushed: not touched
-        #expect(queue.count == 5)
+        queue.markFlushed()
+        #expect(queue.count == 4 && queue.flushed == 4)
+        small("new")        // the newest is flushed: not touched
+        #expect(queue.count == 5 && queue.flushed == 4)
         var writes: [(String, Bool)] = []
-        while let write = queue.popFirst() { writes.append((String(buffer: write.buffer), write.promise != nil)) }
+        while let write = queue.popFlushed() { writes.append((String(buffer: write.buffer), write.promise != nil)) }
+        #expect(queue.count == 1 && queue.flushed == 0)  // "new" waits for the next flush
+        queue.markFlushed()
+        while let write = queue.popFlushed() { writes.append((String(buffer: write.buffer), write.promise != nil)) }
         #expect(writes.map(\.0) == ["onetwo", "sixx", "kept", "after", "new"])
         #expect(writes.map(\.1) == [false, false, true, false, false])
         promise.succeed(())
@@ -77,8 +80,8 @@ import Testing
     @Test func theSharedBufferIsNeverWrittenInto() {
         var queue = WriteQueue()
         let shared = ByteBuffer(string: "relay")
-        queue.appendCoalescing(shared, limit: 100, newestIsUnflushed: false, allocator: ByteBufferAllocator())
-        queue.appendCoalescing(shared, limit: 100, newestIsUnflushed: true, allocator: ByteBufferAllocator())
+        queue.appendCoalescing(shared, limit: 100)
+        queue.appendCoalescing(shared, limit: 100)
         #expect(String(buffer: shared) == "relay")
         #expect(drain(&queue) == ["relayrelay"])
     }
