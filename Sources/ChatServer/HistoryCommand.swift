@@ -279,6 +279,56 @@ enum HistoryCommand {
         return Int64(seconds) * 1000 + millis
     }
 
+    /// The answer to a history job for `me`: a CHATHISTORY batch, a replay of a room just joined,
+    /// the private messages missed while offline, or the FAIL that says why not; in a BATCH when
+    /// the client has the capability.
+    static func answer(_ job: HistoryJob, _ result: HistoryResult, to me: SessionHandle, capabilities: Capabilities,
+                       serverName: String, into out: inout SessionOutput) {
+        let batch = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        let batching = capabilities.contains(.batch)
+        func open(_ type: String, _ parameters: [String]) {
+            if batching { out.reply("BATCH", ["+" + batch, type] + parameters) }
+        }
+        func close() {
+            if batching { out.reply("BATCH", ["-" + batch]) }
+        }
+        func replay(_ messages: [StoredMessage], in name: String) {
+            guard !messages.isEmpty else { return }
+            open("chathistory", [name])
+            for stored in messages {
+                if let message = HistoryCommand.message(stored, batch: batch, capabilities: capabilities, prefixTime: true) { out.send(message) }
+            }
+            close()
+        }
+        switch (job, result) {
+        case let (.chathistory(subcommand, target, _, _), .failed(text)):
+            out.reply("FAIL", ["CHATHISTORY", "MESSAGE_ERROR", subcommand, target, "Could not read the history: \(text)"])
+        case let (.chathistory(_, target, _, _), .messages(messages)):
+            open("chathistory", [target])
+            for stored in messages {
+                if let message = HistoryCommand.message(stored, batch: batch, capabilities: capabilities, prefixTime: false) { out.send(message) }
+            }
+            close()
+        case let (.targets, .targets(found)):
+            open("draft/chathistory-targets", [])
+            for (name, latest) in found {
+                let time = Relay.timestamp(Date(timeIntervalSince1970: Double(latest) / 1000))
+                var message = IRCMessage(source: serverName, command: "CHATHISTORY", parameters: ["TARGETS", name, "timestamp=" + time])
+                if batching { message.tags = [IRCTag("batch", batch)] }
+                out.send(message)
+            }
+            close()
+        case (.targets, .failed(let text)):
+            out.reply("FAIL", ["CHATHISTORY", "MESSAGE_ERROR", "TARGETS", "*", "Could not read the history: \(text)"])
+        case let (.replay(room, _, _, _), .messages(messages)):
+            replay(messages, in: room)
+        case let (.missed, .messages(messages)):
+            replay(messages, in: me.nick)
+        default:
+            break
+        }
+    }
+
     /// The stored message as this client gets it: server tags by its capabilities, `batch` when
     /// in one. Without server-time, a replayed message's text starts with its time.
     static func message(_ stored: StoredMessage, batch: String?, capabilities: Capabilities, prefixTime: Bool) -> IRCMessage? {

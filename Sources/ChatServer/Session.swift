@@ -202,53 +202,12 @@ public struct Session {
         return LabeledResponse.apply(label, to: actions, me: handle, capabilities: capabilities, serverName: core.configuration.serverName)
     }
 
-    /// The answer to a `.history` action: a CHATHISTORY batch, a replay, or missed messages.
+    /// The answer to a `.history` action: a CHATHISTORY batch, a replay, or missed messages
+    /// (`HistoryCommand.answer`).
     public func historyFinished(_ job: HistoryJob, _ result: HistoryResult, label: String? = nil) -> [Action] {
         guard phase == .registered, let me = handle else { return [] }
         var out = output
-        let batch = String(UInt32.random(in: 0...UInt32.max), radix: 36)
-        let batching = capabilities.contains(.batch)
-        func open(_ type: String, _ parameters: [String]) {
-            if batching { out.reply("BATCH", ["+" + batch, type] + parameters) }
-        }
-        func close() {
-            if batching { out.reply("BATCH", ["-" + batch]) }
-        }
-        func replay(_ messages: [StoredMessage], in name: String) {
-            guard !messages.isEmpty else { return }
-            open("chathistory", [name])
-            for stored in messages {
-                if let message = HistoryCommand.message(stored, batch: batch, capabilities: capabilities, prefixTime: true) { out.send(message) }
-            }
-            close()
-        }
-        switch (job, result) {
-        case let (.chathistory(subcommand, target, _, _), .failed(text)):
-            out.reply("FAIL", ["CHATHISTORY", "MESSAGE_ERROR", subcommand, target, "Could not read the history: \(text)"])
-        case let (.chathistory(_, target, _, _), .messages(messages)):
-            open("chathistory", [target])
-            for stored in messages {
-                if let message = HistoryCommand.message(stored, batch: batch, capabilities: capabilities, prefixTime: false) { out.send(message) }
-            }
-            close()
-        case let (.targets, .targets(found)):
-            open("draft/chathistory-targets", [])
-            for (name, latest) in found {
-                let time = Relay.timestamp(Date(timeIntervalSince1970: Double(latest) / 1000))
-                var message = IRCMessage(source: core.configuration.serverName, command: "CHATHISTORY", parameters: ["TARGETS", name, "timestamp=" + time])
-                if batching { message.tags = [IRCTag("batch", batch)] }
-                out.send(message)
-            }
-            close()
-        case (.targets, .failed(let text)):
-            out.reply("FAIL", ["CHATHISTORY", "MESSAGE_ERROR", "TARGETS", "*", "Could not read the history: \(text)"])
-        case let (.replay(room, _, _, _), .messages(messages)):
-            replay(messages, in: room)
-        case let (.missed, .messages(messages)):
-            replay(messages, in: me.nick)
-        default:
-            break
-        }
+        HistoryCommand.answer(job, result, to: me, capabilities: capabilities, serverName: core.configuration.serverName, into: &out)
         return labeled(out.actions, label)
     }
 
