@@ -320,18 +320,14 @@ public final class Server: Sendable {
         }
     }
 
-    /// Adds what sits above TLS in every client's pipeline: the line decoder, the send-queue
-    /// watchdog, keepalive, flood control and the connection that runs the session.
+    /// Adds what sits above TLS in every client's pipeline: the line decoder, the guard
+    /// (keepalive, flood control, send queue) and the connection that runs the session.
     public static func addSessionHandlers(to pipeline: ChannelPipeline.SynchronousOperations, core: ServerCore, eventLoop: EventLoop,
                                           address: String, now: @escaping () -> Date = Date.init) throws {
         let limits = core.configuration.limits
         let decoder = LineFramer(maximumLength: limits.lineLength + IRCMessage.Limits.clientTags + 2)
         try pipeline.addHandler(decoder)
-        try pipeline.addHandler(SendQueueWatchdog())
-        try pipeline.addHandler(KeepaliveHandler(
-            serverName: core.configuration.serverName, registrationTimeoutSeconds: limits.registrationTimeoutSeconds,
-            pingIntervalSeconds: limits.pingIntervalSeconds, pingTimeoutSeconds: limits.pingTimeoutSeconds))
-        try pipeline.addHandler(FloodControlHandler(perSecond: limits.messagesPerSecond, burst: limits.messageBurst))
+        try pipeline.addHandler(ConnectionGuard(clock: core.clock(for: eventLoop)))
         let connection = ClientConnection(core: core, eventLoop: eventLoop, address: address, now: now)
         try pipeline.addHandler(connection)
         // Relayed messages enter the pipeline just above TLS: the handlers in between only look

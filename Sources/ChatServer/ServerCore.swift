@@ -111,6 +111,18 @@ public final class ServerCore: Sendable {
         }
     }
 
+    private let clocks = NIOLockedValueBox<[ObjectIdentifier: ConnectionClock]>([:])
+
+    /// The clock that keeps the connections' deadlines on `eventLoop` (made on first use).
+    func clock(for eventLoop: EventLoop) -> ConnectionClock {
+        clocks.withLockedValue { table in
+            if let existing = table[ObjectIdentifier(eventLoop)] { return existing }
+            let clock = ConnectionClock(eventLoop: eventLoop, settings: ConnectionGuard.Settings(configuration.limits, serverName: serverName))
+            table[ObjectIdentifier(eventLoop)] = clock
+            return clock
+        }
+    }
+
     /// ISUPPORT (005) tokens, at most 13 per line.
     var isupportLines: [[String]] {
         let l = configuration.limits

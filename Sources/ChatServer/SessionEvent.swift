@@ -1,5 +1,5 @@
-/// Why a connection must end, sent by the single-job handlers (keepalive, flood control, send
-/// queue watchdog) down the pipeline to `ClientConnection`, which closes with the reason.
+/// Why a connection must end, sent by `ConnectionGuard` (keepalive, flood control, the send
+/// queue) down the pipeline to `ClientConnection`, which closes with the reason.
 public enum SessionEvent: Sendable, Equatable {
     /// No successful login within the registration timeout.
     case registrationTimedOut(seconds: Double)
@@ -29,7 +29,7 @@ public enum SessionEvent: Sendable, Equatable {
 }
 
 /// Fired by `ClientConnection` from the head of the pipeline when registration completes, so the
-/// keepalive handler switches from the registration timeout to PING.
+/// guard's keepalive switches from the registration timeout to PING.
 public struct SessionRegistered: Sendable, Equatable {
     public init() {}
 }

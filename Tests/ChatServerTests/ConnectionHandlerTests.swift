@@ -35,28 +35,43 @@ import Testing
         }
     }
 
+    /// A `ConnectionGuard` and a recorder in an `EmbeddedChannel`, with the loop's clock.
+    /// Registration times out after an hour unless `settings` says otherwise.
+    static func guarded(_ settings: ConnectionGuard.Settings, _ recorder: EventRecorder, loop: EmbeddedEventLoop = EmbeddedEventLoop(),
+                        clock: ConnectionClock? = nil) -> (EmbeddedChannel, ConnectionGuard, ConnectionClock) {
+        let clock = clock ?? ConnectionClock(eventLoop: loop, settings: settings)
+        let guard_ = ConnectionGuard(clock: clock)
+        return (EmbeddedChannel(handlers: [guard_, recorder], loop: loop), guard_, clock)
+    }
+
+    static func settings(registration: Double = 3600, ping: Double = 90, pong: Double = 120, perSecond: Double = 4, burst: Int = 20,
+                         maximumQueued: Int = 4096) -> ConnectionGuard.Settings {
+        .init(serverName: "s", registrationTimeoutSeconds: registration, pingIntervalSeconds: ping, pingTimeoutSeconds: pong,
+              messagesPerSecond: perSecond, messageBurst: burst, maximumQueued: maximumQueued)
+    }
+
     // MARK: Keepalive
 
     @Test func registrationTimesOutOnTheVirtualClock() throws {
         let recorder = EventRecorder()
-        let channel = EmbeddedChannel(handlers: [
-            KeepaliveHandler(serverName: "s", registrationTimeoutSeconds: 60, pingIntervalSeconds: 90, pingTimeoutSeconds: 120), recorder,
-        ])
+        let (channel, _, clock) = Self.guarded(Self.settings(registration: 60), recorder)
+        #expect(clock.interval == .seconds(1))
         channel.embeddedEventLoop.advanceTime(by: .seconds(59))
         #expect(recorder.events.isEmpty)
         channel.embeddedEventLoop.advanceTime(by: .seconds(1))
         #expect(recorder.events == [.registrationTimedOut(seconds: 60)])
+        channel.embeddedEventLoop.advanceTime(by: .seconds(600))
+        #expect(recorder.events == [.registrationTimedOut(seconds: 60)])  // once
         _ = try channel.finish()
     }
 
     @Test func pingAfterSilenceAndTimeoutWithoutAnswer() throws {
         let recorder = EventRecorder()
-        let keepalive = KeepaliveHandler(serverName: "s", registrationTimeoutSeconds: 60, pingIntervalSeconds: 90, pingTimeoutSeconds: 120)
-        let channel = EmbeddedChannel(handlers: [keepalive, recorder])
+        let (channel, _, _) = Self.guarded(Self.settings(registration: 60), recorder)
         let loop = channel.embeddedEventLoop
         channel.pipeline.fireUserInboundEventTriggered(SessionRegistered())
         loop.advanceTime(by: .seconds(60))
-        #expect(recorder.events.isEmpty)  // the registration timer is gone
+        #expect(recorder.events.isEmpty)  // the registration deadline is gone
         loop.advanceTime(by: .seconds(20))
         try channel.writeInbound(Self.line("PRIVMSG #r :talking"))  // input at 80 s: idle again from here
         loop.advanceTime(by: .seconds(89))
@@ -75,12 +90,40 @@ import Testing
         _ = try channel.finish()
     }
 
+    /// One clock for every connection of a loop: connections that leave drop out of it (the
+    /// others keep their deadlines), and its timer stops when the last one goes.
+    @Test func oneClockKeepsTheDeadlinesOfEveryConnectionOnItsLoop() throws {
+        let loop = EmbeddedEventLoop()
+        let settings = Self.settings(registration: 10)
+        let clock = ConnectionClock(eventLoop: loop, settings: settings)
+        let recorders = (0..<4).map { _ in EventRecorder() }
+        let channels = recorders.map { Self.guarded(settings, $0, loop: loop, clock: clock).0 }
+        #expect(clock.count == 4 && clock.isTicking)
+        // close, not finish: finish would cancel every task of the shared loop.
+        try channels[0].close().wait()  // leaves: the last one moves into its place
+        channels[2].pipeline.fireUserInboundEventTriggered(SessionRegistered())  // logs in: no registration deadline
+        #expect(clock.count == 3)
+        loop.advanceTime(by: .seconds(10))
+        #expect(recorders.map(\.events) == [[], [.registrationTimedOut(seconds: 10)], [], [.registrationTimedOut(seconds: 10)]])
+        loop.advanceTime(by: .seconds(80))  // 90 s: the one logged in is pinged
+        #expect(try Self.written(channels[2]) == "PING s\r\n")
+        for channel in channels.dropFirst() { try channel.close().wait() }
+        #expect(clock.count == 0 && !clock.isTicking)
+        loop.advanceTime(by: .seconds(3600))
+        #expect(recorders[2].events.isEmpty)
+    }
+
+    @Test func theClockLooksMoreOftenForShortTimeouts() {
+        let loop = EmbeddedEventLoop()
+        #expect(ConnectionClock(eventLoop: loop, settings: Self.settings()).interval == .seconds(1))
+        #expect(ConnectionClock(eventLoop: loop, settings: Self.settings(ping: 0.2)).interval == .milliseconds(50))
+    }
+
     // MARK: Flood control
 
     @Test func floodControlHoldsLinesAndReadsInOrderLosingNothing() throws {
         let recorder = EventRecorder()
-        let flood = FloodControlHandler(perSecond: 2, burst: 3)
-        let channel = EmbeddedChannel(handlers: [flood, recorder])
+        let (channel, flood, _) = Self.guarded(Self.settings(perSecond: 2, burst: 3), recorder)
         let loop = channel.embeddedEventLoop
         for i in 0..<10 { try channel.writeInbound(Self.line("PING \(i)")) }
         #expect(recorder.lines == ["PING 0", "PING 1", "PING 2"])
@@ -103,8 +146,9 @@ import Testing
         // Flood control decides; ClientConnection, at the tail where reads start, holds them.
         let counter = ReadCounter()
         let (channel, _) = try Self.connection(TestLogins(accounts: [:]))
+        let clock = ConnectionClock(eventLoop: channel.embeddedEventLoop, settings: Self.settings(perSecond: 1, burst: 1))
         try channel.pipeline.syncOperations.addHandler(counter, position: .first)
-        try channel.pipeline.syncOperations.addHandler(FloodControlHandler(perSecond: 1, burst: 1), position: .after(counter))
+        try channel.pipeline.syncOperations.addHandler(ConnectionGuard(clock: clock), position: .after(counter))
         channel.read()
         #expect(counter.reads == 1)
         try channel.writeInbound(Self.line("PING a"))
@@ -119,7 +163,7 @@ import Testing
 
     @Test func excessFloodClosesAndDropsTheQueue() throws {
         let recorder = EventRecorder()
-        let channel = EmbeddedChannel(handlers: [FloodControlHandler(perSecond: 1, burst: 1, maximumQueued: 5), recorder])
+        let (channel, _, _) = Self.guarded(Self.settings(perSecond: 1, burst: 1, maximumQueued: 5), recorder)
         for i in 0..<10 { try channel.writeInbound(Self.line("x\(i)")) }
         #expect(recorder.events == [.excessFlood])
         channel.embeddedEventLoop.advanceTime(by: .seconds(60))
@@ -131,7 +175,7 @@ import Testing
 
     @Test func aClientThatStopsReadingIsToldAfterTheGrace() throws {
         let recorder = EventRecorder()
-        let channel = EmbeddedChannel(handlers: [SendQueueWatchdog(grace: .seconds(2)), recorder])
+        let (channel, _, _) = Self.guarded(Self.settings(), recorder)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         channel.isWritable = false
         channel.pipeline.fireChannelWritabilityChanged()
@@ -142,7 +186,9 @@ import Testing
         #expect(recorder.events.isEmpty)
         channel.isWritable = false
         channel.pipeline.fireChannelWritabilityChanged()
-        channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(recorder.events.isEmpty)  // within the 2-second grace
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
         #expect(recorder.events == [.sendQueueExceeded])
         _ = try channel.finish(acceptAlreadyClosed: true)
     }
