@@ -63,7 +63,10 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
     private var flushPending = false
     private let flusher: LoopFlusher
     private let connectedAt: NIODeadline
-    private var tlsSummary = ""
+    /// The negotiated version and cipher suite, for the login's log line (OpenSSL's names,
+    /// shared by every connection: no string of its own per connection).
+    private var tls: (version: String, cipherSuite: String) = ("", "")
+    private var tlsSummary: String { "\(tls.version) \(tls.cipherSuite)" }
     private var failure: String?
     /// The password check waiting for a hashing thread, dropped if the client leaves first.
     private var pendingLogin: LoginQueue.Ticket?
@@ -110,7 +113,7 @@ public final class ClientConnection: ChannelDuplexHandler, DeliveryTarget {
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case let .handshakeCompleted(info)? = event as? TLSEvent {
-            tlsSummary = "\(info.version) \(info.cipherSuite)"
+            tls = (info.version, info.cipherSuite)
             session.tlsEstablished(clientCertificate: info.peerCertificate.flatMap { ClientCertificate.normalizedFingerprint($0.sha256Fingerprint) })
             logger.debug("TLS handshake completed", metadata: ["address": "\(address)", "tls": "\(tlsSummary)"])
         } else if let pressure = event as? ReadPressure {

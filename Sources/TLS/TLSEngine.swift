@@ -1,3 +1,4 @@
+import ChatSupport
 import COpenSSL
 import NIOCore
 
@@ -209,8 +210,8 @@ public final class TLSEngine {
 
     /// What was negotiated; meaningful once the handshake is complete.
     public var sessionInfo: TLSSessionInfo {
-        let version = String(cString: SSL_get_version(ssl))
-        let cipher = SSL_get_current_cipher(ssl).flatMap { SSL_CIPHER_get_name($0) }.map { String(cString: $0) } ?? ""
+        let version = Self.staticName(SSL_get_version(ssl))
+        let cipher = SSL_get_current_cipher(ssl).flatMap { SSL_CIPHER_get_name($0) }.map(Self.staticName) ?? ""
         var alpnPointer: UnsafePointer<UInt8>?
         var alpnLength: UInt32 = 0
         SSL_get0_alpn_selected(ssl, &alpnPointer, &alpnLength)
@@ -220,6 +221,23 @@ public final class TLSEngine {
         let peer = SSL_get0_peer_certificate(ssl).map { CertificateInfo(x509: $0) }
         return TLSSessionInfo(version: version, cipherSuite: cipher, applicationProtocol: alpn, peerCertificate: peer)
     }
+
+    /// OpenSSL's names of versions and cipher suites are constants in the library: each is made
+    /// a `String` once and shared by every connection that negotiated it. A name as long as
+    /// "TLS_AES_256_GCM_SHA384" is a heap allocation of its own, and every connection keeps its
+    /// session's (BENCHMARKS.md, "Idle memory").
+    private static func staticName(_ name: UnsafePointer<CChar>) -> String {
+        let key = UInt(bitPattern: name)
+        return namesLock.withLock {
+            if let known = names[key] { return known }
+            let made = String(cString: name)
+            if names.count < 256 { names[key] = made }
+            return made
+        }
+    }
+
+    private static let namesLock = Lock()
+    nonisolated(unsafe) private static var names: [UInt: String] = [:]
 
     // MARK: Errors a person can act on
 
