@@ -5,9 +5,9 @@ import NIOCore
 /// a send queue that stays full).
 ///
 /// One timer per connection cost each idle connection a scheduled task, its promise and its
-/// closure, about 300 bytes (BENCHMARKS.md, "Idle memory"); InspIRCd and ngIRCd also check their
-/// clients once a second. A deadline is noticed at most `interval` late. The timer runs only
-/// while the loop has connections.
+/// closure, about 250 bytes (BENCHMARKS.md, "Memory: where it goes"); InspIRCd and ngIRCd also
+/// check their clients once a second. A deadline is noticed at most `interval` late. The timer
+/// runs only while the loop has connections.
 ///
 /// Confined to its loop; guards register from `handlerAdded` and leave when their channel
 /// closes.

@@ -24,7 +24,7 @@ import NIOCore
 /// The deadlines of keepalive and the send queue are checked by the loop's `ConnectionClock`
 /// (no timer per connection); only lines held by flood control have a timer of their own.
 /// One handler instead of three saves every connection two handlers and their contexts
-/// (BENCHMARKS.md, "Idle memory").
+/// (BENCHMARKS.md, "Memory: where it goes").
 public final class ConnectionGuard: ChannelInboundHandler {
     public typealias InboundIn = InboundLine
     public typealias InboundOut = InboundLine

@@ -95,31 +95,24 @@ public final class ServerCore: Sendable {
         logger.notice("operator action: \(action)", metadata: ["operator": "\(operator_.nick)", "address": "\(operator_.address)"])
     }
 
-    private let flushers = NIOLockedValueBox<[ObjectIdentifier: LoopFlusher]>([:])
-
     /// History reads (CHATHISTORY, replays): two threads, so the database's readers stay few;
     /// beyond 2,000 waiting, a request is answered "busy". Only when history is kept.
     let historyReaders: WorkerPool?
 
+    private let flushers = PerLoop<LoopFlusher>()
+    private let clocks = PerLoop<ConnectionClock>()
+
     /// The flusher of `eventLoop` (made on first use; looked up once per session).
     func flusher(for eventLoop: EventLoop) -> LoopFlusher {
-        flushers.withLockedValue { table in
-            if let existing = table[ObjectIdentifier(eventLoop)] { return existing }
-            let flusher = LoopFlusher(eventLoop: eventLoop, interval: .nanoseconds(Int64(configuration.limits.flushIntervalMilliseconds * 1e6)))
-            table[ObjectIdentifier(eventLoop)] = flusher
-            return flusher
+        flushers.value(for: eventLoop) {
+            LoopFlusher(eventLoop: eventLoop, interval: .nanoseconds(Int64(configuration.limits.flushIntervalMilliseconds * 1e6)))
         }
     }
 
-    private let clocks = NIOLockedValueBox<[ObjectIdentifier: ConnectionClock]>([:])
-
     /// The clock that keeps the connections' deadlines on `eventLoop` (made on first use).
     func clock(for eventLoop: EventLoop) -> ConnectionClock {
-        clocks.withLockedValue { table in
-            if let existing = table[ObjectIdentifier(eventLoop)] { return existing }
-            let clock = ConnectionClock(eventLoop: eventLoop, settings: ConnectionGuard.Settings(configuration.limits, serverName: serverName))
-            table[ObjectIdentifier(eventLoop)] = clock
-            return clock
+        clocks.value(for: eventLoop) {
+            ConnectionClock(eventLoop: eventLoop, settings: ConnectionGuard.Settings(configuration.limits, serverName: serverName))
         }
     }
 
@@ -137,5 +130,19 @@ public final class ServerCore: Sendable {
 
     var motdLines: [String]? {
         configuration.motd.map { $0.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) }
+    }
+}
+
+/// One object per event loop, made on first use (the loops' flushers and clocks).
+final class PerLoop<Value: AnyObject & Sendable>: Sendable {
+    private let table = NIOLockedValueBox<[ObjectIdentifier: Value]>([:])
+
+    func value(for eventLoop: EventLoop, make: () -> Value) -> Value {
+        table.withLockedValue { table in
+            if let existing = table[ObjectIdentifier(eventLoop)] { return existing }
+            let made = make()
+            table[ObjectIdentifier(eventLoop)] = made
+            return made
+        }
     }
 }

@@ -225,7 +225,7 @@ public final class TLSEngine {
     /// OpenSSL's names of versions and cipher suites are constants in the library: each is made
     /// a `String` once and shared by every connection that negotiated it. A name as long as
     /// "TLS_AES_256_GCM_SHA384" is a heap allocation of its own, and every connection keeps its
-    /// session's (BENCHMARKS.md, "Idle memory").
+    /// session's (BENCHMARKS.md, "Memory: where it goes").
     private static func staticName(_ name: UnsafePointer<CChar>) -> String {
         let key = UInt(bitPattern: name)
         return namesLock.withLock {
